@@ -48,7 +48,7 @@ class Transport(Protocol):
 
     @property
     def label(self) -> str:
-        """"local", or "user@mac" for a remote host."""
+        """ "local", or "user@mac" for a remote host."""
         ...
 
     @property
@@ -172,16 +172,16 @@ class LocalTransport:
 # same POSIX shell line works on Linux and on the Mac host. Arguments travel as
 # positional parameters, never through the shell's parser.
 _DETACH_SCRIPT = (
-    'log=$1; shift; mkdir -p "$(dirname "$log")" && '
-    'nohup "$@" >>"$log" 2>&1 </dev/null & echo $!'
+    'log=$1; shift; mkdir -p "$(dirname "$log")" && nohup "$@" >>"$log" 2>&1 </dev/null & echo $!'
 )
 
 
 async def spawn_detached_via_sh(
     transport: Transport, argv: Sequence[str], *, log_path: str, timeout: float = 10.0
 ) -> int:
-    result = await transport.run(["/bin/sh", "-c", _DETACH_SCRIPT, "sh", log_path, *argv],
-                                 timeout=timeout)
+    result = await transport.run(
+        ["/bin/sh", "-c", _DETACH_SCRIPT, "sh", log_path, *argv], timeout=timeout
+    )
     pid = result.stdout.strip()
     if result.exit_code != 0 or not pid.isdigit():
         detail = result.stderr.strip().splitlines()[-1:] or ["no pid"]

@@ -29,7 +29,9 @@ def require_binary(name: str, *candidates: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_dirs(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Keep the developer's own config, data and state out of every test."""
     base = tmp_path_factory.mktemp("megatui-home")
     monkeypatch.setenv("MEGATUI_DATA_DIR", str(base / "data"))

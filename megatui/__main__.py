@@ -1,0 +1,3 @@
+from megatui.cli import main
+
+main()

@@ -1,0 +1,69 @@
+"""The face the monitor shows to its consumers (the TUI, status, wait and doctor).
+
+Kept apart from monitor.py so that a consumer can be tested against a fake that
+satisfies this protocol, without starting any source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from megatui.model import Event, Snapshot
+
+
+class ActionError(Exception):
+    """A user action that cannot be done; the message is one line for the user."""
+
+
+class MonitorAPI(Protocol):
+    @property
+    def snapshot(self) -> Snapshot:
+        """The newest snapshot. Never None: before the first poll it is empty."""
+        ...
+
+    @property
+    def events(self) -> Sequence[Event]:
+        """The recent timeline, oldest first (bounded)."""
+        ...
+
+    def subscribe(self, callback: Callable[[Snapshot], None]) -> Callable[[], None]:
+        """Call `callback` on the event loop after every change; returns an unsubscribe."""
+        ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def refresh(self) -> None:
+        """Poll every source now instead of at its next tick."""
+        ...
+
+    def retry_in(self, source: str) -> float | None:
+        """Seconds until a failing source's next attempt, or None."""
+        ...
+
+    async def start_vm(self, name: str) -> None:
+        """`tart run --no-graphics NAME`, detached. Raises ActionError."""
+        ...
+
+    async def stop_vm(self, name: str) -> None:
+        """`tart stop NAME`. Raises ActionError."""
+        ...
+
+    def ssh_argv(self, name: str) -> list[str]:
+        """The argv of an interactive `ssh` to the VM (with -J for a remote host).
+        Raises ActionError when the VM has no address."""
+        ...
+
+    def log_path(self, name: str) -> str:
+        """Where the VM's `tart run` output goes."""
+        ...
+
+    async def vm_details(self, name: str) -> dict[str, object]:
+        """`tart get NAME` as a dict. Raises ActionError."""
+        ...
+
+    async def read_log_tail(self, name: str, lines: int = 50) -> list[str]:
+        """The last lines of the VM's log ([] when there is none)."""
+        ...

@@ -1,0 +1,221 @@
+"""The `megatui` command: the TUI by default, and headless subcommands for scripts.
+
+Exit codes: 0 success; 1 a check failed or a wait timed out; 2 bad usage, bad
+config or an unknown VM; 130 interrupted. Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from megatui import __version__
+from megatui.config import ConfigError, Settings, load_settings
+
+
+class UsageError(Exception):
+    """Bad input from the user: one line, exit 2."""
+
+
+def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """Options accepted both before and after the subcommand."""
+    default: Any = argparse.SUPPRESS if suppress else None
+    g = parser.add_argument_group("common options")
+    g.add_argument("--config", metavar="FILE", default=default, help="config file (TOML)")
+    g.add_argument(
+        "--host",
+        metavar="[USER@]MAC[:PORT]",
+        default=default,
+        help="drive a Mac host over one SSH connection",
+    )
+    g.add_argument("--tart", metavar="PATH", default=default, help="the tart executable")
+    g.add_argument(
+        "--readonly", action="store_true", default=default, help="never start or stop anything"
+    )
+    g.add_argument("--kubeconfig", metavar="FILE", default=default)
+    g.add_argument("--context", metavar="NAME", default=default, help="kube context")
+    g.add_argument("--namespace", metavar="NS", default=default, help="ArgoCD namespace")
+    g.add_argument(
+        "--docker-host",
+        metavar="URL",
+        default=default,
+        help="Docker daemon, e.g. unix:///var/run/docker.sock",
+    )
+    g.add_argument("--vm-user", metavar="USER", default=default, help="SSH user for VMs")
+    g.add_argument(
+        "--vm-password",
+        metavar="PASSWORD",
+        default=default,
+        help="SSH password for VMs (prefer MEGATUI_VM_PASSWORD)",
+    )
+    g.add_argument("--vm-key", metavar="FILE", default=default, help="SSH private key for VMs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="megatui",
+        description="The terminal control room for a Megalopolis platform: "
+        "Kind, ArgoCD and Tart VMs on a Mac host.",
+    )
+    parser.add_argument("--version", action="version", version=f"megatui {__version__}")
+    _common(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _common(p, suppress=True)
+        return p
+
+    add("tui", "the interactive control room (the default)")
+    p = add("status", "print one snapshot of everything")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="how long to wait for every source to answer once (default 10)",
+    )
+    p = add("wait", "wait until VMs accept SSH logins")
+    p.add_argument("vms", nargs="+", metavar="VM")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="give up after S seconds (default 600)",
+    )
+    p.add_argument("--json", action="store_true", help="print the VMs as JSON when done")
+    p = add("doctor", "check the whole platform, like a test suite")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--junit", metavar="FILE", help="also write JUnit XML to FILE")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="how long running VMs may take to become ready",
+    )
+    p = add("demo", "the TUI on a simulated platform, no setup needed")
+    p.add_argument("--dir", metavar="DIR", help="keep the lab in DIR (default: a temp dir)")
+    p = add("lab", "run the simulated platform on its own")
+    p.add_argument("--dir", metavar="DIR", help="where to put the lab (default: a temp dir)")
+    p = add("serve", "serve the TUI to a browser (textual-serve), on localhost")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--demo", action="store_true", help="serve the demo")
+    p = add("forget-key", "forget a VM's trusted SSH host key (after a rebuild)")
+    p.add_argument("vm", metavar="VM")
+    return parser
+
+
+_FLAG_TO_SETTING = {
+    "host": "host",
+    "tart": "tart_path",
+    "readonly": "readonly",
+    "kubeconfig": "kubeconfig",
+    "context": "kube_context",
+    "namespace": "namespace",
+    "docker_host": "docker_host",
+    "vm_user": "ssh_user",
+    "vm_password": "ssh_password",
+    "vm_key": "ssh_key",
+}
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    overrides = {
+        setting: getattr(args, flag, None)
+        for flag, setting in _FLAG_TO_SETTING.items()
+        if getattr(args, flag, None) not in (None, False)
+    }
+    if getattr(args, "timeout", None) is not None and args.command == "doctor":
+        overrides["doctor_timeout"] = args.timeout
+    return load_settings(getattr(args, "config", None), overrides)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    print(f"megatui: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = args.command or "tui"
+    try:
+        if command in ("demo", "lab"):
+            from megatui.lab import demo
+
+            if command == "demo":
+                raise SystemExit(demo.run_demo(args.dir))
+            raise SystemExit(demo.run_lab(args.dir))
+        settings = settings_from_args(args)
+        if command == "forget-key":
+            raise SystemExit(_forget_key(args.vm))
+        if command == "tui":
+            raise SystemExit(run_tui(settings))
+        if command == "serve":
+            raise SystemExit(_serve(args))
+        from megatui import headless
+
+        if command == "status":
+            raise SystemExit(asyncio.run(headless.status(settings, args.json, args.timeout)))
+        if command == "wait":
+            raise SystemExit(
+                asyncio.run(headless.wait(settings, args.vms, args.timeout, args.json))
+            )
+        if command == "doctor":
+            from megatui import doctor
+
+            raise SystemExit(asyncio.run(doctor.run(settings, args.json, args.junit)))
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    except UsageError as exc:
+        fail(str(exc), 2)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    parser.error(f"unknown command {command}")
+
+
+def run_tui(settings: Settings) -> int:
+    from megatui.headless import build_monitor
+    from megatui.ui.app import run_app
+
+    monitor = build_monitor(settings)
+    return run_app(monitor, settings)
+
+
+def _forget_key(vm: str) -> int:
+    from megatui.config import data_dir
+    from megatui.sources.hostkeys import HostKeyStore
+
+    store = HostKeyStore(data_dir() / "vm_host_keys.json")
+    if store.forget(vm):
+        print(f"forgot the host key of VM '{vm}'; the next login trusts the new one")
+        return 0
+    print(f"megatui: no host key stored for VM '{vm}'", file=sys.stderr)
+    return 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import shlex
+
+    from textual_serve.server import Server
+
+    command = [sys.executable, "-m", "megatui"]
+    if args.demo:
+        command.append("demo")
+    elif getattr(args, "config", None):
+        command += ["--config", args.config]
+    # localhost only: textual-serve has no authentication (textual.md §3.9).
+    Server(shlex.join(command), host="localhost", port=args.port).serve()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

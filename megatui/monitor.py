@@ -1,0 +1,600 @@
+"""The core loop shared by the TUI and the headless commands.
+
+Each outside system runs in its own task at its own pace (polls never overlap,
+because each task sleeps only after its poll is done). Results land in plain
+fields; `_publish` folds them into one immutable `Snapshot`, derives the event
+timeline and tells subscribers. Nothing here imports a UI toolkit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from megatui import actions
+from megatui.api import ActionError
+from megatui.clock import Clock, SystemClock
+from megatui.config import Settings, data_dir, state_dir
+from megatui.model import (
+    BOOT_PHASES,
+    VM,
+    DockerStatus,
+    Event,
+    Node,
+    Phase,
+    ProbeResult,
+    ProbeStage,
+    Snapshot,
+    SourceStatus,
+    TartState,
+    TartVM,
+)
+from megatui.phases import BootHistory, Observation, PhaseEngine
+from megatui.sources.hostkeys import HostKeyStore
+from megatui.sources.ssh_probe import Credentials, SSHProber
+from megatui.sources.tart import TartCLI, TartError
+from megatui.timeline import diff_events
+from megatui.transport import LocalTransport, Transport
+
+log = logging.getLogger(__name__)
+
+ALL_SOURCES = frozenset({"tart", "ssh", "kube", "docker"})
+MAX_EVENTS = 500
+# How often the probe of a VM in error (bad credentials, changed host key) retries:
+# rarely, since only a change on the VM's side can fix it.
+ERROR_PROBE_INTERVAL = 10.0
+# How long a VM may stay "starting" without tart reporting it running.
+START_GRACE = 300.0
+
+
+@dataclass
+class _Backoff:
+    """Exponential backoff with jitter for a failing source."""
+
+    base: float
+    cap: float = 60.0
+    failures: int = 0
+
+    def next_delay(self) -> float:
+        self.failures += 1
+        delay = min(self.cap, self.base * 2 ** (self.failures - 1))
+        return delay * random.uniform(0.8, 1.2)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class Monitor:
+    """Runs the sources and publishes snapshots. Implements `api.MonitorAPI`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: Transport | None = None,
+        clock: Clock | None = None,
+        sources: Iterable[str] = ALL_SOURCES,
+        vm_filter: Sequence[str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.transport: Transport = transport or LocalTransport()
+        self.clock: Clock = clock or SystemClock()
+        self.enabled = frozenset(sources)
+        self.vm_filter = tuple(vm_filter) if vm_filter else None
+        self.tart = TartCLI(self.transport, settings.tart_path, settings.tart_timeout)
+        self.hostkeys = HostKeyStore(data_dir() / "vm_host_keys.json")
+        self.prober = SSHProber(
+            self.transport,
+            self.hostkeys,
+            self.clock,
+            connect_timeout=settings.ssh_connect_timeout,
+            command_timeout=settings.ssh_connect_timeout,
+        )
+        self._history_path = data_dir() / "boot_history.json"
+        self.engine = PhaseEngine(self.clock, BootHistory.load(self._history_path))
+
+        # Raw source results, folded into snapshots by _publish.
+        self._tart_vms: dict[str, TartVM] = {}
+        self._tart_listed = False
+        self._ips: dict[str, str] = {}
+        self._probes: dict[str, ProbeResult] = {}
+        self._start_requested: dict[str, float] = {}
+        self._stop_requested: set[str] = set()
+        self._action_errors: dict[str, str] = {}
+        self._statuses: dict[str, SourceStatus] = {}
+        self._kube_nodes: tuple[Node, ...] = ()
+        self._kube_state: object | None = None
+        self._docker: DockerStatus | None = None
+        self._retry_at: dict[str, float] = {}  # monotonic
+
+        self._snapshot = Snapshot(
+            generated_at=self.clock.now(),
+            host=self.transport.label,
+            readonly=settings.readonly,
+            kube_context=settings.kube_context,
+        )
+        self._events: deque[Event] = deque(maxlen=MAX_EVENTS)
+        self._subscribers: list[Callable[[Snapshot], None]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._probe_tasks: dict[str, asyncio.Task[None]] = {}
+        self._wake_tart = asyncio.Event()
+        self._wake_docker = asyncio.Event()
+        self._wake_probes: dict[str, asyncio.Event] = {}
+        self._publish_scheduled = False
+        self._first_round: dict[str, asyncio.Event] = {}
+        self._started = False
+        self._background: set[asyncio.Task[None]] = set()
+
+    # --- MonitorAPI ------------------------------------------------------------------
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    @property
+    def events(self) -> Sequence[Event]:
+        return tuple(self._events)
+
+    def subscribe(self, callback: Callable[[Snapshot], None]) -> Callable[[], None]:
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        for name in self.enabled:
+            self._first_round[name] = asyncio.Event()
+        if "tart" in self.enabled:
+            self._tasks.append(asyncio.create_task(self._tart_loop(), name="tart"))
+        if "docker" in self.enabled:
+            self._tasks.append(asyncio.create_task(self._docker_loop(), name="docker"))
+        if "kube" in self.enabled:
+            self._tasks.append(asyncio.create_task(self._kube_task(), name="kube"))
+        if "ssh" in self.enabled and "tart" not in self.enabled:
+            self._mark_first("ssh")
+
+    async def stop(self) -> None:
+        tasks = [*self._tasks, *self._probe_tasks.values()]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        self._probe_tasks.clear()
+        await self.prober.close()
+        self._save_history()
+        self._started = False
+
+    def refresh(self) -> None:
+        self._wake_tart.set()
+        self._wake_docker.set()
+        for event in self._wake_probes.values():
+            event.set()
+
+    def retry_in(self, source: str) -> float | None:
+        at = self._retry_at.get(source)
+        if at is None:
+            return None
+        return max(0.0, at - self.clock.monotonic())
+
+    async def start_vm(self, name: str) -> None:
+        actions.check_allowed("start", self.settings.readonly)
+        vm = self._tart_vms.get(name)
+        if vm is None:
+            raise ActionError(f"unknown VM '{name}'")
+        if vm.state is TartState.RUNNING:
+            raise ActionError(f"VM '{name}' is already running")
+        self._action_errors.pop(name, None)
+        self._start_requested[name] = self.clock.monotonic()
+        self._schedule_publish()
+        try:
+            await self.tart.start(name, self.log_path(name))
+        except TartError as exc:
+            self._start_requested.pop(name, None)
+            self._action_errors[name] = str(exc)
+            self._schedule_publish()
+            raise ActionError(str(exc)) from None
+        finally:
+            self._wake_tart.set()
+
+    async def stop_vm(self, name: str) -> None:
+        actions.check_allowed("stop", self.settings.readonly)
+        vm = self._tart_vms.get(name)
+        if vm is None:
+            raise ActionError(f"unknown VM '{name}'")
+        if vm.state is TartState.STOPPED and name not in self._start_requested:
+            raise ActionError(f"VM '{name}' is not running")
+        self._stop_requested.add(name)
+        self._schedule_publish()
+        try:
+            await self.tart.stop(name)
+        except TartError as exc:
+            self._stop_requested.discard(name)
+            self._schedule_publish()
+            raise ActionError(str(exc)) from None
+        finally:
+            self._wake_tart.set()
+
+    def ssh_argv(self, name: str) -> list[str]:
+        vm = self._snapshot.vm(name)
+        if vm is None:
+            raise ActionError(f"unknown VM '{name}'")
+        known = self.hostkeys.lookup(name)
+        known_hosts = state_dir() / "known_hosts"
+        if known:
+            actions.write_known_hosts(known_hosts, {name: known})
+        return actions.ssh_argv(
+            vm,
+            self.settings.vm(name),
+            jump_host=self.settings.host if self.transport.is_remote else None,
+            known_hosts=known_hosts,
+            key_known=known is not None,
+        )
+
+    def log_path(self, name: str) -> str:
+        if self.transport.is_remote:
+            # On the Mac host: the log must be where the detached tart run lives.
+            return f"~/.megatui/logs/{name}.log"
+        return str(state_dir() / "logs" / f"{name}.log")
+
+    async def vm_details(self, name: str) -> dict[str, object]:
+        try:
+            return await self.tart.get(name)
+        except TartError as exc:
+            raise ActionError(str(exc)) from None
+
+    async def read_log_tail(self, name: str, lines: int = 50) -> list[str]:
+        try:
+            data = await self.transport.read_file(self.log_path(name), timeout=5.0)
+        except (OSError, Exception):
+            return []
+        return data.decode("utf-8", "replace").splitlines()[-lines:]
+
+    # --- for headless consumers --------------------------------------------------------
+
+    async def wait_first_round(self, timeout: float) -> bool:
+        """Wait until every enabled source has answered (or failed) once."""
+        waiters = [event.wait() for event in self._first_round.values()]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waiters), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def known_vm_names(self) -> set[str] | None:
+        """The VMs tart listed, or None before the first successful list."""
+        return set(self._tart_vms) if self._tart_listed else None
+
+    # --- tart ----------------------------------------------------------------------------
+
+    def _settled(self) -> bool:
+        if self._start_requested or self._stop_requested:
+            return False
+        return all(vm.phase not in BOOT_PHASES for vm in self._snapshot.vms)
+
+    async def _tart_loop(self) -> None:
+        backoff = _Backoff(base=self.settings.tart_boot_poll_interval)
+        while True:
+            delay = await self._tart_poll(backoff)
+            self._mark_first("tart")
+            await self._sleep(self._wake_tart, delay)
+
+    async def _tart_poll(self, backoff: _Backoff) -> float:
+        try:
+            vms = await self.tart.list_vms()
+        except TartError as exc:
+            delay = backoff.next_delay()
+            self._fail("tart", str(exc), delay)
+            self._mark_first("ssh")
+            return delay
+        backoff.reset()
+        if self.vm_filter is not None:
+            vms = [vm for vm in vms if vm.name in self.vm_filter]
+        self._tart_vms = {vm.name: vm for vm in vms}
+        self._tart_listed = True
+        self._forget_gone()
+        await self._resolve_ips()
+        self._ok("tart")
+        self._sync_probe_tasks()
+        self._publish_now()
+        if not self._probe_tasks:
+            self._mark_first("ssh")
+        if self._settled():
+            return self.settings.tart_poll_interval
+        return self.settings.tart_boot_poll_interval
+
+    def _forget_gone(self) -> None:
+        for name in list(self._ips):
+            vm = self._tart_vms.get(name)
+            if vm is None or vm.state is not TartState.RUNNING:
+                # A stopped VM's lease is stale (tart.md §5.5): not an address.
+                self._ips.pop(name, None)
+                self._probes.pop(name, None)
+        for name in list(self._start_requested):
+            vm = self._tart_vms.get(name)
+            running = vm is not None and vm.state is TartState.RUNNING
+            waited = self.clock.monotonic() - self._start_requested[name]
+            if running or waited > START_GRACE:
+                del self._start_requested[name]
+        for name in list(self._stop_requested):
+            vm = self._tart_vms.get(name)
+            if vm is None or vm.state is not TartState.RUNNING:
+                self._stop_requested.discard(name)
+        for name in list(self.engine_known()):
+            if name not in self._tart_vms:
+                self.engine.forget(name)
+
+    def engine_known(self) -> list[str]:
+        return [vm.name for vm in self._snapshot.vms]
+
+    async def _resolve_ips(self) -> None:
+        wanted = [
+            name
+            for name, vm in self._tart_vms.items()
+            if vm.state is TartState.RUNNING and name not in self._ips
+        ]
+        overrides = {n: self.settings.vm(n).host for n in wanted if self.settings.vm(n).host}
+        for name, host in overrides.items():
+            assert host is not None
+            self._ips[name] = host
+        lookups = [n for n in wanted if n not in overrides]
+        if not lookups:
+            return
+        results = await asyncio.gather(
+            *(self.tart.ip(name) for name in lookups), return_exceptions=True
+        )
+        for name, result in zip(lookups, results, strict=True):
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, str):
+                self._ips[name] = result
+            elif isinstance(result, TartError):
+                log.debug("tart ip %s: %s", name, result)
+
+    # --- ssh probes ------------------------------------------------------------------------
+
+    def _sync_probe_tasks(self) -> None:
+        if "ssh" not in self.enabled:
+            return
+        for name in list(self._probe_tasks):
+            if name not in self._ips:
+                self._probe_tasks.pop(name).cancel()
+                self._wake_probes.pop(name, None)
+                drop = asyncio.create_task(self.prober.drop(name))
+                self._background.add(drop)
+                drop.add_done_callback(self._background.discard)
+        for name, ip in self._ips.items():
+            if name not in self._probe_tasks:
+                self._wake_probes[name] = asyncio.Event()
+                self._probe_tasks[name] = asyncio.create_task(
+                    self._probe_loop(name, ip), name=f"probe:{name}"
+                )
+
+    async def _probe_loop(self, name: str, ip: str) -> None:
+        login = self.settings.vm(name)
+        creds = Credentials(
+            user=login.user,
+            password=login.password,
+            key_path=login.key,
+            use_agent=self.settings.ssh_agent,
+        )
+        while self._ips.get(name) == ip:
+            result = await self.prober.probe(name, ip, login.port, creds, login.command)
+            previous = self._probes.get(name)
+            self._probes[name] = result
+            if (
+                result.stage is ProbeStage.CLOSED
+                and previous
+                and previous.stage is ProbeStage.READY
+            ):
+                # A ready VM whose port closed may have rebooted with a new lease.
+                self._ips.pop(name, None)
+                self._wake_tart.set()
+            if result.stage is not ProbeStage.ERROR:
+                self._ok("ssh")
+            if previous is None or previous.stage != result.stage or previous.error != result.error:
+                self._publish_now()
+            self._mark_first_probe()
+            await self._sleep(self._wake_probes[name], self._probe_delay(result))
+
+    def _probe_delay(self, result: ProbeResult) -> float:
+        if result.stage is ProbeStage.READY:
+            return self.settings.ssh_health_interval
+        if result.stage in (ProbeStage.AUTH_FAILED, ProbeStage.HOST_KEY_CHANGED, ProbeStage.ERROR):
+            return ERROR_PROBE_INTERVAL
+        return self.settings.ssh_probe_interval
+
+    def _mark_first_probe(self) -> None:
+        if all(name in self._probes for name in self._probe_tasks):
+            self._mark_first("ssh")
+
+    # --- docker ------------------------------------------------------------------------------
+
+    async def _docker_loop(self) -> None:
+        from megatui.sources.docker import DockerSource
+
+        source = DockerSource(self.settings.docker_host, timeout=self.settings.docker_timeout)
+        backoff = _Backoff(base=self.settings.docker_poll_interval)
+        try:
+            while True:
+                status = await source.poll()
+                self._docker = status
+                if status.reachable:
+                    backoff.reset()
+                    self._ok("docker")
+                    delay = self.settings.docker_poll_interval
+                else:
+                    delay = backoff.next_delay()
+                    self._fail("docker", status.error or "Docker daemon unreachable", delay)
+                self._publish_now()
+                self._mark_first("docker")
+                await self._sleep(self._wake_docker, delay)
+        finally:
+            await source.close()
+
+    # --- kubernetes ----------------------------------------------------------------------------
+
+    async def _kube_task(self) -> None:
+        from megatui.sources.kube import KubeSource, KubeState
+
+        def on_change(state: KubeState) -> None:
+            self._kube_state = state
+            now = self.clock.now()
+            for name, status in state.statuses.items():
+                self._statuses[name] = status
+                if status.ok:
+                    self._retry_at.pop(name, None)
+                elif status.next_retry_at is not None:
+                    self._retry_at[name] = self.clock.monotonic() + max(
+                        0.0, status.next_retry_at - now
+                    )
+            self._mark_first("kube")
+            self._schedule_publish()
+
+        source = KubeSource(self.settings, self.clock, on_change)
+        await source.run()
+
+    # --- folding ---------------------------------------------------------------------------------
+
+    def _ok(self, name: str) -> None:
+        self._statuses[name] = SourceStatus(name, ok=True, updated_at=self.clock.now())
+        self._retry_at.pop(name, None)
+
+    def _fail(self, name: str, error: str, retry_in: float) -> None:
+        prev = self._statuses.get(name)
+        self._statuses[name] = SourceStatus(
+            name,
+            ok=False,
+            error=error,
+            updated_at=prev.updated_at if prev else None,
+            next_retry_at=self.clock.now() + retry_in,
+        )
+        self._retry_at[name] = self.clock.monotonic() + retry_in
+        self._schedule_publish()
+
+    def _mark_first(self, name: str) -> None:
+        event = self._first_round.get(name)
+        if event is not None:
+            event.set()
+
+    async def _sleep(self, wake: asyncio.Event, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), delay)
+        wake.clear()
+
+    def _observation(self, vm: TartVM) -> Observation:
+        probe = self._probes.get(vm.name)
+        running = vm.state is TartState.RUNNING
+        return Observation(
+            tart_state=vm.state,
+            ip=self._ips.get(vm.name) if running else None,
+            probe=probe.stage if probe and running else None,
+            probe_error=probe.error if probe and running else None,
+            start_requested=vm.name in self._start_requested,
+            stop_requested=vm.name in self._stop_requested,
+            error=self._action_errors.get(vm.name) if not running else None,
+        )
+
+    def _build_vms(self) -> tuple[VM, ...]:
+        vms = []
+        for name in sorted(self._tart_vms):
+            vm = self._tart_vms[name]
+            vms.append(
+                self.engine.observe(name, self._observation(vm), port=self.settings.vm(name).port)
+            )
+        if self.engine.dirty:
+            self._save_history()
+        return tuple(vms)
+
+    def _build_nodes(self) -> tuple[Node, ...]:
+        state = self._kube_state
+        nodes: tuple[Node, ...] = getattr(state, "nodes", ()) if state is not None else ()
+        docker = self._docker
+        if docker is None or not docker.reachable:
+            return nodes
+        containers = {n.name: n for c in docker.clusters for n in c.nodes}
+        merged = [
+            replace(n, container_state=containers.pop(n.name).state) if n.name in containers else n
+            for n in nodes
+        ]
+        # A Kind node container the API server does not list (e.g. exited before it
+        # registered, or the API server itself is down) still deserves a row.
+        if state is not None and getattr(state, "nodes", ()):
+            for name, container in sorted(containers.items()):
+                merged.append(
+                    Node(
+                        name=name,
+                        status="NotRegistered",
+                        roles=container.role,
+                        version="",
+                        created=None,
+                        container_state=container.state,
+                    )
+                )
+        return tuple(merged)
+
+    def _schedule_publish(self) -> None:
+        if self._publish_scheduled:
+            return
+        self._publish_scheduled = True
+        try:
+            asyncio.get_running_loop().call_soon(self._publish_now)
+        except RuntimeError:
+            self._publish_scheduled = False
+            self._publish_now()
+
+    def _publish_now(self) -> None:
+        self._publish_scheduled = False
+        state = self._kube_state
+        snap = Snapshot(
+            generated_at=self.clock.now(),
+            host=self.transport.label,
+            sources=dict(self._statuses),
+            vms=self._build_vms(),
+            nodes=self._build_nodes(),
+            pods=getattr(state, "pods", ()) if state is not None else (),
+            applications=getattr(state, "applications", ()) if state is not None else (),
+            docker=self._docker,
+            argocd=getattr(state, "argocd", None) if state is not None else None,
+            kube_context=(getattr(state, "context", None) if state is not None else None)
+            or self.settings.kube_context,
+            readonly=self.settings.readonly,
+        )
+        old = self._snapshot
+        if _same(old, snap):
+            return
+        self._events.extend(diff_events(old, snap))
+        self._snapshot = snap
+        for callback in list(self._subscribers):
+            try:
+                callback(snap)
+            except Exception:  # a consumer's bug must not stop the monitor
+                log.exception("snapshot subscriber failed")
+
+    def _save_history(self) -> None:
+        try:
+            self.engine.history.save(self._history_path)
+            self.engine.mark_saved()
+        except OSError as exc:
+            log.warning("cannot save boot history: %s", exc)
+
+
+def _same(a: Snapshot, b: Snapshot) -> bool:
+    """Equal but for the time of generation: nothing worth telling anyone."""
+    return replace(a, generated_at=0.0) == replace(b, generated_at=0.0)
+
+
+def phase_is_boot(phase: Phase) -> bool:
+    return phase in BOOT_PHASES

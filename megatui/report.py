@@ -1,0 +1,268 @@
+"""Snapshots as stable JSON and as readable text, for `status`, `wait` and `doctor`.
+
+The JSON shape is documented in the README and is a contract with users' scripts:
+add keys, never rename or remove them. Secrets (passwords, key paths) are never
+part of a snapshot, so they cannot leak here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from megatui.model import VM, Application, DockerStatus, Node, Phase, Pod, Snapshot
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def vm_json(vm: VM) -> dict[str, Any]:
+    return {
+        "name": vm.name,
+        "state": str(vm.state),
+        "phase": str(vm.phase),
+        "ip": vm.ip,
+        "progress": round(vm.progress, 3),
+        "phase_since": iso(vm.phase_since),
+        "eta_seconds": None if vm.eta_seconds is None else round(vm.eta_seconds),
+        "error": vm.error,
+        "hint": vm.hint,
+    }
+
+
+def node_json(node: Node, now: float) -> dict[str, Any]:
+    return {
+        "name": node.name,
+        "status": node.status,
+        "roles": node.roles,
+        "version": node.version,
+        "created": iso(node.created),
+        "container_state": node.container_state,
+    }
+
+
+def pod_json(pod: Pod) -> dict[str, Any]:
+    return {
+        "name": pod.name,
+        "namespace": pod.namespace,
+        "ready": pod.ready,
+        "status": pod.status,
+        "restarts": pod.restarts,
+        "node": pod.node,
+        "created": iso(pod.created),
+    }
+
+
+def app_json(app: Application) -> dict[str, Any]:
+    return {
+        "name": app.name,
+        "namespace": app.namespace,
+        "project": app.project,
+        "sync": app.sync,
+        "health": app.health,
+        "operation": app.operation,
+        "message": app.message,
+    }
+
+
+def docker_json(docker: DockerStatus | None) -> dict[str, Any] | None:
+    if docker is None:
+        return None
+    return {
+        "reachable": docker.reachable,
+        "error": docker.error,
+        "server_version": docker.server_version,
+        "kind_network": docker.kind_network,
+        "clusters": [
+            {
+                "name": cluster.name,
+                "nodes": [
+                    {"name": n.name, "role": n.role, "state": n.state} for n in cluster.nodes
+                ],
+            }
+            for cluster in docker.clusters
+        ],
+    }
+
+
+def snapshot_json(snap: Snapshot, vms: Iterable[VM] | None = None) -> dict[str, Any]:
+    return {
+        "generated_at": iso(snap.generated_at),
+        "host": snap.host,
+        "sources": {
+            name: {"ok": s.ok, "error": s.error, "updated_at": iso(s.updated_at)}
+            for name, s in sorted(snap.sources.items())
+        },
+        "vms": [vm_json(vm) for vm in (snap.vms if vms is None else vms)],
+        "nodes": [node_json(n, snap.generated_at) for n in snap.nodes],
+        "pods": [pod_json(p) for p in snap.pods],
+        "applications": [app_json(a) for a in snap.applications],
+        "docker": docker_json(snap.docker),
+    }
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+# --- readable text -----------------------------------------------------------------
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces; the last column unpadded."""
+    all_rows = [list(headers), *([str(c) for c in row] for row in rows)]
+    widths = [max(len(r[i]) for r in all_rows) for i in range(len(headers))]
+    lines = []
+    for row in all_rows:
+        cells = [c.ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=True)] + [row[-1]]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def progress_bar(progress: float, width: int = 10) -> str:
+    filled = round(max(0.0, min(1.0, progress)) * width)
+    return "█" * filled + "░" * (width - filled)
+
+
+def vm_note(vm: VM) -> str:
+    return vm.error or vm.hint or ""
+
+
+def vm_rows(vms: Iterable[VM], now: float) -> list[list[str]]:
+    rows = []
+    for vm in vms:
+        booting = vm.phase not in (Phase.STOPPED, Phase.SUSPENDED)
+        bar = f"{progress_bar(vm.progress)} {round(vm.progress * 100):3d}%" if booting else ""
+        rows.append(
+            [
+                vm.name,
+                str(vm.state),
+                str(vm.phase),
+                bar,
+                duration(now - vm.phase_since) if booting else "",
+                duration(vm.eta_seconds) if vm.eta_seconds is not None else "",
+                vm.ip or "",
+                vm_note(vm),
+            ]
+        )
+    return rows
+
+
+VM_HEADERS = ("NAME", "STATE", "PHASE", "PROGRESS", "IN PHASE", "ETA", "IP", "NOTE")
+
+
+def age(created: float | None, now: float) -> str:
+    if created is None:
+        return "<unknown>"
+    s = max(0, int(now - created))
+    if s < 120:
+        return f"{s}s"
+    if s < 3600 * 2:
+        return f"{s // 60}m"
+    if s < 86400 * 2:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+def snapshot_text(snap: Snapshot) -> str:
+    now = snap.generated_at
+    out = [f"megatui status · host {snap.host} · {iso(now)}"]
+    if snap.kube_context:
+        out[0] += f" · context {snap.kube_context}"
+    out.append("")
+    out.append(
+        table(
+            ("SOURCE", "OK", "UPDATED", "ERROR"),
+            (
+                [
+                    name,
+                    "yes" if s.ok else "NO",
+                    duration(now - s.updated_at) + " ago" if s.updated_at else "never",
+                    s.error or "",
+                ]
+                for name, s in sorted(snap.sources.items())
+            ),
+        )
+    )
+    out.append("")
+    if snap.vms:
+        out.append(table(VM_HEADERS, vm_rows(snap.vms, now)))
+    else:
+        out.append("VMs: none")
+    if snap.docker is not None:
+        out.append("")
+        out.append(docker_text(snap.docker))
+    if snap.nodes:
+        out.append("")
+        out.append(
+            table(
+                ("NODE", "STATUS", "ROLES", "VERSION", "AGE", "CONTAINER"),
+                (
+                    [
+                        n.name,
+                        n.status,
+                        n.roles,
+                        n.version,
+                        age(n.created, now),
+                        n.container_state or "",
+                    ]
+                    for n in snap.nodes
+                ),
+            )
+        )
+    if snap.pods:
+        out.append("")
+        if snap.argocd is not None and snap.argocd.standard_install:
+            out.append(
+                f"ArgoCD components ready: {snap.argocd.ready}/{snap.argocd.total}"
+                + (f" (missing: {', '.join(snap.argocd.missing)})" if snap.argocd.missing else "")
+            )
+        out.append(
+            table(
+                ("POD", "READY", "STATUS", "RESTARTS", "NODE", "AGE"),
+                (
+                    [p.name, p.ready, p.status, p.restarts, p.node, age(p.created, now)]
+                    for p in snap.pods
+                ),
+            )
+        )
+    if snap.applications:
+        out.append("")
+        out.append(
+            table(
+                ("APPLICATION", "SYNC", "HEALTH", "OPERATION", "MESSAGE"),
+                ([a.name, a.sync, a.health, a.operation, a.message] for a in snap.applications),
+            )
+        )
+    return "\n".join(out)
+
+
+def docker_text(docker: DockerStatus) -> str:
+    if not docker.reachable:
+        return f"Docker: unreachable: {docker.error or 'unknown error'}"
+    lines = [
+        f"Docker: up (server {docker.server_version or '?'}) · kind network: "
+        + ("present" if docker.kind_network else "MISSING")
+    ]
+    for cluster in docker.clusters:
+        states = ", ".join(f"{n.name} {n.state}" for n in cluster.nodes)
+        lines.append(f"Kind cluster {cluster.name}: {states}")
+    if not docker.clusters:
+        lines.append("Kind clusters: none")
+    return "\n".join(lines)

@@ -1,0 +1,417 @@
+"""kubectl's display rules for nodes, pods and Argo CD Applications, over plain JSON dicts.
+
+Everything here is a pure function of the wire format (camelCase keys, exactly what the API
+server sends), so the list/watch code in `kube.py`, the lab's fake API server and the tests
+all share one implementation. No I/O and no `kubernetes` client import: converting a watch
+event must not pay for building pydantic models.
+
+The pod columns follow `printPod` in kubernetes/kubernetes
+`pkg/printers/internalversion/printers.go` (kubernetes.md §13) step by step, the node columns
+`printNode` (§11.7), and durations apimachinery's `duration.HumanDuration`.
+
+Missing fields are read the way Go reads them: an absent or null object is a nil pointer, an
+absent string is "" and an absent number is 0. Values of the wrong JSON type are not guarded
+against; the API server never sends them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from megatui.model import Application, ArgoSummary, Node, Pod
+
+__all__ = [
+    "ARGOCD_COMPONENTS",
+    "STANDARD_INSTALL_MIN_COMPONENTS",
+    "age",
+    "application_row",
+    "argocd_summary",
+    "human_duration",
+    "node_row",
+    "parse_time",
+    "pod_row",
+]
+
+#: The 7 workloads of Argo CD's standard `manifests/install.yaml`, as their pods'
+#: `app.kubernetes.io/name` label spells them (kubernetes.md §12.1).
+ARGOCD_COMPONENTS: Final[tuple[str, ...]] = (
+    "argocd-application-controller",
+    "argocd-applicationset-controller",
+    "argocd-dex-server",
+    "argocd-notifications-controller",
+    "argocd-redis",
+    "argocd-repo-server",
+    "argocd-server",
+)
+
+#: How many of the 7 component names must appear before the namespace counts as a standard
+#: install. A majority tolerates a component whose pods are all gone (deleted, evicted)
+#: while keeping a namespace with one or two stray Argo CD pods from claiming "n/7".
+STANDARD_INSTALL_MIN_COMPONENTS: Final = 4
+
+# The HA manifest labels its Redis pods argocd-redis-ha and argocd-redis-ha-haproxy instead of
+# argocd-redis; there "7 components" would report a healthy Redis as missing.
+_HA_COMPONENT_PREFIX: Final = "argocd-redis-ha"
+_ARGOCD_COMPONENT_SET: Final = frozenset(ARGOCD_COMPONENTS)
+
+_EMPTY: Final[Mapping[str, Any]] = {}
+_NO_NAMES: Final[frozenset[str]] = frozenset()
+
+# metav1.Time.IsZero(): Go's zero time (0001-01-01T00:00:00Z) means "not set".
+_GO_ZERO_TIME: Final = -62135596800.0
+
+_ROLE_LABEL_PREFIX: Final = "node-role.kubernetes.io/"
+_ROLE_LABEL: Final = "kubernetes.io/role"
+_COMPONENT_LABEL: Final = "app.kubernetes.io/name"
+_NODE_UNREACHABLE_REASON: Final = "NodeLost"  # pkg/util/node.NodeUnreachablePodReason
+_TERMINAL_PHASES: Final = frozenset(("Succeeded", "Failed"))
+
+_UNKNOWN: Final = "Unknown"
+_NONE: Final = "<none>"
+
+
+def parse_time(s: str | None) -> float | None:
+    """An RFC 3339 timestamp as epoch seconds; None when absent, unparsable or Go's zero time.
+
+    A timestamp without an offset is taken as UTC (the API server always writes "Z").
+    """
+    if not s:
+        return None
+    try:
+        parsed = datetime.fromisoformat(s)
+    except (TypeError, ValueError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    epoch = parsed.timestamp()
+    return None if epoch == _GO_ZERO_TIME else epoch
+
+
+def human_duration(seconds: float) -> str:
+    """apimachinery's `duration.HumanDuration`: about 2-3 significant figures.
+
+    Up to 2 minutes in seconds ("119s"), then minutes with seconds below 10 minutes ("5m30s"),
+    minutes up to 3 hours ("179m"), hours with minutes below 8 hours ("7h59m"), hours up to
+    2 days ("47h"), days with hours below 8 days ("7d23h"), days up to 2 years ("729d"),
+    years with days below 8 years ("7y364d"), then years. A clock skew of up to 1 s in the
+    future reads "0s"; more reads "<invalid>".
+    """
+    # Go truncates d.Seconds() toward zero, which int() also does; every later unit is an
+    # integer division of the duration, which equals a division of the whole seconds.
+    whole = int(seconds)
+    if whole < -1:
+        return "<invalid>"
+    if whole < 0:
+        return "0s"
+    if whole < 60 * 2:
+        return f"{whole}s"
+    minutes = whole // 60
+    if minutes < 10:
+        rest = whole % 60
+        return f"{minutes}m" if rest == 0 else f"{minutes}m{rest}s"
+    if minutes < 60 * 3:
+        return f"{minutes}m"
+    hours = whole // 3600
+    if hours < 8:
+        rest = minutes % 60
+        return f"{hours}h" if rest == 0 else f"{hours}h{rest}m"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        rest = hours % 24
+        return f"{hours // 24}d" if rest == 0 else f"{hours // 24}d{rest}h"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        rest = (hours // 24) % 365
+        return f"{hours // 24 // 365}y" if rest == 0 else f"{hours // 24 // 365}y{rest}d"
+    return f"{hours // 24 // 365}y"
+
+
+def age(created: float | None, now: float) -> str:
+    """kubectl's AGE column (`translateTimestampSince`)."""
+    if created is None:
+        return "<unknown>"
+    return human_duration(now - created)
+
+
+def _last_finished(status: Mapping[str, Any]) -> float | None:
+    """When a container last terminated (`lastState.terminated.finishedAt`), if it did."""
+    last_state = status.get("lastState")
+    if not last_state:
+        return None
+    terminated = last_state.get("terminated")
+    if not terminated:
+        return None
+    return parse_time(terminated.get("finishedAt"))
+
+
+def _condition_true(conditions: Iterable[Mapping[str, Any]], kind: str) -> bool:
+    """Whether the first condition of this type is "True" (`isPodInitializedConditionTrue`)."""
+    for condition in conditions:
+        if condition.get("type") == kind:
+            return bool(condition.get("status") == "True")
+    return False
+
+
+def _any_condition_true(conditions: Iterable[Mapping[str, Any]], kind: str) -> bool:
+    """Whether some condition of this type is "True" (`hasPodReadyCondition`)."""
+    return any(c.get("type") == kind and c.get("status") == "True" for c in conditions)
+
+
+def pod_row(obj: dict[str, Any], now: float) -> Pod:
+    """A pod as `kubectl get pods` shows it: kubectl's printPod, step for step (§13).
+
+    RESTARTS carries "(<age> ago)" against `now` when a counted container has a
+    `lastState.terminated.finishedAt`. NODE is "<none>" while the pod is unscheduled, as in
+    `-o wide`. `running_ready` is true when the phase and the STATUS are both Running and
+    every container counted in READY is ready.
+    """
+    meta = obj.get("metadata") or _EMPTY
+    spec = obj.get("spec") or _EMPTY
+    status = obj.get("status") or _EMPTY
+
+    phase: str = status.get("phase") or ""
+    pod_reason: str = status.get("reason") or ""
+    reason = pod_reason or phase
+    conditions = status.get("conditions") or ()
+    for condition in conditions:
+        if condition.get("type") == "PodScheduled" and condition.get("reason") == "SchedulingGated":
+            reason = "SchedulingGated"
+
+    total = len(spec.get("containers") or ())
+    ready = 0
+    init_specs = spec.get("initContainers") or ()
+    sidecars = _NO_NAMES
+    if init_specs:
+        sidecar_list = [c.get("name") for c in init_specs if c.get("restartPolicy") == "Always"]
+        total += len(sidecar_list)
+        sidecars = frozenset(sidecar_list)
+
+    restarts = 0
+    sidecar_restarts = 0
+    last_restart: float | None = None
+    last_sidecar_restart: float | None = None
+    initializing = False
+    for index, container in enumerate(status.get("initContainerStatuses") or ()):
+        count: int = container.get("restartCount") or 0
+        restarts += count
+        finished = _last_finished(container)
+        if finished is not None and (last_restart is None or finished > last_restart):
+            last_restart = finished
+        is_sidecar = container.get("name") in sidecars
+        if is_sidecar:
+            sidecar_restarts += count
+            if finished is not None and (
+                last_sidecar_restart is None or finished > last_sidecar_restart
+            ):
+                last_sidecar_restart = finished
+
+        state = container.get("state") or _EMPTY
+        terminated = state.get("terminated")
+        if terminated is not None and not terminated.get("exitCode"):
+            continue
+        if is_sidecar and container.get("started") is True:
+            if container.get("ready"):
+                ready += 1
+            continue
+        if terminated is not None:
+            term_reason = terminated.get("reason")
+            if term_reason:
+                reason = "Init:" + term_reason
+            elif terminated.get("signal"):
+                reason = f"Init:Signal:{terminated['signal']}"
+            else:
+                reason = f"Init:ExitCode:{terminated.get('exitCode') or 0}"
+        else:
+            waiting = state.get("waiting")
+            wait_reason = waiting.get("reason") if waiting else None
+            if wait_reason and wait_reason != "PodInitializing":
+                reason = "Init:" + wait_reason
+            else:
+                reason = f"Init:{index}/{len(init_specs)}"
+        initializing = True
+        break
+
+    if not initializing or _condition_true(conditions, "Initialized"):
+        # Once the pod is initialised, only sidecars' restarts stay in the count.
+        restarts = sidecar_restarts
+        last_restart = last_sidecar_restart
+        has_running = False
+        # Reversed, so that the first container's reason is the one left standing.
+        for container in reversed(status.get("containerStatuses") or ()):
+            restarts += container.get("restartCount") or 0
+            finished = _last_finished(container)
+            if finished is not None and (last_restart is None or finished > last_restart):
+                last_restart = finished
+            state = container.get("state") or _EMPTY
+            waiting = state.get("waiting")
+            terminated = state.get("terminated")
+            if waiting and waiting.get("reason"):
+                reason = waiting["reason"]
+            elif terminated is not None:
+                if terminated.get("reason"):
+                    reason = terminated["reason"]
+                elif terminated.get("signal"):
+                    reason = f"Signal:{terminated['signal']}"
+                else:
+                    reason = f"ExitCode:{terminated.get('exitCode') or 0}"
+            elif container.get("ready") and state.get("running") is not None:
+                has_running = True
+                ready += 1
+        if reason == "Completed" and has_running:
+            reason = "Running" if _any_condition_true(conditions, "Ready") else "NotReady"
+
+    if meta.get("deletionTimestamp"):
+        if pod_reason == _NODE_UNREACHABLE_REASON:
+            reason = _UNKNOWN
+        elif phase not in _TERMINAL_PHASES:
+            reason = "Terminating"
+
+    if restarts != 0 and last_restart is not None:
+        restarts_text = f"{restarts} ({human_duration(now - last_restart)} ago)"
+    else:
+        restarts_text = str(restarts)
+
+    labels = meta.get("labels") or _EMPTY
+    return Pod(
+        name=meta.get("name") or "",
+        namespace=meta.get("namespace") or "",
+        ready=f"{ready}/{total}",
+        status=reason,
+        restarts=restarts_text,
+        node=spec.get("nodeName") or _NONE,
+        created=parse_time(meta.get("creationTimestamp")),
+        component=labels.get(_COMPONENT_LABEL) or None,
+        running_ready=phase == "Running" and reason == "Running" and 0 < total == ready,
+    )
+
+
+def node_row(obj: dict[str, Any]) -> Node:
+    """A node as `kubectl get nodes` shows it (printNode, §11.7), plus its InternalIP."""
+    meta = obj.get("metadata") or _EMPTY
+    spec = obj.get("spec") or _EMPTY
+    status = obj.get("status") or _EMPTY
+
+    # printNode builds a map by condition type, so the last Ready condition wins.
+    ready: str | None = None
+    for condition in status.get("conditions") or ():
+        if condition.get("type") == "Ready":
+            ready = condition.get("status") or ""
+    if ready is None:
+        text = _UNKNOWN
+    elif ready == "True":
+        text = "Ready"
+    else:
+        text = "NotReady"
+    if spec.get("unschedulable"):
+        text += ",SchedulingDisabled"
+
+    roles: set[str] = set()
+    for key, value in (meta.get("labels") or _EMPTY).items():
+        if key.startswith(_ROLE_LABEL_PREFIX):
+            role = key[len(_ROLE_LABEL_PREFIX) :]
+            if role:
+                roles.add(role)
+        elif key == _ROLE_LABEL and value:
+            roles.add(value)
+
+    internal_ip: str | None = None
+    for address in status.get("addresses") or ():
+        if address.get("type") == "InternalIP":
+            internal_ip = address.get("address") or None
+            break
+
+    return Node(
+        name=meta.get("name") or "",
+        status=text,
+        # Python orders str by code point, which is Go's byte order for UTF-8 (sets.List).
+        roles=",".join(sorted(roles)) or _NONE,
+        version=(status.get("nodeInfo") or _EMPTY).get("kubeletVersion") or "",
+        created=parse_time(meta.get("creationTimestamp")),
+        internal_ip=internal_ip,
+    )
+
+
+def _short_revision(revision: str) -> str:
+    """A git commit SHA cut to 7 characters, as the Argo CD UI shows it; other revisions
+    (Helm chart versions, branch names) are already short and stay whole."""
+    if len(revision) == 40 and all(c in "0123456789abcdefABCDEF" for c in revision):
+        return revision[:7]
+    return revision
+
+
+def application_row(obj: dict[str, Any]) -> Application:
+    """An Argo CD Application (§12.2).
+
+    Missing sync and health read "Unknown", as Argo CD itself treats them. A missing
+    `operationState` reads "" rather than "Unknown": it means no operation has run yet,
+    which is known, not unknown. A missing project reads "default", as Argo CD resolves it.
+    The message is the operation's, else the first condition's that has one, else the
+    health message.
+    The revision is `status.sync.revision`, or the multi-source `revisions` joined by ",".
+    """
+    meta = obj.get("metadata") or _EMPTY
+    spec = obj.get("spec") or _EMPTY
+    status = obj.get("status") or _EMPTY
+    sync = status.get("sync") or _EMPTY
+    health = status.get("health") or _EMPTY
+    operation = status.get("operationState") or _EMPTY
+
+    message = operation.get("message") or ""
+    if not message:
+        for condition in status.get("conditions") or ():
+            message = (condition or _EMPTY).get("message") or ""
+            if message:
+                break
+    if not message:
+        message = health.get("message") or ""
+
+    revision = sync.get("revision") or ""
+    if revision:
+        revision = _short_revision(revision)
+    else:
+        revision = ",".join(_short_revision(r) for r in sync.get("revisions") or () if r)
+
+    return Application(
+        name=meta.get("name") or "",
+        namespace=meta.get("namespace") or "",
+        project=spec.get("project") or "default",
+        sync=sync.get("status") or _UNKNOWN,
+        health=health.get("status") or _UNKNOWN,
+        operation=operation.get("phase") or "",
+        message=message,
+        revision=revision,
+    )
+
+
+def argocd_summary(pods: Iterable[Pod]) -> ArgoSummary:
+    """How many of the 7 standard components have a Running, fully ready pod.
+
+    Pass the pods of the Argo CD namespace. A component counts as ready when any of its pods
+    (a rollout may run two) is `running_ready`; `missing` lists the others in
+    ARGOCD_COMPONENTS order, so `ready + len(missing) == total`. `standard_install` is
+    true when at least STANDARD_INSTALL_MIN_COMPONENTS of the names have a pod at all and
+    no HA-only Redis pod is present.
+    """
+    present: set[str] = set()
+    ready: set[str] = set()
+    high_availability = False
+    for pod in pods:
+        component = pod.component
+        if component is None:
+            continue
+        if component in _ARGOCD_COMPONENT_SET:
+            present.add(component)
+            if pod.running_ready:
+                ready.add(component)
+        elif component.startswith(_HA_COMPONENT_PREFIX):
+            high_availability = True
+    return ArgoSummary(
+        standard_install=len(present) >= STANDARD_INSTALL_MIN_COMPONENTS and not high_availability,
+        ready=len(ready),
+        total=len(ARGOCD_COMPONENTS),
+        missing=tuple(c for c in ARGOCD_COMPONENTS if c not in ready),
+    )

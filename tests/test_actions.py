@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from megatui import actions
+from megatui.api import ActionError
+from megatui.config import VMSettings
+from megatui.model import VM, Phase, TartState
+
+
+def vm(ip: str | None = "192.168.64.3") -> VM:
+    return VM("runner", TartState.RUNNING, Phase.READY, ip, 1.0, 0.0)
+
+
+def test_start_and_stop_argv() -> None:
+    assert actions.start_argv("tart", "a b") == ["tart", "run", "--no-graphics", "a b"]
+    assert actions.stop_argv("/opt/tart", "x") == ["/opt/tart", "stop", "--timeout", "30", "x"]
+
+
+def test_readonly_refuses_mutations_only() -> None:
+    with pytest.raises(ActionError, match="read-only mode: start is disabled"):
+        actions.check_allowed("start", readonly=True)
+    with pytest.raises(ActionError, match="stop"):
+        actions.check_allowed("stop", readonly=True)
+    actions.check_allowed("ssh", readonly=True)
+    actions.check_allowed("start", readonly=False)
+
+
+def test_ssh_argv_local_and_jump(tmp_path: Path) -> None:
+    login = VMSettings(port=2222, user="admin", key="/k")
+    known = tmp_path / "known_hosts"
+    argv = actions.ssh_argv(vm(), login, known_hosts=known, key_known=True)
+    assert argv[0] == "ssh"
+    assert argv[-1] == "admin@192.168.64.3"
+    assert ["-p", "2222"] == argv[argv.index("-p") : argv.index("-p") + 2]
+    assert "HostKeyAlias=megatui-vm.runner" in argv
+    assert "StrictHostKeyChecking=yes" in argv
+    jumped = actions.ssh_argv(vm(), VMSettings(), jump_host="me@mac")
+    assert jumped[:3] == ["ssh", "-J", "me@mac"]
+    assert "-p" not in jumped
+
+
+def test_ssh_argv_needs_an_address() -> None:
+    with pytest.raises(ActionError, match="no IP address"):
+        actions.ssh_argv(vm(ip=None), VMSettings())
+
+
+def test_known_hosts_file_is_keyed_by_vm_name(tmp_path: Path) -> None:
+    path = tmp_path / "k" / "known_hosts"
+    actions.write_known_hosts(path, {"b": "ssh-ed25519 AAAB", "a": "ssh-ed25519 AAAA\n"})
+    assert path.read_text() == ("megatui-vm.a ssh-ed25519 AAAA\nmegatui-vm.b ssh-ed25519 AAAB\n")

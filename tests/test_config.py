@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from megatui.config import ConfigError, load_settings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_any_file() -> None:
+    settings = load_settings(environ={})
+    assert settings.tart_path == "tart"
+    assert settings.ssh_user == "admin"
+    assert settings.namespace == "argocd"
+    assert settings.tart_poll_interval == 10.0
+    assert settings.config_path is None
+
+
+def test_file_then_env_then_flags(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[tart]\npath = "/opt/tart"\npoll_interval = 20\n[ssh]\nuser = "ci"\n'
+        '[vms.builder]\nport = 2222\nuser = "root"\n',
+    )
+    env = {"MEGATUI_TART": "/env/tart", "MEGATUI_VM_PASSWORD": "s3cret"}
+    settings = load_settings(path, {"tart_path": "/flag/tart"}, environ=env)
+    assert settings.tart_path == "/flag/tart"
+    assert settings.tart_poll_interval == 20.0
+    assert settings.ssh_password == "s3cret"
+    builder = settings.vm("builder")
+    assert (builder.port, builder.user, builder.password) == (2222, "root", "s3cret")
+    other = settings.vm("other")
+    assert (other.port, other.user) == (22, "ci")
+
+
+def test_env_var_names_config_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[kube]\nnamespace = "gitops"\n')
+    settings = load_settings(environ={"MEGATUI_CONFIG": str(path)})
+    assert settings.namespace == "gitops"
+    assert settings.config_path == path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[tart]\npth = "x"\n', "unknown key 'tart.pth'"),
+        ("[nope]\nx = 1\n", "unknown section 'nope'"),
+        ("[tart]\npoll_interval = -1\n", "'tart.poll_interval': expected a positive number"),
+        ('[ssh]\nport = "many"\n', "'ssh.port': expected a port number"),
+        ("[ssh]\nport = 70000\n", "between 1 and 65535"),
+        ('[vms.a]\ncolour = "red"\n', "unknown key 'vms.a.colour'"),
+        ("[general]\nreadonly = 3\n", "'general.readonly': expected true or false"),
+        ("[tart\n", "invalid TOML"),
+        ('tart = "x"\n', "'tart' must be a table"),
+    ],
+)
+def test_bad_config_is_one_line_naming_the_key(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_env_value_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="MEGATUI_VM_PORT: expected a port number"):
+        load_settings(environ={"MEGATUI_VM_PORT": "ssh"})
+
+
+def test_missing_explicit_file() -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings("/nonexistent/megatui.toml", environ={})
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "megatui", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_cli_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "[tart]\ntimeout = 0\n")
+    result = run_cli("--config", str(path), "status")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "'tart.timeout'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("megatui 0.")

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import json
+
+from megatui import report
+from megatui.model import (
+    VM,
+    Application,
+    DockerStatus,
+    KindCluster,
+    KindNodeContainer,
+    Node,
+    Phase,
+    Pod,
+    Snapshot,
+    SourceStatus,
+    TartState,
+)
+
+NOW = 1_780_000_000.0
+
+
+def sample() -> Snapshot:
+    return Snapshot(
+        generated_at=NOW,
+        host="local",
+        sources={
+            "tart": SourceStatus("tart", ok=True, updated_at=NOW - 1),
+            "docker": SourceStatus("docker", ok=False, error="cannot reach the Docker daemon"),
+        },
+        vms=(
+            VM(
+                "b",
+                TartState.RUNNING,
+                Phase.SSH_PENDING,
+                "192.168.64.3",
+                0.625,
+                NOW - 12,
+                eta_seconds=44.6,
+            ),
+            VM("a", TartState.STOPPED, Phase.STOPPED, None, 0.0, NOW - 100),
+        ),
+        nodes=(
+            Node(
+                "kind-control-plane",
+                "Ready",
+                "control-plane",
+                "v1.33.1",
+                NOW - 7200,
+                container_state="running",
+            ),
+        ),
+        pods=(Pod("argocd-server-1", "argocd", "1/1", "Running", "0", "kind-worker", NOW - 60),),
+        applications=(
+            Application("guestbook", "argocd", "default", "Synced", "Healthy", "Succeeded", ""),
+        ),
+        docker=DockerStatus(
+            True,
+            server_version="26.1",
+            kind_network=True,
+            clusters=(
+                KindCluster(
+                    "kind",
+                    (KindNodeContainer("kind-control-plane", "control-plane", "running", "kind"),),
+                ),
+            ),
+        ),
+    )
+
+
+def test_json_has_the_documented_keys() -> None:
+    data = json.loads(report.dumps(report.snapshot_json(sample())))
+    assert set(data) == {
+        "generated_at",
+        "host",
+        "sources",
+        "vms",
+        "nodes",
+        "pods",
+        "applications",
+        "docker",
+    }
+    assert data["generated_at"] == "2026-05-28T20:26:40Z"
+    assert data["sources"]["tart"] == {
+        "ok": True,
+        "error": None,
+        "updated_at": "2026-05-28T20:26:39Z",
+    }
+    assert data["sources"]["docker"]["ok"] is False
+    vm = data["vms"][0]
+    assert set(vm) >= {
+        "name",
+        "state",
+        "phase",
+        "ip",
+        "progress",
+        "phase_since",
+        "eta_seconds",
+        "error",
+    }
+    assert vm["phase"] == "ssh-pending"
+    assert vm["progress"] == 0.625
+    assert vm["eta_seconds"] == 45
+    assert data["nodes"][0]["container_state"] == "running"
+    assert data["docker"]["clusters"][0]["nodes"][0]["state"] == "running"
+
+
+def test_json_never_contains_secrets() -> None:
+    text = report.dumps(report.snapshot_json(sample()))
+    assert "password" not in text.lower()
+
+
+def test_text_report_sections() -> None:
+    text = report.snapshot_text(sample())
+    assert "host local" in text
+    assert "ssh-pending" in text and "62%" in text
+    assert "cannot reach the Docker daemon" in text
+    assert "kind-control-plane" in text and "Kind cluster kind" in text
+    assert "guestbook" in text
+
+
+def test_duration_and_bar() -> None:
+    assert report.duration(5) == "5s"
+    assert report.duration(125) == "2m05s"
+    assert report.duration(7300) == "2h01m"
+    assert report.progress_bar(0.5, 4) == "██░░"
+    assert report.progress_bar(2.0, 4) == "████"

@@ -34,7 +34,7 @@ def test_ssh_argv_local_and_jump(tmp_path: Path) -> None:
     argv = actions.ssh_argv(vm(), login, known_hosts=known, key_known=True)
     assert argv[0] == "ssh"
     assert argv[-1] == "admin@192.168.64.3"
-    assert ["-p", "2222"] == argv[argv.index("-p") : argv.index("-p") + 2]
+    assert argv[argv.index("-p") : argv.index("-p") + 2] == ["-p", "2222"]
     assert "HostKeyAlias=megatui-vm.runner" in argv
     assert "StrictHostKeyChecking=yes" in argv
     jumped = actions.ssh_argv(vm(), VMSettings(), jump_host="me@mac")

@@ -1,0 +1,897 @@
+"""Nodes, Argo CD pods and Applications from the Kubernetes API: list once, then watch.
+
+Per resource the loop is the one kubernetes.md §5.1 recommends: list, remember the
+list's resourceVersion, watch from it with `allowWatchBookmarks` and a server-side
+`timeoutSeconds`, follow the RV through events and bookmarks, reconnect from it
+when a stream ends or breaks, and relist only on 410 (an `ERROR` event inside HTTP
+200, or an HTTP 410). Lists are never polled again.
+
+The official `kubernetes.aio` client provides the kubeconfig loading, TLS set-up,
+credentials and the aiohttp session, but not its models: a 5,000-pod list is read
+as bytes and parsed with `json` straight into the `kube_status` rows, and watch
+streams are read line by line from the raw response (one newline-terminated event
+per line). Building pydantic models would cost several times more and the rows
+need only a few fields.
+
+Every failure becomes a one-line status for its source ("kubernetes" for nodes and
+pods, "applications"); the other resources keep working and the last data stays
+(stale) while a failing one backs off with jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import errno as errno_mod
+import json
+import logging
+import os
+import random
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import aiohttp
+
+from megatui.clock import Clock
+from megatui.config import Settings
+from megatui.model import Application, ArgoSummary, Node, Pod, SourceStatus
+from megatui.sources.kube_status import application_row, argocd_summary, node_row, pod_row
+
+log = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+
+KUBERNETES = "kubernetes"
+APPLICATIONS = "applications"
+CRD_MISSING = "ArgoCD Applications CRD not installed"
+
+
+@dataclass(frozen=True, slots=True)
+class KubeState:
+    nodes: tuple[Node, ...] = ()
+    pods: tuple[Pod, ...] = ()
+    applications: tuple[Application, ...] = ()
+    argocd: ArgoSummary | None = None
+    context: str | None = None
+    #: "kubernetes" (nodes and pods) and "applications"; absent until first known.
+    statuses: dict[str, SourceStatus] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class KubeTiming:
+    """Pacing of retries and of change reports; tests shrink it."""
+
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    jitter: float = 0.2  # each delay is scaled by a random factor in [1-j, 1+j]
+    crd_retry: float = 60.0  # a missing CRD is looked for again this rarely
+    coalesce: float = 0.05  # at most one on_change per this many seconds in a burst
+    restarts_refresh: float = 10.0  # re-render "N (5m ago)" restarts this often
+
+
+class KubeError(Exception):
+    """A failure whose str() is the one line the user sees."""
+
+
+class _ConfigError(KubeError):
+    """Kubeconfig trouble: retried, as the file may appear or be fixed."""
+
+
+class _Expired(Exception):
+    """410: the resourceVersion is too old; relist."""
+
+
+class _CrdMissing(Exception):
+    """404 on the Applications path: Argo CD's CRD is not installed."""
+
+
+class _StreamCut(KubeError):
+    """A watch stream broke off in the middle; resume from the last RV."""
+
+
+class _Reload(Exception):
+    """The kubeconfig changed on disk: rebuild the client."""
+
+
+# --------------------------------------------------------------------------- kubeconfig
+
+
+def _display(path: str) -> str:
+    home = str(Path.home())
+    if path == home or path.startswith(home + os.sep):
+        return "~" + path[len(home) :]
+    return path
+
+
+def kubeconfig_paths(settings: Settings, environ: dict[str, str] | None = None) -> list[str]:
+    """The kubeconfig files in kubectl's order: the explicit setting, else $KUBECONFIG
+    (a path list), else ~/.kube/config. Read at call time, never at import
+    (the client's own default is frozen at import: kubernetes.md trap 5)."""
+    env = os.environ if environ is None else environ
+    raw = settings.kubeconfig or env.get("KUBECONFIG") or "~/.kube/config"
+    return [os.path.expanduser(p) for p in raw.split(os.pathsep) if p]
+
+
+def _signature(paths: list[str]) -> tuple[tuple[str, int, int], ...]:
+    sig = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            sig.append((p, -1, -1))
+        else:
+            sig.append((p, st.st_mtime_ns, st.st_size))
+    return tuple(sig)
+
+
+def _absolutize(entry: Any, keys: tuple[str, ...], base: str) -> None:
+    # Relative certificate paths are relative to the kubeconfig that names them.
+    if not isinstance(entry, dict):
+        return
+    for key in keys:
+        value = entry.get(key)
+        if isinstance(value, str) and value and not os.path.isabs(value):
+            entry[key] = os.path.join(base, os.path.expanduser(value))
+
+
+def load_kubeconfig(paths: list[str]) -> tuple[JSON, str]:
+    """Merge kubeconfig files as kubectl does: the first file to define a name wins,
+    and the first `current-context` wins. Returns (merged, description)."""
+    import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; kubernetes depends on it
+
+    where = ":".join(_display(p) for p in paths)
+    merged: JSON = {"clusters": [], "contexts": [], "users": []}
+    seen: dict[str, set[str]] = {k: set() for k in ("clusters", "contexts", "users")}
+    found = False
+    for path in paths:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise _ConfigError(f"cannot read kubeconfig {_display(path)}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise _ConfigError(f"kubeconfig {_display(path)} is not UTF-8 text") from None
+        try:
+            doc = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            line = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
+            raise _ConfigError(f"kubeconfig {_display(path)} is not valid YAML: {line}") from None
+        if not isinstance(doc, dict):
+            raise _ConfigError(f"kubeconfig {_display(path)} is not a kubeconfig")
+        found = True
+        base = os.path.dirname(os.path.abspath(path))
+        for section in ("clusters", "contexts", "users"):
+            for item in doc.get(section) or []:
+                if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                    continue
+                if item["name"] in seen[section]:
+                    continue
+                seen[section].add(item["name"])
+                if section == "clusters":
+                    _absolutize(item.get("cluster"), ("certificate-authority",), base)
+                elif section == "users":
+                    _absolutize(item.get("user"), ("client-certificate", "client-key"), base)
+                merged[section].append(item)
+        if "current-context" not in merged and doc.get("current-context"):
+            merged["current-context"] = doc["current-context"]
+    if not found:
+        raise _ConfigError(f"kubeconfig not found: {where}")
+    return merged, where
+
+
+def _entry(config: JSON, section: str, name: str) -> JSON | None:
+    for item in config.get(section) or []:
+        if item.get("name") == name:
+            inner = item.get(section[:-1])
+            return inner if isinstance(inner, dict) else {}
+    return None
+
+
+def apply_override(cluster: JSON, override: str) -> None:
+    """Point a cluster entry at a tunnelled host:port while TLS still verifies the
+    name the certificate was issued for (the original host, as tls-server-name)."""
+    original = urllib.parse.urlsplit(str(cluster.get("server", "")))
+    target = override if "://" in override else f"{original.scheme or 'https'}://{override}"
+    new = urllib.parse.urlsplit(target)
+    cluster["server"] = urllib.parse.urlunsplit(
+        (new.scheme, new.netloc, original.path, original.query, original.fragment)
+    )
+    if new.scheme == "https" and original.hostname and not cluster.get("tls-server-name"):
+        cluster["tls-server-name"] = original.hostname
+
+
+@dataclass(slots=True)
+class _Client:
+    api: Any  # kubernetes.aio.client.ApiClient (untyped)
+    context: str
+    server: str
+    signature: tuple[tuple[str, int, int], ...]
+
+
+async def connect(settings: Settings, override: str | None = None) -> _Client:
+    """An ApiClient for the chosen context of the merged kubeconfig."""
+    from kubernetes.aio.config import ConfigException, new_client_from_config_dict
+
+    paths = kubeconfig_paths(settings)
+    signature = _signature(paths)
+    config, where = await asyncio.to_thread(load_kubeconfig, paths)
+    context = settings.kube_context or config.get("current-context")
+    if not context:
+        raise _ConfigError(f"no current context in {where}; choose one with --context")
+    ctx = _entry(config, "contexts", context)
+    if ctx is None:
+        raise _ConfigError(f"kube context '{context}' not found in {where}")
+    cluster_name = ctx.get("cluster")
+    cluster = _entry(config, "clusters", str(cluster_name))
+    if cluster is None or not cluster.get("server"):
+        raise _ConfigError(
+            f"kube context '{context}' names cluster '{cluster_name}', which {where} lacks"
+        )
+    if override:
+        apply_override(cluster, override)
+    server = str(cluster["server"]).rstrip("/")
+    try:
+        api = await new_client_from_config_dict(  # type: ignore[no-untyped-call]
+            config_dict=config, context=context
+        )
+        # The aiohttp session and its TLS context are built lazily; build them now so
+        # that a bad certificate is a configuration error, not a request error.
+        api.rest_client.pool_manager = api.rest_client._create_pool_manager()
+    except ConfigException as exc:
+        raise _ConfigError(f"invalid kubeconfig {where}: {exc}") from None
+    except (OSError, ValueError) as exc:
+        # ssl.SSLError is an OSError: unreadable or mismatched certificate data.
+        raise _ConfigError(f"invalid credentials in kubeconfig {where}: {exc}") from None
+    return _Client(api=api, context=context, server=server, signature=signature)
+
+
+# --------------------------------------------------------------------------- caches
+
+R = TypeVar("R")
+
+
+class _SortedRows(Generic[R]):
+    """Rows by key, with a sorted tuple rebuilt cheaply: a change of one row costs a
+    bisect and a slot assignment, plus one tuple copy when the state is published."""
+
+    def __init__(self) -> None:
+        self._keys: list[str] = []
+        self._rows: list[R] = []
+        self._tuple: tuple[R, ...] | None = ()
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def replace_all(self, pairs: list[tuple[str, R]]) -> None:
+        pairs.sort(key=lambda kr: kr[0])
+        self._keys = [k for k, _ in pairs]
+        self._rows = [r for _, r in pairs]
+        self._tuple = None
+
+    def upsert(self, key: str, row: R) -> None:
+        i = bisect.bisect_left(self._keys, key)
+        if i < len(self._keys) and self._keys[i] == key:
+            self._rows[i] = row
+        else:
+            self._keys.insert(i, key)
+            self._rows.insert(i, row)
+        self._tuple = None
+
+    def get(self, key: str) -> R | None:
+        i = bisect.bisect_left(self._keys, key)
+        if i < len(self._keys) and self._keys[i] == key:
+            return self._rows[i]
+        return None
+
+    def remove(self, key: str) -> None:
+        i = bisect.bisect_left(self._keys, key)
+        if i < len(self._keys) and self._keys[i] == key:
+            del self._keys[i]
+            del self._rows[i]
+            self._tuple = None
+
+    def rows(self) -> tuple[R, ...]:
+        if self._tuple is None:
+            self._tuple = tuple(self._rows)
+        return self._tuple
+
+
+@dataclass(slots=True)
+class _Health:
+    ok: bool = False
+    known: bool = False
+    error: str | None = None
+    updated_at: float | None = None
+    next_retry_at: float | None = None
+
+
+class _Resource:
+    """One watched collection: its path, its rows, its RV and its health."""
+
+    def __init__(self, name: str, path: str, convert: Callable[[JSON, float], tuple[str, Any]]):
+        self.name = name
+        self.path = path
+        self.convert = convert
+        self.rows: _SortedRows[Any] = _SortedRows()
+        self.rv: str | None = None
+        self.health = _Health()
+        self.lists = 0  # list requests made (tests and diagnostics)
+        self.delivered = False  # the current watch has delivered an event
+        # Pods whose RESTARTS reads "N (<age> ago)": kept raw to re-render the age.
+        self.aging: dict[str, JSON] = {}
+        # Pods of Argo CD components (every name the summary looks at starts with
+        # "argocd-"): the summary is recomputed over these few, not all 5,000.
+        self.argo: dict[str, Pod] = {}
+        self.summary: ArgoSummary | None = None
+
+    def track(self, key: str, row: Any, obj: JSON | None) -> None:
+        """Side indexes of a pod row; obj None means the pod is gone."""
+        if obj is not None and row.restarts.endswith(" ago)"):
+            self.aging[key] = obj
+        else:
+            self.aging.pop(key, None)
+        component = row.component if obj is not None else None
+        if component and component.startswith("argocd-"):
+            self.argo[key] = row
+            self.summary = None
+        elif self.argo.pop(key, None) is not None:
+            self.summary = None
+
+
+# Keys sort as kubectl lists: by name (namespaced ones within their namespace).
+
+
+def _node_entry(obj: JSON, _now: float) -> tuple[str, Any]:
+    row = node_row(obj)
+    return row.name, row
+
+
+def _pod_entry(obj: JSON, now: float) -> tuple[str, Any]:
+    row = pod_row(obj, now)
+    return f"{row.namespace}/{row.name}", row
+
+
+def _app_entry(obj: JSON, _now: float) -> tuple[str, Any]:
+    row = application_row(obj)
+    return f"{row.namespace}/{row.name}", row
+
+
+def _key_of(res: _Resource, obj: JSON) -> str:
+    meta = obj.get("metadata") or {}
+    if res.name == "nodes":
+        return str(meta.get("name") or "")
+    return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _status_message(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        text = body.decode("utf-8", "replace").strip()
+        return text.splitlines()[0][:200] if text else ""
+    if isinstance(data, dict):
+        return str(data.get("message") or data.get("reason") or "")
+    return ""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]
+
+
+# --------------------------------------------------------------------------- the source
+
+
+class KubeSource:
+    """List-then-watch of nodes, the Argo CD namespace's pods and its Applications.
+
+    `run()` loops until cancelled and never raises for failures outside; each
+    change calls `on_change` with a new `KubeState` (bursts coalesced to one call
+    per `timing.coalesce`, first lists reported at once).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        on_change: Callable[[KubeState], None],
+        *,
+        api_server_override: str | None = None,
+        timing: KubeTiming | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.on_change = on_change
+        self.api_server_override = api_server_override
+        self.timing = timing or KubeTiming()
+        self._rng = rng or random.Random()
+        ns = urllib.parse.quote(settings.namespace, safe="")
+        self.nodes = _Resource("nodes", "/api/v1/nodes", _node_entry)
+        self.pods = _Resource("pods", f"/api/v1/namespaces/{ns}/pods", _pod_entry)
+        self.apps = _Resource(
+            "applications",
+            f"/apis/argoproj.io/v1alpha1/namespaces/{ns}/applications",
+            _app_entry,
+        )
+        self._resources = (self.nodes, self.pods, self.apps)
+        self.state = KubeState(context=settings.kube_context)
+        self._client: _Client | None = None
+        self._context: str | None = settings.kube_context
+        self._crd_missing = False
+        self._namespace_missing = False
+        self._suspect = asyncio.Event()
+        self._last_emit = float("-inf")
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._dirty = False
+
+    # ----------------------------------------------------------------- state reporting
+
+    def _now(self) -> float:
+        return float(self.clock.now())
+
+    def _changed(self, *, urgent: bool = False) -> None:
+        """Publish now if nothing went out in the last `coalesce` seconds (or urgent),
+        else once that window has passed."""
+        self._dirty = True
+        loop = asyncio.get_running_loop()
+        wait = self._last_emit + self.timing.coalesce - loop.time()
+        if urgent or wait <= 0:
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = loop.call_later(wait, self._flush)
+
+    def _flush(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if not self._dirty:
+            return
+        self._dirty = False
+        self._last_emit = asyncio.get_running_loop().time()
+        self.state = self._build_state()
+        try:
+            self.on_change(self.state)
+        except Exception:  # a bug in the consumer must not stop the watches
+            log.exception("KubeSource on_change callback failed")
+
+    def _build_state(self) -> KubeState:
+        pods = self.pods.rows.rows()
+        statuses: dict[str, SourceStatus] = {}
+        kube = self._merged_status()
+        if kube is not None:
+            statuses[KUBERNETES] = kube
+        h = self.apps.health
+        if h.known:
+            statuses[APPLICATIONS] = SourceStatus(
+                APPLICATIONS, h.ok, h.error, h.updated_at, h.next_retry_at
+            )
+        return KubeState(
+            nodes=self.nodes.rows.rows(),
+            pods=pods,
+            applications=self.apps.rows.rows(),
+            argocd=self._summary(),
+            context=self._context,
+            statuses=statuses,
+        )
+
+    def _summary(self) -> ArgoSummary | None:
+        res = self.pods
+        if res.health.updated_at is None:
+            return None  # never listed: unknown, not "0 of 7"
+        if res.summary is None:
+            res.summary = argocd_summary(res.argo.values())
+        return res.summary
+
+    def _merged_status(self) -> SourceStatus | None:
+        a, b = self.nodes.health, self.pods.health
+        if not (a.known or b.known):
+            return None
+        parts = [h for h in (a, b) if h.known]
+        # A part not heard from yet (first list in flight) does not count as failing.
+        ok = all(h.ok for h in parts)
+        error = next((h.error for h in parts if not h.ok and h.error), None)
+        stamps = [h.updated_at for h in (a, b) if h.updated_at is not None]
+        retries = [h.next_retry_at for h in (a, b) if h.next_retry_at is not None]
+        return SourceStatus(
+            KUBERNETES,
+            ok=ok,
+            error=error,
+            # As fresh as the stalest part that ever had data.
+            updated_at=min(stamps) if stamps else None,
+            next_retry_at=min(retries) if retries and not ok else None,
+        )
+
+    def _ok(self, res: _Resource, *, urgent: bool = False) -> None:
+        h = res.health
+        was_bad = not h.ok or not h.known
+        h.known = True
+        h.ok = True
+        h.updated_at = self._now()
+        h.next_retry_at = None
+        h.error = None
+        if res is self.apps and self._crd_missing:
+            self._crd_missing = False
+        if res is self.pods and self._namespace_missing:
+            h.ok = False
+            h.error = f"namespace '{self.settings.namespace}' not found"
+        self._changed(urgent=urgent or was_bad)
+
+    def _fail(self, res: _Resource, message: str, retry_in: float | None) -> None:
+        h = res.health
+        h.known = True
+        h.ok = False
+        h.error = message
+        h.next_retry_at = self._now() + retry_in if retry_in is not None else None
+        self._changed(urgent=True)
+
+    def _calm(self, res: _Resource, message: str, retry_in: float) -> None:
+        """Not an error: nothing to show and nothing broken (the missing CRD)."""
+        h = res.health
+        h.known = True
+        h.ok = True
+        h.error = message
+        h.updated_at = self._now()
+        h.next_retry_at = self._now() + retry_in
+        self._changed(urgent=True)
+
+    # ----------------------------------------------------------------- running
+
+    def _delay(self, failures: int) -> float:
+        t = self.timing
+        base = min(t.backoff_max, t.backoff_initial * 2.0 ** max(0, failures - 1))
+        return base * (1 + t.jitter * (2 * self._rng.random() - 1))
+
+    async def run(self) -> None:
+        """Run until cancelled. Never raises for outside failures."""
+        failures = 0
+        try:
+            while True:
+                try:
+                    client = await connect(self.settings, self.api_server_override)
+                except KubeError as exc:
+                    failures += 1
+                    delay = self._delay(failures)
+                    for res in self._resources:
+                        self._fail(res, str(exc), delay)
+                    await asyncio.sleep(delay)
+                    continue
+                failures = 0
+                self._client = client
+                if self._context != client.context:
+                    self._context = client.context
+                    self._changed()
+                unexpected = False
+                try:
+                    await self._run_client(client)
+                except* _Reload:
+                    # Another cluster may sit behind the new kubeconfig: relist all.
+                    for res in self._resources:
+                        res.rv = None
+                except* Exception:
+                    # A bug, not an outside failure: log it and start over, never die.
+                    log.exception("kube source failed; restarting")
+                    unexpected = True
+                    for res in self._resources:
+                        res.rv = None
+                finally:
+                    self._client = None
+                    with contextlib.suppress(Exception):
+                        await client.api.close()
+                if unexpected:
+                    await asyncio.sleep(self.timing.backoff_max)
+        finally:
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+                self._flush_handle = None
+
+    async def _run_client(self, client: _Client) -> None:
+        self._suspect.clear()
+        async with asyncio.TaskGroup() as group:
+            for res in self._resources:
+                group.create_task(self._run_resource(client, res), name=f"kube-{res.name}")
+            group.create_task(self._watch_config(client), name="kube-config")
+            group.create_task(self._refresh_restarts(), name="kube-restarts")
+
+    async def _refresh_restarts(self) -> None:
+        """RESTARTS reads "3 (5m ago)": re-render those few pods as time passes, since a
+        crash-looping pod may not change for minutes."""
+        while True:
+            await asyncio.sleep(self.timing.restarts_refresh)
+            now = self._now()
+            changed = False
+            for key, obj in list(self.pods.aging.items()):
+                _key, row = self.pods.convert(obj, now)
+                if self.pods.rows.get(key) != row:
+                    self.pods.rows.upsert(key, row)
+                    self.pods.track(key, row, obj)
+                    changed = True
+            if changed:
+                self._changed()
+
+    async def _watch_config(self, client: _Client) -> None:
+        """When requests start failing, see whether the kubeconfig changed (Kind
+        recreated the cluster: new port, new certificates) and reconnect if so."""
+        paths = kubeconfig_paths(self.settings)
+        while True:
+            await self._suspect.wait()
+            self._suspect.clear()
+            if _signature(paths) != client.signature:
+                raise _Reload
+
+    async def _run_resource(self, client: _Client, res: _Resource) -> None:
+        failures = 0
+        expirations = 0
+        while True:
+            delay: float | None = None
+            try:
+                if res.rv is None:
+                    await self._list(client, res)
+                if await self._watch(client, res):
+                    expirations = 0
+                failures = 0
+            except _Expired:
+                # Relist at once; only a 410 right after a fresh list backs off.
+                res.rv = None
+                expirations += 1
+                if expirations > 1:
+                    await asyncio.sleep(self._delay(expirations - 1))
+            except _CrdMissing:
+                failures = 0
+                res.rv = None
+                self._crd_missing = True
+                if len(res.rows):
+                    res.rows.replace_all([])
+                retry = self.timing.crd_retry * (1 + self.timing.jitter * self._rng.random())
+                self._calm(res, CRD_MISSING, retry)
+                await asyncio.sleep(retry)
+            except _StreamCut as exc:
+                # A stream that delivered events before it broke was healthy: reconnect
+                # at once. One that breaks again before any event backs off.
+                failures = 1 if res.delivered else failures + 1
+                if failures > 1:
+                    delay = self._delay(failures - 1)
+                    self._fail(res, str(exc), delay)
+            except KubeError as exc:
+                failures += 1
+                delay = self._delay(failures)
+                self._fail(res, str(exc), delay)
+                self._suspect.set()
+            if delay is not None:
+                await asyncio.sleep(delay)
+
+    # ----------------------------------------------------------------- requests
+
+    async def _get(
+        self,
+        client: _Client,
+        path: str,
+        query: list[tuple[str, Any]],
+        timeout: aiohttp.ClientTimeout,
+    ) -> aiohttp.ClientResponse:
+        """Send a GET through the official client (auth, TLS, headers) and return
+        the raw aiohttp response once its headers are in."""
+        server = client.server
+        limit = self.settings.kube_request_timeout
+        try:
+            params = await client.api.param_serialize(
+                method="GET",
+                resource_path=path,
+                query_params=query,
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+            )
+            method, url, headers = params[0], params[1], params[2]
+            async with asyncio.timeout(limit):
+                rest = await client.api.call_api(
+                    method, url, header_params=headers, _request_timeout=timeout
+                )
+        except TimeoutError:
+            raise KubeError(
+                f"the API server at {server} did not answer within {limit:g} s"
+            ) from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            reason = getattr(exc.certificate_error, "verify_message", None) or str(
+                exc.certificate_error
+            )
+            raise KubeError(f"TLS verification of {server} failed: {reason}") from None
+        except aiohttp.ClientConnectorSSLError as exc:
+            raise KubeError(f"TLS handshake with {server} failed: {exc.os_error}") from None
+        except aiohttp.ClientConnectorDNSError:
+            host = urllib.parse.urlsplit(server).hostname
+            raise KubeError(
+                f"cannot reach the API server at {server}: unknown host {host}"
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            code = exc.os_error.errno
+            why = os.strerror(code).lower() if code else _one_line(str(exc.os_error))
+            if code == errno_mod.ECONNREFUSED:
+                why = "connection refused"
+            raise KubeError(f"cannot reach the API server at {server}: {why}") from None
+        except aiohttp.ServerDisconnectedError:
+            raise KubeError(f"the API server at {server} closed the connection") from None
+        except aiohttp.ClientError as exc:
+            raise KubeError(f"request to {server} failed: {_one_line(str(exc))}") from None
+        response: aiohttp.ClientResponse = rest.response
+        return response
+
+    async def _fail_for_status(self, res: _Resource, resp: aiohttp.ClientResponse) -> None:
+        """Turn a non-200 answer into the right exception."""
+        status = resp.status
+        try:
+            async with asyncio.timeout(self.settings.kube_request_timeout):
+                body = await resp.read()
+        except (TimeoutError, aiohttp.ClientError):
+            body = b""
+        finally:
+            resp.release()
+        message = _one_line(_status_message(body))
+        server = self._client.server if self._client else "the API server"
+        if status == 410:
+            raise _Expired
+        if status == 404 and res is self.apps:
+            raise _CrdMissing
+        if status == 401:
+            context = self._context or "the current context"
+            raise KubeError(
+                f"unauthorized (401): {server} rejected the credentials of context '{context}'"
+            )
+        if status == 403:
+            raise KubeError(f"forbidden (403): {message or 'access denied'}")
+        if status == 404:
+            raise KubeError(f"not found (404): {message or res.path}")
+        raise KubeError(f"API server error ({status}): {message or resp.reason or 'no details'}")
+
+    async def _read_all(self, resp: aiohttp.ClientResponse) -> bytes:
+        try:
+            return await resp.read()
+        except TimeoutError:
+            raise KubeError(
+                f"the API server stopped sending within {self.settings.kube_request_timeout:g} s"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise KubeError(f"the list was cut off: {_one_line(str(exc))}") from None
+        finally:
+            resp.release()
+
+    async def _list(self, client: _Client, res: _Resource) -> None:
+        limit = self.settings.kube_request_timeout
+        # No total limit: a big list may take a while to arrive, as long as bytes flow.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=limit, sock_read=limit)
+        res.lists += 1
+        resp = await self._get(client, res.path, [], timeout)
+        if resp.status != 200:
+            await self._fail_for_status(res, resp)
+        body = await self._read_all(resp)
+        try:
+            data = json.loads(body)
+            items = data.get("items") or []
+            rv = str(data["metadata"]["resourceVersion"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise KubeError(f"the API server sent an unreadable {res.name} list") from None
+        now = self._now()
+        pairs = []
+        res.aging.clear()
+        res.argo.clear()
+        res.summary = None
+        is_pods = res is self.pods
+        for obj in items:
+            key, row = res.convert(obj, now)
+            pairs.append((key, row))
+            if is_pods:
+                res.track(key, row, obj)
+        res.rows.replace_all(pairs)
+        res.rv = rv
+        if res is self.pods:
+            await self._check_namespace(client, bool(items))
+        self._ok(res, urgent=True)
+
+    async def _check_namespace(self, client: _Client, has_pods: bool) -> None:
+        """An empty pod list may mean the namespace does not exist (the API server
+        lists an unknown namespace as empty): ask for the namespace itself."""
+        if has_pods:
+            self._namespace_missing = False
+            return
+        ns = urllib.parse.quote(self.settings.namespace, safe="")
+        limit = self.settings.kube_request_timeout
+        timeout = aiohttp.ClientTimeout(total=limit)
+        resp = await self._get(client, f"/api/v1/namespaces/{ns}", [], timeout)
+        resp.release()
+        # 403 (no right to read namespaces) proves nothing: assume it exists.
+        self._namespace_missing = resp.status == 404
+
+    async def _watch(self, client: _Client, res: _Resource) -> bool:
+        """One watch request from res.rv. Returns True if it ended cleanly (the
+        server's timeout); raises on errors. Events update the rows and the RV."""
+        watch_timeout = max(1, int(self.settings.kube_watch_timeout))
+        limit = self.settings.kube_request_timeout
+        query: list[tuple[str, Any]] = [
+            ("allowWatchBookmarks", True),
+            ("resourceVersion", res.rv),
+            ("timeoutSeconds", watch_timeout),
+            ("watch", True),
+        ]
+        # The server ends the stream after timeoutSeconds; the client allows that plus
+        # a margin, which also ends a stream that went silent on a dead connection.
+        timeout = aiohttp.ClientTimeout(total=watch_timeout + limit, sock_connect=limit)
+        resp = await self._get(client, res.path, query, timeout)
+        if resp.status != 200:
+            await self._fail_for_status(res, resp)
+        self._ok(res)
+        res.delivered = False
+        try:
+            while True:
+                try:
+                    line = await resp.content.readline()
+                except TimeoutError:
+                    raise KubeError(
+                        f"the {res.name} watch on {client.server} went silent "
+                        f"for {watch_timeout + limit:g} s"
+                    ) from None
+                except aiohttp.ClientPayloadError:
+                    raise _StreamCut(f"the {res.name} watch on {client.server} broke off") from None
+                except aiohttp.ClientError as exc:
+                    raise _StreamCut(
+                        f"the {res.name} watch on {client.server} failed: {_one_line(str(exc))}"
+                    ) from None
+                except ValueError:
+                    # aiohttp: a line longer than its buffer. Start over with a list.
+                    raise _Expired from None
+                if not line:
+                    self._ok(res)
+                    return True
+                if not line.endswith(b"\n"):
+                    # A connection closed mid-event: never apply half an object.
+                    raise _StreamCut(f"the {res.name} watch on {client.server} broke off")
+                if not line.strip():
+                    continue
+                self._apply(res, line)
+                res.delivered = True
+        finally:
+            resp.close()
+
+    def _apply(self, res: _Resource, line: bytes) -> None:
+        try:
+            event = json.loads(line)
+            kind = event["type"]
+            obj = event["object"]
+        except (ValueError, KeyError, TypeError):
+            raise _StreamCut(f"the {res.name} watch sent an unreadable event") from None
+        if kind == "ERROR":
+            code = obj.get("code") if isinstance(obj, dict) else None
+            if code == 410:
+                raise _Expired
+            message = _one_line(str(obj.get("message") or obj.get("reason") or code))
+            raise KubeError(f"the {res.name} watch failed ({code}): {message}")
+        rv = (obj.get("metadata") or {}).get("resourceVersion")
+        if kind == "BOOKMARK":
+            if rv:
+                res.rv = str(rv)
+                res.health.updated_at = self._now()
+            return
+        if kind == "DELETED":
+            key = _key_of(res, obj)
+            res.rows.remove(key)
+            if res is self.pods:
+                res.track(key, None, None)
+        elif kind in ("ADDED", "MODIFIED"):
+            key, row = res.convert(obj, self._now())
+            res.rows.upsert(key, row)
+            if res is self.pods:
+                res.track(key, row, obj)
+                if self._namespace_missing:
+                    # A pod exists, so its namespace does.
+                    self._namespace_missing = False
+                    res.health.ok = True
+                    res.health.error = None
+        if rv:
+            res.rv = str(rv)
+        res.health.updated_at = self._now()
+        self._changed()

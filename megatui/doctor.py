@@ -228,8 +228,8 @@ async def check_nodes(ctx: Context) -> Outcome:
 
 
 def _namespace_missing(ctx: Context) -> bool:
-    status = ctx.snap.sources.get("pods")
-    return bool(status and not status.ok and status.error and "not found" in status.error)
+    status = ctx.snap.sources.get("kubernetes")
+    return bool(status and status.error == f"namespace '{ctx.settings.namespace}' not found")
 
 
 async def check_argocd_namespace(ctx: Context) -> Outcome:
@@ -240,9 +240,6 @@ async def check_argocd_namespace(ctx: Context) -> Outcome:
             "install ArgoCD: kubectl create namespace argocd && kubectl apply -n "
             "argocd -f install.yaml",
         )
-    status = ctx.snap.sources.get("pods")
-    if status is not None and not status.ok:
-        return failed(status.error or f"cannot list pods in '{ns}'")
     return ok(f"namespace '{ns}' with {len(ctx.snap.pods)} pods")
 
 

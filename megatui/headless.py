@@ -12,7 +12,7 @@ from typing import TextIO
 from megatui import report
 from megatui.config import Settings
 from megatui.model import VM, Phase, Snapshot, SourceStatus
-from megatui.monitor import Monitor
+from megatui.monitor import ALL_SOURCES, Monitor
 from megatui.transport import Transport
 
 
@@ -37,8 +37,12 @@ def build_transport(settings: Settings) -> Transport:
 def build_monitor(
     settings: Settings, *, sources: Iterable[str] | None = None, vms: Sequence[str] | None = None
 ) -> Monitor:
-    kwargs = {} if sources is None else {"sources": sources}
-    return Monitor(settings, transport=build_transport(settings), vm_filter=vms, **kwargs)
+    return Monitor(
+        settings,
+        transport=build_transport(settings),
+        sources=sources if sources is not None else ALL_SOURCES,
+        vm_filter=vms,
+    )
 
 
 async def _connect(monitor: Monitor) -> None:
@@ -50,11 +54,11 @@ async def _connect(monitor: Monitor) -> None:
 def _with_silent_sources(snap: Snapshot, enabled: Iterable[str], timeout: float) -> Snapshot:
     """Name the sources that gave no answer at all, rather than leave them out."""
     sources = dict(snap.sources)
-    names = {"tart": "tart", "ssh": "ssh", "docker": "docker", "kube": "kubernetes"}
+    names = {"kube": ("kubernetes", "applications")}
     for source in enabled:
-        key = names.get(source, source)
-        if key not in sources:
-            sources[key] = SourceStatus(key, ok=False, error=f"no answer within {timeout:g} s")
+        for key in names.get(source, (source,)):
+            if key not in sources:
+                sources[key] = SourceStatus(key, ok=False, error=f"no answer within {timeout:g} s")
     return replace(snap, sources=sources)
 
 

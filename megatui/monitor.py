@@ -15,6 +15,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from megatui import actions
 from megatui.api import ActionError
@@ -41,6 +42,9 @@ from megatui.sources.tart import TartCLI, TartError
 from megatui.timeline import diff_events
 from megatui.transport import LocalTransport, Transport
 
+if TYPE_CHECKING:  # kube.py pulls in the kubernetes client: import it only when used
+    from megatui.sources.kube import KubeState
+
 log = logging.getLogger(__name__)
 
 ALL_SOURCES = frozenset({"tart", "ssh", "kube", "docker"})
@@ -62,8 +66,9 @@ class _Backoff:
 
     def next_delay(self) -> float:
         self.failures += 1
-        delay = min(self.cap, self.base * 2 ** (self.failures - 1))
-        return delay * random.uniform(0.8, 1.2)
+        delay: float = min(self.cap, self.base * 2.0 ** (self.failures - 1))
+        jitter: float = random.uniform(0.8, 1.2)
+        return delay * jitter
 
     def reset(self) -> None:
         self.failures = 0
@@ -108,7 +113,7 @@ class Monitor:
         self._action_errors: dict[str, str] = {}
         self._statuses: dict[str, SourceStatus] = {}
         self._kube_nodes: tuple[Node, ...] = ()
-        self._kube_state: object | None = None
+        self._kube_state: KubeState | None = None
         self._docker: DockerStatus | None = None
         self._retry_at: dict[str, float] = {}  # monotonic
 
@@ -447,7 +452,7 @@ class Monitor:
     # --- kubernetes ----------------------------------------------------------------------------
 
     async def _kube_task(self) -> None:
-        from megatui.sources.kube import KubeSource, KubeState
+        from megatui.sources.kube import KubeSource
 
         def on_change(state: KubeState) -> None:
             self._kube_state = state
@@ -520,7 +525,7 @@ class Monitor:
 
     def _build_nodes(self) -> tuple[Node, ...]:
         state = self._kube_state
-        nodes: tuple[Node, ...] = getattr(state, "nodes", ()) if state is not None else ()
+        nodes = state.nodes if state is not None else ()
         docker = self._docker
         if docker is None or not docker.reachable:
             return nodes
@@ -531,7 +536,7 @@ class Monitor:
         ]
         # A Kind node container the API server does not list (e.g. exited before it
         # registered, or the API server itself is down) still deserves a row.
-        if state is not None and getattr(state, "nodes", ()):
+        if state is not None and state.nodes:
             for name, container in sorted(containers.items()):
                 merged.append(
                     Node(
@@ -564,11 +569,11 @@ class Monitor:
             sources=dict(self._statuses),
             vms=self._build_vms(),
             nodes=self._build_nodes(),
-            pods=getattr(state, "pods", ()) if state is not None else (),
-            applications=getattr(state, "applications", ()) if state is not None else (),
+            pods=state.pods if state is not None else (),
+            applications=state.applications if state is not None else (),
             docker=self._docker,
-            argocd=getattr(state, "argocd", None) if state is not None else None,
-            kube_context=(getattr(state, "context", None) if state is not None else None)
+            argocd=state.argocd if state is not None else None,
+            kube_context=(state.context if state is not None else None)
             or self.settings.kube_context,
             readonly=self.settings.readonly,
         )

@@ -24,7 +24,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from megatui.config import data_dir
+
 _FORMAT_VERSION = 1
+DEFAULT_FILENAME = "vm_host_keys.json"
 
 
 class HostKeyStoreError(Exception):
@@ -51,6 +54,11 @@ def normalize_key(text: str) -> str:
     if raw[4 : 4 + name_len] != algorithm.encode("ascii", "replace"):
         raise ValueError("not an OpenSSH public key")
     return f"{algorithm} {blob}"
+
+
+def default_path() -> Path:
+    """Where megatui keeps trusted VM host keys: its data directory."""
+    return data_dir() / DEFAULT_FILENAME
 
 
 class HostKeyStore:

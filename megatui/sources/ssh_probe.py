@@ -71,6 +71,9 @@ class _ProbeClient(asyncssh.SSHClient):
     def validate_host_public_key(
         self, host: str, addr: str, port: int, key: asyncssh.SSHKey
     ) -> bool:
+        if self.offered is not None and key != self.offered:
+            # A re-key on a long-kept connection must not switch keys either.
+            return False
         self.offered = key
         return self._trusted is None
 
@@ -101,7 +104,11 @@ def _one_line(text: str) -> str:
 
 
 class SSHProber:
-    """Probes VMs over SSH and keeps one connection per READY VM."""
+    """Probes VMs over SSH and keeps one connection per READY VM.
+
+    Probes of one VM are serialised; different VMs probe concurrently. After
+    close() probes still answer but no longer keep connections.
+    """
 
     def __init__(
         self,
@@ -151,12 +158,8 @@ class SSHProber:
             except Exception as exc:
                 # The contract is "no exception escapes": anything unforeseen
                 # becomes a one-line ERROR rather than killing the monitor's task.
-                stage, error = (
-                    ProbeStage.ERROR,
-                    self._scrub(
-                        f"SSH probe of VM '{vm}' failed: {type(exc).__name__}: {exc}", creds
-                    ),
-                )
+                message = f"SSH probe of VM '{vm}' failed: {type(exc).__name__}: {exc}"
+                stage, error = ProbeStage.ERROR, self._scrub(message, creds)
             return ProbeResult(stage=stage, checked_at=self._clock.now(), error=error)
 
     # --- stages
@@ -166,15 +169,13 @@ class SSHProber:
     ) -> tuple[ProbeStage, str | None]:
         kept = self._kept.get(vm)
         if kept is not None:
-            if (kept.ip, kept.port, kept.user) != (ip, port, creds.user) or not self.has_connection(
-                vm
-            ):
-                await self.drop(vm)
-            else:
+            same_target = (kept.ip, kept.port, kept.user) == (ip, port, creds.user)
+            if same_target and self.has_connection(vm):
                 try:
                     return await self._health_check(vm, kept, command)
                 except _Dead:
-                    await self.drop(vm)
+                    pass
+            await self.drop(vm)
 
         if not await self._tcp_open(ip, port):
             return ProbeStage.CLOSED, None
@@ -193,6 +194,11 @@ class SSHProber:
             return ProbeStage.OPEN, self._timeout_error(command)
         except (asyncssh.Error, OSError) as exc:
             raise _Dead from exc
+        except asyncio.CancelledError:
+            # The interrupted command's session channel would stay open on the
+            # kept connection; dropping the whole connection leaves nothing behind.
+            await self.drop(vm)
+            raise
         return self._command_outcome(command, result)
 
     async def _tcp_open(self, ip: str, port: int) -> bool:
@@ -230,7 +236,7 @@ class SSHProber:
 
         try:
             client_keys = self._client_keys(creds)
-        except (OSError, asyncssh.KeyImportError, ValueError) as exc:
+        except (OSError, asyncssh.KeyImportError, asyncssh.KeyEncryptionError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             return ProbeStage.ERROR, self._scrub(
                 f"cannot use SSH key {creds.key_path}: {reason}", creds

@@ -190,11 +190,15 @@ def run_tui(settings: Settings) -> int:
 
 
 def _forget_key(vm: str) -> int:
-    from megatui.config import data_dir
-    from megatui.sources.hostkeys import HostKeyStore
+    from megatui.sources.hostkeys import HostKeyStore, HostKeyStoreError, default_path
 
-    store = HostKeyStore(data_dir() / "vm_host_keys.json")
-    if store.forget(vm):
+    store = HostKeyStore(default_path())
+    try:
+        forgotten = store.forget(vm)
+    except HostKeyStoreError as exc:
+        print(f"megatui: {exc}", file=sys.stderr)
+        return 1
+    if forgotten:
         print(f"forgot the host key of VM '{vm}'; the next login trusts the new one")
         return 0
     print(f"megatui: no host key stored for VM '{vm}'", file=sys.stderr)

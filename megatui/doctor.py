@@ -27,6 +27,7 @@ from megatui.config import Settings
 from megatui.headless import build_monitor
 from megatui.model import Phase, Snapshot, TartState
 from megatui.monitor import Monitor
+from megatui.sources.hostkeys import HostKeyStoreError
 from megatui.sources.tart import TartError
 
 
@@ -139,11 +140,13 @@ async def check_ssh_agent(ctx: Context) -> Outcome:
     try:
         import asyncssh
 
-        agent = await asyncio.wait_for(asyncssh.connect_agent(sock), 5)
+        async with asyncio.timeout(5):
+            agent = await asyncssh.connect_agent(sock)
         if agent is None:
             return warn("cannot talk to the SSH agent", "restart your ssh-agent")
         try:
-            keys = await asyncio.wait_for(agent.get_keys(), 5)
+            async with asyncio.timeout(5):
+                keys = await agent.get_keys()
         finally:
             agent.close()
     except (OSError, TimeoutError, Exception) as exc:  # any agent failure is just a warning
@@ -342,7 +345,8 @@ async def _wait_running_vms(ctx: Context) -> Snapshot:
                     return snap
                 changed.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), min(remaining, 1.0))
+                    async with asyncio.timeout(min(remaining, 1.0)):
+                        await changed.wait()
         finally:
             unsubscribe()
 
@@ -377,7 +381,10 @@ async def check_ssh_logins(ctx: Context) -> Outcome:
             "`megatui forget-key NAME`",
         )
     ready = [vm for vm in running if vm.phase is Phase.READY]
-    unknown_keys = [vm.name for vm in ready if ctx.monitor.hostkeys.lookup(vm.name) is None]
+    try:
+        unknown_keys = [vm.name for vm in ready if ctx.monitor.hostkeys.lookup(vm.name) is None]
+    except HostKeyStoreError as exc:
+        return failed(str(exc), "remove or repair the file; keys are trusted again on next login")
     if unknown_keys:
         return warn(f"host keys not stored for: {', '.join(unknown_keys)}")
     if not ready:

@@ -151,7 +151,8 @@ async def wait(
             changed.clear()
             # Wake on a new snapshot, or once a second to refresh the elapsed time.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), min(remaining, 1.0))
+                async with asyncio.timeout(min(remaining, 1.0)):
+                    await changed.wait()
     except HeadlessError as exc:
         print(f"megatui: {exc}", file=out_err)
         return exc.code

@@ -36,7 +36,7 @@ from megatui.model import (
     TartVM,
 )
 from megatui.phases import BootHistory, Observation, PhaseEngine
-from megatui.sources.hostkeys import HostKeyStore
+from megatui.sources.hostkeys import HostKeyStore, HostKeyStoreError, default_path
 from megatui.sources.ssh_probe import Credentials, SSHProber
 from megatui.sources.tart import TartCLI, TartError
 from megatui.timeline import diff_events
@@ -92,7 +92,7 @@ class Monitor:
         self.enabled = frozenset(sources)
         self.vm_filter = tuple(vm_filter) if vm_filter else None
         self.tart = TartCLI(self.transport, settings.tart_path, settings.tart_timeout)
-        self.hostkeys = HostKeyStore(data_dir() / "vm_host_keys.json")
+        self.hostkeys = HostKeyStore(default_path())
         self.prober = SSHProber(
             self.transport,
             self.hostkeys,
@@ -236,7 +236,10 @@ class Monitor:
         vm = self._snapshot.vm(name)
         if vm is None:
             raise ActionError(f"unknown VM '{name}'")
-        known = self.hostkeys.lookup(name)
+        try:
+            known = self.hostkeys.lookup(name)
+        except HostKeyStoreError as exc:
+            raise ActionError(str(exc)) from None
         known_hosts = state_dir() / "known_hosts"
         if known:
             actions.write_known_hosts(known_hosts, {name: known})
@@ -273,7 +276,8 @@ class Monitor:
         """Wait until every enabled source has answered (or failed) once."""
         waiters = [event.wait() for event in self._first_round.values()]
         try:
-            await asyncio.wait_for(asyncio.gather(*waiters), timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.gather(*waiters)
         except TimeoutError:
             return False
         return True
@@ -496,7 +500,11 @@ class Monitor:
 
     async def _sleep(self, wake: asyncio.Event, delay: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), delay)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+            # cancellation that races with the event being set, and the task would
+            # then never stop.
+            async with asyncio.timeout(delay):
+                await wake.wait()
         wake.clear()
 
     def _observation(self, vm: TartVM) -> Observation:

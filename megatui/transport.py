@@ -131,7 +131,10 @@ class LocalTransport:
         except PermissionError as exc:
             raise TransportError(f"{argv[0]}: permission denied") from exc
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a
+            # cancellation that races with completion (the caller would never stop).
+            async with asyncio.timeout(timeout):
+                out, err = await proc.communicate()
         except TimeoutError:
             await _reap(proc)
             raise CommandTimeout(argv, timeout) from None
@@ -152,15 +155,15 @@ class LocalTransport:
     async def open_connection(
         self, host: str, port: int, *, timeout: float
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        return await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        async with asyncio.timeout(timeout):
+            return await asyncio.open_connection(host, port)
 
     def ssh_tunnel(self) -> None:
         return None
 
     async def read_file(self, path: str, *, timeout: float) -> bytes:
-        return await asyncio.wait_for(
-            asyncio.to_thread(Path(path).expanduser().read_bytes), timeout
-        )
+        async with asyncio.timeout(timeout):
+            return await asyncio.to_thread(Path(path).expanduser().read_bytes)
 
     async def close(self) -> None:
         return None

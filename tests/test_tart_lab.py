@@ -128,7 +128,10 @@ async def test_vm_boots_through_ip_port_and_login(tart_lab: TartLabFactory) -> N
         state = await tcp_probe(ip, port)
         after = time.time() - t0
         if state == "refused":
-            assert before < port_after + tolerance, f"refused at {before:.2f} s"
+            # The port may open later than port_after (never earlier): the VM opens
+            # it only once its SSH server has loaded, so the phases stay in order on
+            # a loaded machine.
+            assert "closed" not in seen and "ssh" not in seen, f"refused again at {before:.2f} s"
         elif state == "closed":
             assert after >= port_after - tolerance and before < login_after + tolerance
         else:

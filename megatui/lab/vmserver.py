@@ -5,7 +5,8 @@ process, as with real tart. Seconds after the run started:
 
 * before `ip_after`: no DHCP lease (`tart ip` answers "no IP address found");
 * from `ip_after`: a lease is written, and it outlives the VM (stale lease);
-* before `port_after`: nothing listens on the VM's address (connection refused);
+* before `port_after` (and until asyncssh has loaded): nothing listens on the VM's
+  address (connection refused);
 * from `port_after` to `login_after`: the port accepts TCP and closes it at once,
   as a booting Mac does before sshd is up;
 * from `login_after`: an asyncssh server takes password and public-key logins.
@@ -130,6 +131,12 @@ class _VM:
             loop.call_later(self._until(ip_after), self._lease, ip)
         if isinstance(ip, str) and isinstance(port, int):
             await asyncio.sleep(self._until(port_after))
+            # While asyncssh loads in its thread it holds the GIL for long stretches,
+            # so this loop could not accept-and-close in time and early connections
+            # would wait in the backlog until sshd is up, skipping ssh-pending.
+            # Opening the port only once it has loaded keeps the phases in order.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(ssh_ready)
             await self._listen(ip, port, login_after, ssh_ready)
         # The VM runs until a signal powers it off (fake_tart._install_power_signals).
         await asyncio.Event().wait()

@@ -1,0 +1,581 @@
+"""The megatui control room: `MegatuiApp(monitor, settings).run()`.
+
+The app polls nothing itself. It subscribes to the monitor's snapshots and redraws
+from them; its only timer ticks once a second to age the "updated N s ago" and
+"stale N s" counters and the running phase times, and that tick writes a table cell
+only when the text in it changes.
+"""
+
+from __future__ import annotations
+
+import functools
+import shlex
+import subprocess
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult, SuspendNotSupported
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.dom import DOMNode
+from textual.keys import _normalize_key_list
+from textual.message import Message
+from textual.theme import Theme
+from textual.timer import Timer
+from textual.widgets import Footer
+
+from megatui.api import ActionError, MonitorAPI
+from megatui.clock import Clock, SystemClock
+from megatui.config import Settings, state_dir
+from megatui.model import BOOT_PHASES, Phase, Snapshot, TartState
+from megatui.ui.commands import MegatuiCommands, PaletteCommand
+from megatui.ui.panels import (
+    ArgoPanel,
+    ClusterPanel,
+    EventsPanel,
+    HeaderBar,
+    Panel,
+    View,
+    VMPanel,
+)
+from megatui.ui.paths import stylesheet
+from megatui.ui.screens import (
+    ConfirmStopScreen,
+    DetailScreen,
+    HelpScreen,
+    LiveScreen,
+    SSHCommandScreen,
+    WaitScreen,
+)
+from megatui.ui.themes import canonical, load_theme, save_theme
+
+#: Actions that change the platform: hidden from the footer and the palette, and
+#: refused, in read-only mode.
+MUTATING_ACTIONS = frozenset({"start_vm", "stop_vm"})
+
+#: The help screen's line for each action; the footer has room for one word only.
+ACTION_HELP: dict[str, str] = {
+    "start_vm": "start the selected VM (tart run --no-graphics)",
+    "stop_vm": "stop the selected VM, after a confirmation",
+    "ssh": "interactive ssh to the selected VM; offers to wait while it boots",
+    "copy_ssh": "copy the ssh command to the clipboard (OSC 52, works over SSH)",
+    "detail": "the selected VM: phase timeline, tart get, log tail",
+    "filter": "filter the focused panel by name",
+    "refresh": "poll every source now",
+    "help": "this help",
+    "quit": "quit megatui",
+}
+
+#: Keys that are not actions of their own but belong in the help screen.
+EXTRA_HELP: tuple[tuple[str, str], ...] = (
+    ("tab / shift+tab", "next / previous table"),
+    ("1 2 3 4", "focus the VMs, Cluster, ArgoCD or Events panel"),
+    ("↑ ↓ j k", "move the cursor"),
+    ("ctrl+p", "command palette: per-VM commands, theme, keys"),
+    ("escape", "close a dialog, or clear the filter"),
+)
+
+
+def keymap_conflicts(bindings: Iterable[Binding], keymap: Mapping[str, str]) -> list[str]:
+    """Keys that the user's [keys] table binds to two actions at once.
+
+    Textual's own clash check (handle_bindings_clash) skips bindings that have an id,
+    which all of ours have, so a remap onto a taken key would silently lose an action.
+    """
+    owner: dict[str, str] = {}
+    problems: list[str] = []
+    for binding in bindings:
+        wanted = keymap.get(binding.id, binding.key) if binding.id else binding.key
+        # Textual's own spelling of keys ("?" is "question_mark"), as set_keymap uses.
+        for key in _normalize_key_list(wanted).split(","):
+            first = owner.setdefault(key, binding.action)
+            if first != binding.action:
+                problems.append(f"key {key} is bound to both {first} and {binding.action}")
+    return problems
+
+
+class SnapshotArrived(Message):
+    """A new snapshot. Only the newest queued one matters, so older ones are dropped."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SnapshotArrived)
+
+
+class MegatuiApp(App[None]):
+    TITLE = "megatui"
+    COMMANDS = App.COMMANDS | {MegatuiCommands}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
+
+    # The ids are the names of the [keys] table of the config, so a user's keymap
+    # applies to them through set_keymap().
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("s", "start_vm", "start", id="start"),
+        Binding("x", "stop_vm", "stop", id="stop"),
+        Binding("enter", "ssh", "ssh", id="ssh"),
+        Binding("c", "copy_ssh", "copy", id="copy"),
+        Binding("d", "detail", "info", id="detail"),
+        Binding("slash", "filter", "filter", id="filter", key_display="/"),
+        Binding("r", "refresh", "refresh", id="refresh"),
+        Binding("question_mark", "help", "help", id="help", key_display="?"),
+        Binding("q", "quit", "quit", id="quit"),
+        Binding("1", "focus_panel(1)", "VMs", show=False),
+        Binding("2", "focus_panel(2)", "Cluster", show=False),
+        Binding("3", "focus_panel(3)", "ArgoCD", show=False),
+        Binding("4", "focus_panel(4)", "Events", show=False),
+    ]
+
+    def __init__(
+        self,
+        monitor: MonitorAPI,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        theme_store: Path | None = None,
+    ) -> None:
+        super().__init__(css_path=[stylesheet()])
+        self.monitor = monitor
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.theme_store = theme_store
+        self.snapshot: Snapshot = monitor.snapshot
+        self._view = View(
+            snapshot=self.snapshot,
+            events=(),
+            now=self.clock.now(),
+            retry_in=monitor.retry_in,
+            readonly=settings.readonly or self.snapshot.readonly,
+        )
+        self._unsubscribe: Callable[[], None] | None = None
+        self._saved_theme: str | None = None
+        self.age_timer: Timer | None = None
+        self._header: HeaderBar | None = None
+        self._panels: tuple[Panel, ...] = ()
+
+    # --- layout and lifecycle ------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield HeaderBar(id="header")
+        with VerticalScroll(id="body", can_focus=False):
+            yield VMPanel(id="vms")
+            yield ClusterPanel(id="cluster")
+            yield ArgoPanel(id="argocd")
+            yield EventsPanel(id="events")
+        yield Footer()
+
+    @property
+    def panels(self) -> list[Panel]:
+        return list(self._panels)
+
+    @property
+    def header(self) -> HeaderBar:
+        assert self._header is not None, "the app is not mounted"
+        return self._header
+
+    def _drawable(self) -> bool:
+        # While the app shuts down its screens go first, and a late tick or snapshot
+        # would find no widgets; there is nothing left to draw then.
+        return self._header is not None and self._header.is_attached
+
+    @property
+    def readonly(self) -> bool:
+        return self._view.readonly
+
+    def on_mount(self) -> None:
+        self._header = self.query_one(HeaderBar)
+        self._panels = (
+            self.query_one(VMPanel),
+            self.query_one(ClusterPanel),
+            self.query_one(ArgoPanel),
+            self.query_one(EventsPanel),
+        )
+        if self.settings.keys:
+            self.set_keymap(dict(self.settings.keys))
+            self._warn_key_conflicts()
+        self._restore_theme()
+        self._unsubscribe = self.monitor.subscribe(self._on_monitor_snapshot)
+        self.apply_snapshot(self.monitor.snapshot)
+        self.query_one(VMPanel).focus_first()
+        self.age_timer = self.set_interval(1.0, self.tick, name="age")
+        self._start_monitor()
+
+    @work(group="monitor", exit_on_error=False)
+    async def _start_monitor(self) -> None:
+        try:
+            await self.monitor.start()
+        except Exception as exc:  # the sources report their own failures; this is the rest
+            self.notify(f"monitor failed to start: {exc}", severity="error", markup=False)
+
+    async def on_unmount(self) -> None:
+        unsubscribe = self._unsubscribe
+        self._unsubscribe = None
+        if unsubscribe is not None:
+            unsubscribe()
+        try:
+            await self.monitor.stop()
+        except Exception as exc:  # quitting must not fail because a source hangs up badly
+            self.log.error(f"monitor.stop failed: {exc!r}")
+
+    def on_resize(self) -> None:
+        self.query_one(Footer).compact = self.size.width < 120
+
+    # --- snapshots -----------------------------------------------------------------
+
+    def _on_monitor_snapshot(self, snapshot: Snapshot) -> None:
+        # Runs on the app's loop (MonitorAPI.subscribe); a message lets a burst of
+        # snapshots collapse into the newest one instead of drawing each.
+        self.post_message(SnapshotArrived(snapshot))
+
+    @on(SnapshotArrived)
+    def _snapshot_arrived(self, message: SnapshotArrived) -> None:
+        self.apply_snapshot(message.snapshot)
+
+    def apply_snapshot(self, snapshot: Snapshot) -> None:
+        was_readonly = self.readonly
+        self.snapshot = snapshot
+        self._view = View(
+            snapshot=snapshot,
+            events=list(self.monitor.events),
+            now=self.clock.now(),
+            retry_in=self.monitor.retry_in,
+            readonly=self.settings.readonly or snapshot.readonly,
+        )
+        if not self._drawable():
+            return
+        with self.batch_update():
+            self.header.show_view(self._view)
+            for panel in self._panels:
+                panel.apply(self._view)
+        if self.readonly != was_readonly:
+            self.refresh_bindings()
+        for screen in self.screen_stack:
+            if isinstance(screen, LiveScreen):
+                screen.show_snapshot(snapshot, self._view.now)
+
+    def tick(self) -> None:
+        """Once a second: age the counters. Repaints only text that changed."""
+        now = self.clock.now()
+        self._view = replace(self._view, now=now)
+        if not self._drawable():
+            return
+        with self.batch_update():
+            self.header.show_view(self._view)
+            for panel in self._panels:
+                panel.tick(now)
+        for screen in self.screen_stack:
+            if isinstance(screen, LiveScreen):
+                screen.tick(now)
+
+    # --- bindings ------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # False hides the binding from the footer and makes its key do nothing.
+        return not (action in MUTATING_ACTIONS and self.readonly)
+
+    def _warn_key_conflicts(self) -> None:
+        bindings = [b for b in self.BINDINGS if isinstance(b, Binding)]
+        for problem in keymap_conflicts(bindings, self.settings.keys):
+            self.notify(problem, title="[keys]", severity="warning", timeout=10, markup=False)
+
+    def key_help(self) -> list[tuple[str, str]]:
+        """(keys, description) of the app's own bindings as currently mapped."""
+        keys: dict[str, list[str]] = {action: [] for action in ACTION_HELP}
+        for active in self.screen.active_bindings.values():
+            binding = active.binding
+            if active.node is self and binding.action in keys:
+                keys[binding.action].append(self.get_key_display(binding))
+        rows = [
+            (" ".join(keys[action]), what)
+            for action, what in ACTION_HELP.items()
+            if keys[action] and self.check_action(action, ())
+        ]
+        if self.readonly:
+            rows.append(("", "read-only mode: start and stop are disabled"))
+        return [*rows, *EXTRA_HELP]
+
+    # --- selection -----------------------------------------------------------------
+
+    @property
+    def selected_vm(self) -> str | None:
+        return self.query_one(VMPanel).selected
+
+    def _vm_or_warn(self, name: str | None) -> str | None:
+        name = name if name is not None else self.selected_vm
+        if name is None:
+            self.notify("No VM selected", severity="warning")
+            return None
+        if self.snapshot.vm(name) is None:
+            self.notify(f"VM {name} is not in tart list", severity="warning", markup=False)
+            return None
+        return name
+
+    def _refuse_if_readonly(self, verb: str) -> bool:
+        if self.readonly:
+            self.notify(f"read-only mode: {verb} is disabled", severity="warning", markup=False)
+            return True
+        return False
+
+    # --- actions: VMs --------------------------------------------------------------
+
+    def _pointless(self, name: str, verb: str) -> bool:
+        """Starting a running VM or stopping a stopped one does nothing useful; say so
+        instead of calling tart. Only while tart's data is fresh: with a failing source
+        the phase may be out of date, and tart itself is the better judge."""
+        vm = self.snapshot.vm(name)
+        tart = self.snapshot.sources.get("tart")
+        if vm is None or (tart is not None and not tart.ok):
+            return False
+        idle = vm.phase in (Phase.STOPPED, Phase.SUSPENDED)
+        if verb == "start" and not idle and vm.phase is not Phase.ERROR:
+            self.notify(f"{name} is already {vm.phase}", severity="warning", markup=False)
+            return True
+        if verb == "stop" and (idle or vm.phase is Phase.STOPPING):
+            self.notify(f"{name} is already {vm.phase}", severity="warning", markup=False)
+            return True
+        return False
+
+    def action_start_vm(self, name: str | None = None) -> None:
+        if self._refuse_if_readonly("start"):
+            return
+        vm = self._vm_or_warn(name)
+        if vm is not None and not self._pointless(vm, "start"):
+            self._vm_action("start", vm)
+
+    def action_stop_vm(self, name: str | None = None) -> None:
+        if self._refuse_if_readonly("stop"):
+            return
+        vm = self._vm_or_warn(name)
+        if vm is None or self._pointless(vm, "stop"):
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            # Read-only may have switched on while the dialog was open.
+            if yes and not self._refuse_if_readonly("stop"):
+                self._vm_action("stop", vm)
+
+        self.push_screen(ConfirmStopScreen(vm), confirmed)
+
+    @work(group="vm-action", exit_on_error=False)
+    async def _vm_action(self, verb: str, name: str) -> None:
+        call = self.monitor.start_vm if verb == "start" else self.monitor.stop_vm
+        try:
+            await call(name)
+        except ActionError as exc:
+            self.notify(str(exc), title=f"{verb} {name} failed", severity="error", markup=False)
+        except Exception as exc:  # a bug or I/O failure in the core: say so, keep running
+            self.notify(
+                f"{type(exc).__name__}: {exc}",
+                title=f"{verb} {name} failed",
+                severity="error",
+                markup=False,
+            )
+        else:
+            self.notify(f"{verb} requested for {name}", markup=False)
+
+    def action_ssh(self, name: str | None = None) -> None:
+        vm_name = self._vm_or_warn(name)
+        if vm_name is None:
+            return
+        vm = self.snapshot.vm(vm_name)
+        assert vm is not None
+        if vm.phase is Phase.READY:
+            self.connect(vm_name)
+        elif vm.phase in BOOT_PHASES:
+            self.push_screen(
+                WaitScreen(vm_name, self.snapshot, self.clock.now(), connect=True, waiting=False),
+                functools.partial(self._connect_when_ready, vm_name),
+            )
+        else:
+            reason = vm.error or f"{vm_name} is {vm.phase}"
+            self.notify(f"cannot ssh: {reason}", severity="warning", markup=False)
+
+    def action_wait(self, name: str | None = None) -> None:
+        vm_name = self._vm_or_warn(name)
+        if vm_name is None:
+            return
+        vm = self.snapshot.vm(vm_name)
+        if vm is not None and vm.phase is Phase.READY:
+            self.notify(f"{vm_name} is ready", markup=False)
+            return
+        self.push_screen(
+            WaitScreen(vm_name, self.snapshot, self.clock.now(), connect=False, waiting=True),
+            functools.partial(self._tell_ready, vm_name),
+        )
+
+    def _connect_when_ready(self, name: str, ready: bool | None) -> None:
+        if ready:
+            self.connect(name)
+
+    def _tell_ready(self, name: str, ready: bool | None) -> None:
+        if ready:
+            self.bell()
+            self.notify(f"{name} is ready", markup=False)
+
+    def connect(self, name: str) -> None:
+        """Hand the terminal to an interactive ssh and take it back afterwards.
+
+        Synchronous on purpose: the event loop is blocked while ssh runs, so nothing
+        repaints into a suspended terminal (the deadlock of terok#1186)."""
+        try:
+            argv = self.monitor.ssh_argv(name)
+        except ActionError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        status: int | None = None
+        failure: str | None = None
+        try:
+            with self.suspend():
+                # Nothing may escape this block: Textual 8.2.8 does not resume the
+                # terminal when it raises (textual#6692) and the app would hang.
+                try:
+                    status = subprocess.call(argv)
+                except KeyboardInterrupt:
+                    failure = "ssh interrupted"
+                except Exception as exc:
+                    failure = f"cannot run {argv[0]}: {exc}"
+        except SuspendNotSupported:
+            self.push_screen(SSHCommandScreen(name, argv))
+            return
+        if failure is not None:
+            self.notify(failure, severity="error", markup=False)
+        elif status:
+            self.notify(
+                f"ssh to {name} exited with status {status}", severity="warning", markup=False
+            )
+
+    def action_copy_ssh(self) -> None:
+        name = self._vm_or_warn(None)
+        if name is None:
+            return
+        try:
+            argv = self.monitor.ssh_argv(name)
+        except ActionError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        command = shlex.join(argv)
+        self.copy_to_clipboard(command)
+        self.notify(f"copied: {command}", markup=False)
+
+    def action_detail(self) -> None:
+        name = self._vm_or_warn(None)
+        if name is not None:
+            self.push_screen(DetailScreen(name, self.monitor, self.snapshot, self.clock.now()))
+
+    # --- actions: navigation -------------------------------------------------------
+
+    def active_panel(self) -> Panel:
+        node: DOMNode | None = self.focused
+        while node is not None:
+            if isinstance(node, Panel):
+                return node
+            node = node.parent
+        return self.query_one(VMPanel)
+
+    def action_filter(self) -> None:
+        self.active_panel().open_filter()
+
+    def action_focus_panel(self, number: int) -> None:
+        self.panels[number - 1].focus_first()
+
+    def action_refresh(self) -> None:
+        self.monitor.refresh()
+        self.notify("refreshing every source", timeout=2)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.key_help()))
+
+    # --- palette -------------------------------------------------------------------
+
+    def palette_commands(self) -> list[PaletteCommand]:
+        """The per-VM commands that make sense in each VM's current phase: no "Start"
+        for a running VM, no "Wait" for a ready one. Help texts are markup, so they
+        carry no outside text (VM names are in the titles, which are literal)."""
+        commands: list[PaletteCommand] = []
+        for vm in self.snapshot.vms:
+            phase = f"phase: {vm.phase}"
+            moving = vm.phase in BOOT_PHASES
+            if not self.readonly and vm.phase in (Phase.STOPPED, Phase.SUSPENDED, Phase.ERROR):
+                commands.append(
+                    PaletteCommand(
+                        f"Start VM {vm.name}",
+                        f"tart run --no-graphics · {phase}",
+                        functools.partial(self.action_start_vm, vm.name),
+                    )
+                )
+            if not self.readonly and (
+                vm.state is TartState.RUNNING and vm.phase is not Phase.STOPPING
+            ):
+                commands.append(
+                    PaletteCommand(
+                        f"Stop VM {vm.name}",
+                        f"tart stop, after a confirmation · {phase}",
+                        functools.partial(self.action_stop_vm, vm.name),
+                    )
+                )
+            if moving or vm.phase is Phase.READY:
+                commands.append(
+                    PaletteCommand(
+                        f"SSH to VM {vm.name}",
+                        f"interactive ssh{', once it is ready' if moving else ''} · {phase}",
+                        functools.partial(self.action_ssh, vm.name),
+                    )
+                )
+            if moving:
+                commands.append(
+                    PaletteCommand(
+                        f"Wait for VM {vm.name}",
+                        f"tell me when it is ready · {phase}",
+                        functools.partial(self.action_wait, vm.name),
+                    )
+                )
+        return commands
+
+    # --- themes --------------------------------------------------------------------
+
+    def _restore_theme(self) -> None:
+        configured = canonical(self.settings.theme) if self.settings.theme else None
+        wanted = configured or load_theme(self.theme_store)
+        if wanted is not None:
+            if wanted in self.available_themes:
+                self.theme = wanted
+            elif configured is not None:
+                self.notify(
+                    f"unknown theme {configured!r}; using {self.theme}",
+                    severity="warning",
+                    markup=False,
+                )
+        self._saved_theme = self.theme
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+
+    def _theme_changed(self, theme: Theme) -> None:
+        if self.theme_store is None or theme.name == self._saved_theme:
+            return
+        try:
+            save_theme(self.theme_store, theme.name)
+        except OSError as exc:
+            self.notify(f"cannot save the theme: {exc}", severity="warning", markup=False)
+            return
+        self._saved_theme = theme.name
+
+
+def run_app(
+    monitor: MonitorAPI,
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    theme_store: Path | None = None,
+) -> int:
+    """Run the control room until the user quits; the process exit code.
+
+    The theme is remembered in the state directory unless `theme_store` says where."""
+    store = theme_store if theme_store is not None else state_dir() / "theme"
+    app = MegatuiApp(monitor, settings, clock=clock, theme_store=store)
+    app.run()
+    return app.return_code or 0

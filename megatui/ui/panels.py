@@ -1,0 +1,427 @@
+"""The four panels of the main screen and the header line.
+
+A panel draws a `View` (a snapshot plus the time and the retry countdowns) and
+nothing else: it never talks to the monitor, so a pilot test can feed it any state.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Input, Static
+
+from megatui.model import Event, Phase, Snapshot
+from megatui.ui import render
+from megatui.ui.render import literal
+from megatui.ui.table import Column, KeyedTable, Row
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """Everything a panel may show. `now` moves on the clock tick; the rest only
+    changes when the monitor publishes."""
+
+    snapshot: Snapshot
+    events: Sequence[Event]
+    now: float
+    retry_in: Callable[[str], float | None]
+    readonly: bool = False
+
+
+def same_text(a: Text, b: Text) -> bool:
+    return render.cell_signature(a) == render.cell_signature(b)
+
+
+class TextLine(Static):
+    """A Static that only repaints when what it shows really changed."""
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__("", id=id, classes=classes, markup=False)
+        self._text = Text("")
+        self.writes = 0
+
+    @property
+    def text(self) -> Text:
+        return self._text
+
+    def show(self, text: Text) -> None:
+        if same_text(text, self._text):
+            return
+        self._text = text
+        self.writes += 1
+        self.update(text)
+
+
+class FilterInput(Input):
+    """The `/` filter of one panel. Enter keeps the filter, escape drops it."""
+
+    BINDINGS = [Binding("escape", "cancel", "Clear filter", show=False)]
+
+    class Cancelled(Message):
+        pass
+
+    def action_cancel(self) -> None:
+        self.post_message(self.Cancelled())
+
+
+class HeaderBar(TextLine):
+    """host · context · READ-ONLY · age of the data."""
+
+    #: Below this width the labels go, so the age of the data still fits in 80 columns.
+    COMPACT_WIDTH = 110
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._last: View | None = None
+
+    def on_resize(self) -> None:
+        if self._last is not None:
+            self.show_view(self._last)
+
+    def show_view(self, view: View) -> None:
+        self._last = view
+        compact = 0 < self.size.width < self.COMPACT_WIDTH
+        snap = view.snapshot
+        text = Text.assemble((" megatui ", "bold reverse"), end="")
+        if view.readonly:
+            # First, so no width can cut it off: it says why s and x do nothing.
+            text.append(" ")
+            text.append(" READ-ONLY ", f"bold reverse {render.WARN}")
+        text.append("  " if compact else "  host ", render.MUTED)
+        text.append(snap.host or "?", "bold")
+        text.append("  " if compact else "  ctx ", render.MUTED)
+        text.append(snap.kube_context or "—", "bold" if snap.kube_context else render.MUTED)
+        text.append("  ")
+        if snap.generated_at <= 0:
+            text.append("waiting for data…", render.MUTED)
+        else:
+            age = max(0, int(view.now - snap.generated_at))
+            ago = Text(f"{age} s ago", render.WARN if age >= 30 else render.MUTED)
+            if compact:
+                text.append_text(ago)
+            else:
+                text.append(f"updated {render.clock_time(snap.generated_at)} (", render.MUTED)
+                text.append_text(ago)
+                text.append(")", render.MUTED)
+        failing = sorted(name for name, s in snap.sources.items() if not s.ok)
+        if failing:
+            text.append("  ")
+            text.append(f"⚠ failing: {', '.join(failing)}", f"bold {render.BAD}")
+        self.show(text)
+
+
+class Panel(Vertical):
+    """A bordered panel: a stale-source line, an optional filter and its tables."""
+
+    NUMBER = 0
+    TITLE = ""
+    #: The monitor's sources this panel's data comes from (SourceStatus names).
+    SOURCES: tuple[str, ...] = ()
+    FILTER_HINT = "filter by name"
+
+    def __init__(self, *, id: str) -> None:
+        super().__init__(id=id, classes="panel")
+        self.border_title = f"{self.NUMBER} {self.TITLE}"
+        self.filter_text = ""
+        self._view: View | None = None
+
+    def compose(self) -> ComposeResult:
+        yield TextLine(classes="stale-line")
+        yield FilterInput(placeholder=self.FILTER_HINT, classes="filter")
+        yield from self.compose_body()
+
+    def compose_body(self) -> ComposeResult:
+        raise NotImplementedError
+
+    def on_mount(self) -> None:
+        self.query_one(FilterInput).display = False
+        self.query_one(".stale-line", TextLine).display = False
+
+    @property
+    def tables(self) -> list[KeyedTable]:
+        return list(self.query(KeyedTable))
+
+    def focus_first(self) -> None:
+        tables = self.tables
+        if tables:
+            tables[0].focus()
+
+    # --- data ---------------------------------------------------------------------
+
+    def apply(self, view: View) -> None:
+        self._view = view
+        self._show_sources(view)
+        self.draw(view)
+
+    def tick(self, now: float) -> None:
+        if self._view is None:
+            return
+        self._view = replace(self._view, now=now)
+        self._show_sources(self._view)
+        self.draw_tick(self._view)
+
+    def draw(self, view: View) -> None:
+        raise NotImplementedError
+
+    def draw_tick(self, view: View) -> None:
+        """What may change with the time alone; most panels have nothing."""
+
+    def matches(self, search: str) -> bool:
+        return not self.filter_text or self.filter_text.casefold() in search.casefold()
+
+    def _show_sources(self, view: View) -> None:
+        lines = []
+        for name in self.SOURCES:
+            status = view.snapshot.sources.get(name)
+            if status is not None and not status.ok:
+                lines.append(render.stale_line(status, view.now, view.retry_in(name)))
+        line = self.query_one(".stale-line", TextLine)
+        line.show(Text("\n", end="").join(lines))
+        line.display = bool(lines)
+        # Keep the last data, dimmed: wrong-but-recent beats an empty panel.
+        self.set_class(bool(lines), "-stale")
+
+    # --- filter -------------------------------------------------------------------
+
+    def open_filter(self) -> None:
+        box = self.query_one(FilterInput)
+        box.display = True
+        box.focus()
+
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text
+        self.border_subtitle = f"filter: {text}" if text else ""
+        if self._view is not None:
+            self.draw(self._view)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if not event.value:
+            self.query_one(FilterInput).display = False
+        self.focus_first()
+
+    def on_filter_input_cancelled(self, event: FilterInput.Cancelled) -> None:
+        event.stop()
+        box = self.query_one(FilterInput)
+        box.value = ""
+        box.display = False
+        self.set_filter("")
+        self.focus_first()
+
+
+class VMPanel(Panel):
+    NUMBER = 1
+    TITLE = "VMs"
+    SOURCES = ("tart", "ssh")
+    FILTER_HINT = "filter VMs by name"
+    COLUMNS = (
+        Column("name", "NAME", 18),
+        Column("phase", "PHASE", 11),
+        Column("progress", "PROGRESS", 26),
+        Column("ip", "IP", 15),
+        Column("state", "STATE", 9),
+        Column("note", "NOTE", 60),
+    )
+
+    def compose_body(self) -> ComposeResult:
+        yield KeyedTable(self.COLUMNS, id="vm-table")
+        yield TextLine(id="vm-line")
+
+    @property
+    def table(self) -> KeyedTable:
+        return self.query_one("#vm-table", KeyedTable)
+
+    @property
+    def selected(self) -> str | None:
+        return self.table.cursor_key
+
+    def draw(self, view: View) -> None:
+        rows = [
+            Row(
+                vm.name,
+                (
+                    literal(vm.name, "bold"),
+                    render.phase_cell(vm),
+                    render.progress_cell(vm, view.now),
+                    render.ip_cell(vm),
+                    render.state_cell(vm),
+                    render.note_cell(vm),
+                ),
+                vm.name,
+            )
+            for vm in view.snapshot.vms
+            if self.matches(vm.name)
+        ]
+        self.table.sync(rows)
+        self._show_selected()
+
+    def draw_tick(self, view: View) -> None:
+        # Only moving VMs show a running time; redrawing all of them is cheap because
+        # the table diff writes nothing for the ones whose text did not change.
+        if any(render.is_booting(vm) or vm.phase is Phase.STOPPING for vm in view.snapshot.vms):
+            self.draw(view)
+
+    def _show_selected(self) -> None:
+        line = self.query_one("#vm-line", TextLine)
+        view = self._view
+        if view is None:
+            return
+        name = self.selected
+        vm = view.snapshot.vm(name) if name is not None else None
+        if vm is not None:
+            line.show(render.vm_line(vm, view.now))
+        elif not view.snapshot.vms and "tart" not in view.snapshot.sources:
+            line.show(literal("waiting for tart…", render.MUTED))
+        elif not view.snapshot.vms:
+            line.show(literal("no VMs: tart list is empty", render.MUTED))
+        else:
+            line.show(literal("no VM matches the filter", render.MUTED))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_selected()
+
+
+class ClusterPanel(Panel):
+    NUMBER = 2
+    TITLE = "Cluster"
+    SOURCES = ("docker", "kube")
+    FILTER_HINT = "filter nodes by name"
+    COLUMNS = (
+        Column("name", "NAME", 28),
+        Column("status", "STATUS", 28),
+        Column("roles", "ROLES", 14),
+        Column("version", "VERSION", 9),
+        Column("age", "AGE", 6),
+    )
+
+    def compose_body(self) -> ComposeResult:
+        yield TextLine(id="docker-line")
+        yield KeyedTable(self.COLUMNS, id="node-table")
+
+    def draw(self, view: View) -> None:
+        self.query_one("#docker-line", TextLine).show(render.docker_lines(view.snapshot.docker))
+        now = view.snapshot.generated_at
+        rows = [
+            Row(
+                node.name,
+                (
+                    literal(node.name, "bold"),
+                    render.node_status_cell(node),
+                    literal(node.roles or "<none>", render.MUTED if not node.roles else ""),
+                    literal(node.version),
+                    # Ages are kubectl's, taken at the snapshot: they move when data
+                    # arrives, not on the clock tick.
+                    render.age_cell(node.created, now),
+                ),
+                node.name,
+            )
+            for node in view.snapshot.nodes
+            if self.matches(node.name)
+        ]
+        self.query_one("#node-table", KeyedTable).sync(rows)
+
+
+class ArgoPanel(Panel):
+    NUMBER = 3
+    TITLE = "ArgoCD"
+    SOURCES = ("kube", "argocd")
+    FILTER_HINT = "filter pods and applications by name"
+    POD_COLUMNS = (
+        Column("name", "NAME", 50),
+        Column("ready", "READY", 5),
+        Column("status", "STATUS", 18),
+        Column("restarts", "RESTARTS", 14),
+        Column("node", "NODE", 26),
+        Column("age", "AGE", 6),
+    )
+    APP_COLUMNS = (
+        Column("name", "APPLICATION", 28),
+        Column("sync", "SYNC", 10),
+        Column("health", "HEALTH", 12),
+        Column("operation", "OPERATION", 11),
+        Column("message", "MESSAGE", 70),
+    )
+
+    def compose_body(self) -> ComposeResult:
+        yield TextLine(id="argocd-line")
+        yield KeyedTable(self.POD_COLUMNS, id="pod-table")
+        yield KeyedTable(self.APP_COLUMNS, id="app-table")
+
+    def draw(self, view: View) -> None:
+        snap = view.snapshot
+        self.query_one("#argocd-line", TextLine).show(
+            render.argocd_line(snap.argocd, len(snap.pods))
+        )
+        now = snap.generated_at
+        pods = [
+            Row(
+                f"{pod.namespace}/{pod.name}",
+                (
+                    literal(pod.name, "bold"),
+                    literal(pod.ready),
+                    render.pod_status_cell(pod),
+                    render.restarts_cell(pod),
+                    literal(pod.node or "<none>"),
+                    render.age_cell(pod.created, now),
+                ),
+                pod.name,
+            )
+            for pod in snap.pods
+            if self.matches(pod.name)
+        ]
+        self.query_one("#pod-table", KeyedTable).sync(pods)
+        apps = [
+            Row(
+                f"{app.namespace}/{app.name}",
+                (
+                    literal(app.name, "bold"),
+                    render.sync_cell(app),
+                    render.health_cell(app),
+                    render.operation_cell(app),
+                    literal(app.message, render.MUTED),
+                ),
+                app.name,
+            )
+            for app in snap.applications
+            if self.matches(app.name)
+        ]
+        self.query_one("#app-table", KeyedTable).sync(apps)
+
+
+class EventsPanel(Panel):
+    NUMBER = 4
+    TITLE = "Events"
+    FILTER_HINT = "filter events by subject or message"
+    COLUMNS = (
+        Column("time", "TIME", 8),
+        Column("kind", "KIND", 6),
+        Column("subject", "SUBJECT", 30),
+        Column("message", "MESSAGE", 90),
+    )
+
+    def compose_body(self) -> ComposeResult:
+        yield KeyedTable(self.COLUMNS, id="event-table")
+
+    def draw(self, view: View) -> None:
+        seen: Counter[tuple[float, str, str, str]] = Counter()
+        rows = []
+        for event in view.events:
+            ident = (event.at, event.kind, event.subject, event.message)
+            seen[ident] += 1
+            # Events carry no id; the same line twice in a second is still two rows.
+            key = f"{event.at!r}|{event.kind}|{event.subject}|{event.message}|{seen[ident]}"
+            if self.matches(f"{event.kind} {event.subject} {event.message}"):
+                rows.append(Row(key, render.event_cells(event), event.subject))
+        rows.reverse()  # newest first: the top of a short panel is what matters
+        self.query_one("#event-table", KeyedTable).sync(rows)

@@ -1,0 +1,370 @@
+"""Snapshot values turned into Rich `Text` cells and lines.
+
+Pure functions: no widgets and no clock reads, so every rule here is unit-tested
+without an app. Everything that comes from outside (VM, pod and app names, error
+messages) goes through `Text(...)`, never through markup parsing: a VM named
+`[@click=app.quit]x[/]` must render as those characters, not as a link.
+
+Colours are the sixteen ANSI names, so they read the same under the truecolor themes
+(Textual converts them) and under the ANSI theme used on plain terminals.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from rich.text import Text
+
+from megatui.model import (
+    BOOT_PHASES,
+    VM,
+    Application,
+    ArgoSummary,
+    DockerStatus,
+    Event,
+    Node,
+    Phase,
+    Pod,
+    SourceStatus,
+)
+
+OK = "green"
+WARN = "yellow"
+BAD = "red"
+BUSY = "cyan"
+MUTED = "dim"
+
+BAR_WIDTH = 8
+
+
+def literal(value: str, style: str = "") -> Text:
+    """Outside text as a single-line cell that is never parsed as markup."""
+    return Text(value, style=style, no_wrap=True, overflow="ellipsis", end="")
+
+
+def cell_signature(cell: Text) -> tuple[object, ...]:
+    """What a cell looks like. `Text.__eq__` ignores the base style, and a colour
+    change alone (Synced -> OutOfSync keeps the width) must still repaint the cell."""
+    return (cell.plain, str(cell.style), tuple(cell.spans))
+
+
+# --- time ---------------------------------------------------------------------------
+
+
+def kubectl_age(seconds: float) -> str:
+    """kubectl's AGE column: k8s.io/apimachinery duration.HumanDuration."""
+    s = int(seconds)
+    if s < -1:
+        return "<invalid>"
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    minutes = s // 60
+    if minutes < 10:
+        rest = s % 60
+        return f"{minutes}m" if rest == 0 else f"{minutes}m{rest}s"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = s // 3600
+    if hours < 8:
+        rest = minutes % 60
+        return f"{hours}h" if rest == 0 else f"{hours}h{rest}m"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        rest = hours % 24
+        return f"{hours // 24}d" if rest == 0 else f"{hours // 24}d{rest}h"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        rest = (hours // 24) % 365
+        years = hours // 24 // 365
+        return f"{years}y" if rest == 0 else f"{years}y{rest}d"
+    return f"{hours // 24 // 365}y"
+
+
+def age_cell(created: float | None, now: float) -> Text:
+    if created is None:
+        return literal("<unknown>", MUTED)
+    return literal(kubectl_age(now - created))
+
+
+def duration(seconds: float | None) -> str:
+    """A short elapsed time for phases and ETAs: 7s, 1m05s, 2h03m."""
+    if seconds is None:
+        return "-"
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def clock_time(epoch: float) -> str:
+    """HH:MM:SS in the local time zone, as the user reads their own clock."""
+    return time.strftime("%H:%M:%S", time.localtime(epoch))
+
+
+# --- VMs ----------------------------------------------------------------------------
+
+PHASE_STYLE: dict[Phase, str] = {
+    Phase.STOPPED: MUTED,
+    Phase.SUSPENDED: MUTED,
+    Phase.STARTING: BUSY,
+    Phase.BOOTING: BUSY,
+    Phase.IP: BUSY,
+    Phase.SSH_PENDING: BUSY,
+    Phase.READY: f"bold {OK}",
+    Phase.STOPPING: WARN,
+    Phase.ERROR: f"bold {BAD}",
+}
+
+
+def is_booting(vm: VM) -> bool:
+    return vm.phase in BOOT_PHASES
+
+
+def phase_cell(vm: VM) -> Text:
+    style = PHASE_STYLE.get(vm.phase, "")
+    if vm.hint and is_booting(vm):
+        # A stuck boot keeps its phase name but turns amber, so it stands out in a
+        # column of cyan without reading as a failure.
+        style = f"bold {WARN}"
+    return literal(str(vm.phase), style)
+
+
+def state_cell(vm: VM) -> Text:
+    return literal(str(vm.state), MUTED if vm.state != "running" else "")
+
+
+def bar(progress: float, width: int = BAR_WIDTH) -> str:
+    filled = round(max(0.0, min(1.0, progress)) * width)
+    return "█" * filled + "░" * (width - filled)
+
+
+def progress_cell(vm: VM, now: float) -> Text:
+    """The boot bar, the time spent in the current phase and the ETA.
+
+    Depends on `now` only while the VM is moving (booting or stopping), so a fleet of
+    ready or stopped VMs never changes on the clock tick."""
+    in_phase = duration(now - vm.phase_since)
+    if vm.phase in (Phase.STOPPED, Phase.SUSPENDED):
+        return literal("—", MUTED)
+    if vm.phase is Phase.READY:
+        return Text.assemble((bar(1.0), OK), " ", ("ready", OK), no_wrap=True, end="")
+    if vm.phase is Phase.ERROR:
+        return Text.assemble((bar(vm.progress), BAD), " ", ("failed", BAD), no_wrap=True, end="")
+    if vm.phase is Phase.STOPPING:
+        return Text.assemble(("stopping ", WARN), (in_phase, WARN), no_wrap=True, end="")
+    style = WARN if vm.hint else BUSY
+    text = Text.assemble((bar(vm.progress), style), f" {in_phase:>6}", no_wrap=True, end="")
+    if vm.eta_seconds is not None:
+        text.append(f" eta {duration(vm.eta_seconds)}", MUTED)
+    return text
+
+
+def ip_cell(vm: VM) -> Text:
+    return literal(vm.ip or "—", "" if vm.ip else MUTED)
+
+
+def note_cell(vm: VM) -> Text:
+    if vm.error:
+        return literal(vm.error, BAD)
+    if vm.hint:
+        return literal(vm.hint, WARN)
+    return literal("")
+
+
+def vm_line(vm: VM, now: float) -> Text:
+    """One line about the selected VM under the table: its full hint or error, which
+    the NOTE column may have to cut, or what the keys would do."""
+    name = Text(vm.name, style="bold", end="")
+    if vm.error:
+        return Text.assemble(("✗ ", BAD), name, ": ", (vm.error, BAD), end="")
+    if vm.hint:
+        return Text.assemble(("⚠ ", WARN), name, ": ", (vm.hint, WARN), end="")
+    if vm.phase is Phase.READY:
+        return Text.assemble(
+            ("✓ ", OK), name, f" ready at {vm.ip or '?'} · ", ("enter", "bold"), " ssh", end=""
+        )
+    if is_booting(vm):
+        eta = f" · eta {duration(vm.eta_seconds)}" if vm.eta_seconds is not None else ""
+        return Text.assemble(
+            "… ",
+            name,
+            f" {vm.phase} for {duration(now - vm.phase_since)}",
+            f" · {round(vm.progress * 100)}%{eta}",
+            end="",
+        )
+    return Text.assemble(name, f" {vm.phase}", end="", style=MUTED)
+
+
+# --- cluster ------------------------------------------------------------------------
+
+
+def node_status_cell(node: Node) -> Text:
+    """kubectl's STATUS merged with the Kind container: a stopped container and a
+    kubelet that stopped reporting need different fixes, so they read differently."""
+    container = node.container_state
+    if container is not None and container != "running":
+        return Text.assemble(
+            (f"container {container}", f"bold {BAD}"),
+            (f" · {node.status}", MUTED),
+            no_wrap=True,
+            overflow="ellipsis",
+            end="",
+        )
+    if node.status.startswith("NotReady") or node.status.startswith("Unknown"):
+        return literal(f"kubelet {node.status}", f"bold {BAD}")
+    if node.status.startswith("Ready"):
+        return literal(node.status, OK if node.status == "Ready" else WARN)
+    return literal(node.status, WARN)
+
+
+def docker_lines(docker: DockerStatus | None) -> Text:
+    if docker is None:
+        return Text.assemble(("Docker ", "bold"), ("no data yet", MUTED), end="")
+    if not docker.reachable:
+        return Text.assemble(
+            ("Docker ", "bold"),
+            ("✗ unreachable", f"bold {BAD}"),
+            (f": {docker.error}" if docker.error else "", BAD),
+            end="",
+        )
+    text = Text.assemble(("Docker ", "bold"), ("● reachable", OK), end="")
+    if docker.server_version:
+        text.append(f" {docker.server_version}", MUTED)
+    text.append(" · kind network ")
+    text.append("✓" if docker.kind_network else "✗ missing", OK if docker.kind_network else BAD)
+    if not docker.clusters:
+        text.append("\n")
+        text.append("Kind   ", "bold")
+        text.append("no clusters", WARN)
+    for cluster in docker.clusters:
+        text.append("\n")
+        text.append("Kind   ", "bold")
+        text.append(cluster.name, "bold")
+        text.append(":")
+        for container in cluster.nodes:
+            text.append(" ")
+            text.append(container.name)
+            text.append(" ")
+            text.append(container.state, OK if container.state == "running" else f"bold {BAD}")
+    return text
+
+
+# --- ArgoCD -------------------------------------------------------------------------
+
+_BAD_POD = (
+    "CrashLoopBackOff",
+    "Error",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "OOMKilled",
+    "CreateContainerConfigError",
+    "InvalidImageName",
+)
+
+
+def pod_status_cell(pod: Pod) -> Text:
+    status = pod.status
+    if any(bad in status for bad in _BAD_POD):
+        style = f"bold {BAD}"
+    elif status == "Running":
+        style = OK if pod.running_ready else WARN
+    elif status == "Completed":
+        style = MUTED
+    else:
+        style = WARN
+    return literal(status, style)
+
+
+def restarts_cell(pod: Pod) -> Text:
+    restarted = not pod.restarts.startswith("0")
+    return literal(pod.restarts, WARN if restarted else "")
+
+
+def argocd_line(summary: ArgoSummary | None, pods: int) -> Text:
+    if summary is None:
+        return Text.assemble(("ArgoCD ", "bold"), ("no data yet", MUTED), end="")
+    if not summary.standard_install:
+        return Text.assemble(
+            ("ArgoCD ", "bold"),
+            (f"not a standard install · {pods} pods", WARN),
+            end="",
+        )
+    complete = summary.ready == summary.total
+    text = Text.assemble(
+        ("ArgoCD ", "bold"),
+        ("✓ " if complete else "✗ ", OK if complete else BAD),
+        (f"{summary.ready}/{summary.total} components ready", OK if complete else BAD),
+        end="",
+    )
+    if summary.missing:
+        text.append(" · missing: ", MUTED)
+        text.append(", ".join(summary.missing), BAD)
+    return text
+
+
+SYNC_STYLE = {"Synced": OK, "OutOfSync": WARN, "Unknown": MUTED}
+HEALTH_STYLE = {
+    "Healthy": OK,
+    "Progressing": BUSY,
+    "Suspended": MUTED,
+    "Degraded": f"bold {BAD}",
+    "Missing": BAD,
+    "Unknown": MUTED,
+}
+OPERATION_STYLE = {
+    "Running": BUSY,
+    "Succeeded": OK,
+    "Failed": f"bold {BAD}",
+    "Error": f"bold {BAD}",
+    "Terminating": WARN,
+}
+
+
+def sync_cell(app: Application) -> Text:
+    return literal(app.sync, SYNC_STYLE.get(app.sync, WARN))
+
+
+def health_cell(app: Application) -> Text:
+    return literal(app.health, HEALTH_STYLE.get(app.health, WARN))
+
+
+def operation_cell(app: Application) -> Text:
+    return literal(app.operation or "—", OPERATION_STYLE.get(app.operation, MUTED))
+
+
+# --- sources and events -------------------------------------------------------------
+
+
+def stale_line(status: SourceStatus, now: float, retry_in: float | None) -> Text:
+    """`⚠ docker: connection refused · stale 42 s · retrying in 8 s`."""
+    text = Text.assemble(("⚠ ", WARN), (status.name, "bold"), end="")
+    if status.error:
+        text.append(": ")
+        text.append(status.error, BAD)
+    if status.updated_at is None:
+        text.append(" · no data yet", MUTED)
+    else:
+        text.append(f" · stale {max(0, int(now - status.updated_at))} s", WARN)
+    if retry_in is not None:
+        text.append(f" · retrying in {max(0, math.ceil(retry_in))} s", MUTED)
+    return text
+
+
+SEVERITY_STYLE = {"info": "", "warning": WARN, "error": f"bold {BAD}"}
+
+
+def event_cells(event: Event) -> tuple[Text, Text, Text, Text]:
+    style = SEVERITY_STYLE.get(event.severity, "")
+    return (
+        literal(clock_time(event.at), MUTED),
+        literal(event.kind, MUTED),
+        literal(event.subject, "bold" if event.severity != "info" else ""),
+        literal(event.message, style),
+    )

@@ -1,0 +1,408 @@
+"""Dialogs and the VM detail screen.
+
+Screens that show live data implement `LiveScreen`; the app hands them every new
+snapshot and every clock tick, so none of them subscribes to the monitor itself.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Sequence
+
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Footer, Log, Static
+
+from megatui.api import ActionError, MonitorAPI
+from megatui.model import BOOT_PHASES, VM, Phase, Snapshot
+from megatui.ui import render
+from megatui.ui.panels import TextLine
+from megatui.ui.render import literal
+
+
+class LiveScreen:
+    """Mixin: a screen that follows the snapshots while it is open."""
+
+    def show_snapshot(self, snapshot: Snapshot, now: float) -> None:
+        raise NotImplementedError
+
+    def tick(self, now: float) -> None:
+        """The clock moved; nothing else did."""
+
+
+class ConfirmStopScreen(ModalScreen[bool]):
+    """Stop a VM? Cancel has the focus, so a stray enter changes nothing."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, vm_name: str) -> None:
+        super().__init__(classes="dialog-screen")
+        self.vm_name = vm_name
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="confirm-stop"):
+            yield Static(
+                Text.assemble("Stop VM ", (self.vm_name, "bold"), "?", end=""),
+                classes="dialog-title",
+            )
+            yield Static(
+                Text(
+                    "tart stop asks the guest to shut down and forces it off after 30 s. "
+                    "Unsaved work inside the VM is lost.",
+                    end="",
+                ),
+                classes="dialog-body",
+            )
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Cancel", id="cancel", variant="primary")
+                yield Button("Stop VM", id="confirm", variant="error")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    @on(Button.Pressed, "#confirm")
+    def _confirm(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel_button(self) -> None:
+        self.dismiss(False)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
+class SSHCommandScreen(ModalScreen[None]):
+    """Where the terminal cannot be handed over (a browser, a test), show the command."""
+
+    BINDINGS = [Binding("escape", "close", "Close")]
+
+    def __init__(self, vm_name: str, argv: Sequence[str]) -> None:
+        super().__init__(classes="dialog-screen")
+        self.vm_name = vm_name
+        self.command = shlex.join(argv)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="ssh-command"):
+            yield Static(
+                Text.assemble("SSH to ", (self.vm_name, "bold"), end=""), classes="dialog-title"
+            )
+            yield Static(
+                Text(
+                    "This terminal cannot be suspended for an interactive session "
+                    "(browser or headless). Run this in a terminal:",
+                    end="",
+                ),
+                classes="dialog-body",
+            )
+            yield Static(Text(self.command, style="bold", end=""), id="ssh-command-line")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Copy", id="copy", variant="primary")
+                yield Button("Close", id="close")
+
+    def on_mount(self) -> None:
+        self.query_one("#copy", Button).focus()
+
+    @on(Button.Pressed, "#copy")
+    def _copy(self) -> None:
+        self.app.copy_to_clipboard(self.command)
+        self.app.notify("SSH command copied to the clipboard", markup=False)
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#close")
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class WaitScreen(LiveScreen, ModalScreen[bool]):
+    """Wait for a VM to become ready, then (usually) connect. Dismisses True when ready.
+
+    It only ever reads the snapshots it is handed: waiting costs no extra polling."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(
+        self, vm_name: str, snapshot: Snapshot, now: float, *, connect: bool, waiting: bool
+    ) -> None:
+        super().__init__(classes="dialog-screen")
+        self.vm_name = vm_name
+        self.connect = connect
+        self.waiting = waiting
+        self._snapshot = snapshot
+        self._now = now
+        self._done = False
+
+    def compose(self) -> ComposeResult:
+        then = "connect" if self.connect else "tell you"
+        with Vertical(classes="dialog", id="wait-dialog"):
+            yield Static(
+                Text.assemble(
+                    (self.vm_name, "bold"), f" is not ready yet. Wait, then {then}?", end=""
+                ),
+                classes="dialog-title",
+            )
+            yield TextLine(id="wait-status")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(
+                    "Wait and connect" if self.connect else "Wait", id="wait", variant="primary"
+                )
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self._refresh_state()
+        if self.waiting:
+            self.query_one("#wait", Button).display = False
+            self.query_one("#cancel", Button).focus()
+        else:
+            self.query_one("#wait", Button).focus()
+
+    def show_snapshot(self, snapshot: Snapshot, now: float) -> None:
+        self._snapshot = snapshot
+        self._now = now
+        if self.is_mounted:  # pushed but not composed yet: on_mount draws it
+            self._refresh_state()
+
+    def tick(self, now: float) -> None:
+        self._now = now
+        if self.is_mounted:
+            self._refresh_state()
+
+    def _finish(self, ready: bool) -> None:
+        # Snapshots and ticks keep coming until the screen is gone: answer once.
+        if not self._done:
+            self._done = True
+            self.dismiss(ready)
+
+    def _refresh_state(self) -> None:
+        if self._done:
+            return
+        vm = self._snapshot.vm(self.vm_name)
+        status = self.query_one("#wait-status", TextLine)
+        if vm is None:
+            status.show(literal("The VM is no longer in tart list.", render.BAD))
+            return
+        if vm.phase is Phase.READY and self.waiting:
+            self._finish(True)
+            return
+        prefix = "waiting · " if self.waiting else ""
+        status.show(
+            Text.assemble(
+                (prefix, render.MUTED),
+                render.phase_cell(vm),
+                "  ",
+                render.progress_cell(vm, self._now),
+            )
+        )
+        if self.waiting and vm.phase in (Phase.ERROR, Phase.STOPPED, Phase.SUSPENDED):
+            # It will not get ready by itself: stop waiting and say why.
+            self.waiting = False
+            reason = vm.error or f"the VM is {vm.phase}"
+            self.app.notify(f"{self.vm_name}: {reason}", severity="error", markup=False)
+            self._finish(False)
+
+    @on(Button.Pressed, "#wait")
+    def _start_waiting(self) -> None:
+        self.waiting = True
+        self.query_one("#wait", Button).display = False
+        self.query_one("#cancel", Button).focus()
+        self._refresh_state()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel_button(self) -> None:
+        self._finish(False)
+
+    def action_cancel(self) -> None:
+        self._finish(False)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [
+        Binding("escape", "close", "Close"),
+        Binding("question_mark", "close", "Close", key_display="?"),
+        Binding("q", "close", "Close"),
+    ]
+
+    def __init__(self, rows: Sequence[tuple[str, str]]) -> None:
+        super().__init__(classes="dialog-screen")
+        self.rows = list(rows)
+
+    def compose(self) -> ComposeResult:
+        table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column()
+        for keys, what in self.rows:
+            table.add_row(Text(keys, end=""), Text(what, end=""))
+        with Vertical(classes="dialog", id="help"):
+            yield Static("Keys", classes="dialog-title")
+            yield Static(table, id="help-keys")
+            yield Static(
+                Text("escape closes this help · keys are set in [keys] of the config", end=""),
+                classes="dialog-body",
+            )
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+_ESCAPES = re.compile(
+    r"\x1b\[[0-9;?]*[ -/]*[@-~]"  # CSI: colours, cursor moves
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC: titles, hyperlinks, clipboard
+    r"|[\x00-\x08\x0b-\x1f\x7f]"  # other control characters
+)
+
+
+def clean_log_line(line: str) -> str:
+    """A VM log line without terminal escapes: they would drive the real terminal."""
+    return _ESCAPES.sub("", line.rstrip("\n")).replace("\t", "    ")
+
+
+def history_table(vm: VM, now: float) -> Table:
+    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), header_style="bold")
+    table.add_column("PHASE", no_wrap=True)
+    table.add_column("STARTED", no_wrap=True)
+    table.add_column("DURATION", justify="right", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    spans = vm.history
+    if not spans:
+        table.add_row(Text("no phase history yet", style=render.MUTED), "", "", "")
+        return table
+    # Bars compare the boot phases with each other; time spent ready or stopped is
+    # uptime or downtime, would dwarf them, and gets no bar.
+    boot = [span.duration(now) for span in spans if span.phase in BOOT_PHASES]
+    longest = max(boot, default=0.0) or 1.0
+    for span in spans:
+        seconds = span.duration(now)
+        current = span.ended is None
+        style = render.PHASE_STYLE.get(span.phase, "")
+        width = max(1, round(24 * seconds / longest)) if span.phase in BOOT_PHASES else 0
+        table.add_row(
+            Text(str(span.phase), style=style),
+            Text(render.clock_time(span.started), style=render.MUTED),
+            Text(render.duration(seconds) + (" …" if current else "  ")),
+            Text("▇" * width, style=style or "white"),
+        )
+    return table
+
+
+def details_table(info: dict[str, object]) -> Table:
+    table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for key, value in info.items():
+        table.add_row(Text(str(key)), Text("—" if value is None else str(value)))
+    return table
+
+
+class DetailScreen(LiveScreen, ModalScreen[None]):
+    """One VM: its phase timeline, `tart get` and the tail of its log."""
+
+    BINDINGS = [
+        Binding("escape", "close", "close"),
+        Binding("q", "close", "close", show=False),
+        Binding("r", "reload", "reload log", id="refresh"),
+    ]
+    LOG_LINES = 50
+
+    def __init__(self, vm_name: str, monitor: MonitorAPI, snapshot: Snapshot, now: float) -> None:
+        super().__init__(classes="detail-screen")
+        self.vm_name = vm_name
+        self.monitor = monitor
+        self._snapshot = snapshot
+        self._now = now
+        self.loaded = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="detail") as box:
+            box.border_title = Text(f"VM {self.vm_name}")
+            yield TextLine(id="detail-summary")
+            yield TextLine(id="detail-note")
+            with VerticalScroll(id="detail-scroll"):
+                yield Static("Phase timeline", classes="section")
+                yield Static(id="detail-history")
+                yield Static("tart get", classes="section")
+                yield Static(Text("loading…", style=render.MUTED), id="detail-info")
+                yield Static(Text(self._log_title(), end=""), classes="section", id="log-title")
+            yield Log(id="detail-log", highlight=False, max_lines=1000)
+        # Its own footer: the main screen's keys do not apply here.
+        yield Footer()
+
+    def _log_title(self) -> str:
+        try:
+            return f"log · {self.monitor.log_path(self.vm_name)}"
+        except Exception:  # the path is a nicety: never fail the screen over it
+            return "log"
+
+    def on_mount(self) -> None:
+        self._draw()
+        self.load()
+
+    def show_snapshot(self, snapshot: Snapshot, now: float) -> None:
+        self._snapshot = snapshot
+        self._now = now
+        if self.is_mounted:  # pushed but not composed yet: on_mount draws it
+            self._draw()
+
+    def tick(self, now: float) -> None:
+        vm = self._snapshot.vm(self.vm_name)
+        if vm is not None and vm.phase not in (Phase.READY, Phase.STOPPED, Phase.SUSPENDED):
+            self._now = now
+            if self.is_mounted:
+                self._draw()
+
+    def _draw(self) -> None:
+        vm = self._snapshot.vm(self.vm_name)
+        summary = self.query_one("#detail-summary", TextLine)
+        note = self.query_one("#detail-note", TextLine)
+        if vm is None:
+            summary.show(literal("not in tart list any more", render.BAD))
+            note.display = False
+            return
+        summary.show(
+            Text.assemble(
+                ("state ", render.MUTED),
+                str(vm.state),
+                ("  phase ", render.MUTED),
+                render.phase_cell(vm),
+                ("  ip ", render.MUTED),
+                render.ip_cell(vm),
+                "  ",
+                render.progress_cell(vm, self._now),
+                no_wrap=True,
+                end="",
+            )
+        )
+        note.show(render.note_cell(vm))
+        note.display = bool(vm.error or vm.hint)
+        self.query_one("#detail-history", Static).update(history_table(vm, self._now))
+
+    @work(group="detail-load", exclusive=True, exit_on_error=False)
+    async def load(self) -> None:
+        info_widget = self.query_one("#detail-info", Static)
+        try:
+            info = await self.monitor.vm_details(self.vm_name)
+        except ActionError as exc:
+            info_widget.update(literal(str(exc), render.BAD))
+        except Exception as exc:  # an I/O failure of the core: show it, keep the screen
+            info_widget.update(literal(f"tart get failed: {exc}", render.BAD))
+        else:
+            info_widget.update(details_table(info))
+        log = self.query_one("#detail-log", Log)
+        try:
+            lines = await self.monitor.read_log_tail(self.vm_name, self.LOG_LINES)
+        except Exception as exc:  # as above: the log is optional, the screen is not
+            lines = [f"cannot read the log: {exc}"]
+        log.clear()
+        log.write_lines([clean_log_line(line) for line in lines] or ["(the log is empty)"])
+        self.loaded = True
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -106,6 +106,7 @@ class Monitor:
         # Raw source results, folded into snapshots by _publish.
         self._tart_vms: dict[str, TartVM] = {}
         self._tart_listed = False
+        self._all_names: set[str] = set()  # before vm_filter: for "unknown VM" messages
         self._ips: dict[str, str] = {}
         self._probes: dict[str, ProbeResult] = {}
         self._start_requested: dict[str, float] = {}
@@ -284,7 +285,7 @@ class Monitor:
 
     def known_vm_names(self) -> set[str] | None:
         """The VMs tart listed, or None before the first successful list."""
-        return set(self._tart_vms) if self._tart_listed else None
+        return set(self._all_names) if self._tart_listed else None
 
     # --- tart ----------------------------------------------------------------------------
 
@@ -309,6 +310,7 @@ class Monitor:
             self._mark_first("ssh")
             return delay
         backoff.reset()
+        self._all_names = {vm.name for vm in vms}
         if self.vm_filter is not None:
             vms = [vm for vm in vms if vm.name in self.vm_filter]
         self._tart_vms = {vm.name: vm for vm in vms}

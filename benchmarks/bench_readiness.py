@@ -62,7 +62,7 @@ async def detection_latency(lab: TartLab, config: Path, boots: int) -> list[floa
     latencies = []
     try:
         await wait_for(monitor, lambda s: phase(s, "bench") is Phase.STOPPED)
-        for boot in range(1, boots + 1):  # noqa: B007 (read by on_snapshot)
+        for boot in range(1, boots + 1):
             await monitor.start_vm("bench")
             await wait_for(monitor, lambda s: phase(s, "bench") is Phase.READY)
             record = json.loads(lab.paths.run_record("bench").read_text())
@@ -154,7 +154,7 @@ def main() -> None:
     finally:
         lab.stop_all()
     latencies.sort()
-    p95 = latencies[min(len(latencies) - 1, int(round(0.95 * (len(latencies) - 1))))]
+    p95 = latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
     print(
         f"readiness detection latency over {len(latencies)} boots "
         "(sshd accepting logins -> monitor publishes ready):"

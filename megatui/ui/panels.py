@@ -258,7 +258,6 @@ class VMPanel(Panel):
                     render.state_cell(vm),
                     render.note_cell(vm),
                 ),
-                vm.name,
             )
             for vm in view.snapshot.vms
             if self.matches(vm.name)
@@ -324,7 +323,6 @@ class ClusterPanel(Panel):
                     # arrives, not on the clock tick.
                     render.age_cell(node.created, now),
                 ),
-                node.name,
             )
             for node in view.snapshot.nodes
             if self.matches(node.name)
@@ -375,7 +373,6 @@ class ArgoPanel(Panel):
                     literal(pod.node or "<none>"),
                     render.age_cell(pod.created, now),
                 ),
-                pod.name,
             )
             for pod in snap.pods
             if self.matches(pod.name)
@@ -391,7 +388,6 @@ class ArgoPanel(Panel):
                     render.operation_cell(app),
                     literal(app.message, render.MUTED),
                 ),
-                app.name,
             )
             for app in snap.applications
             if self.matches(app.name)
@@ -411,7 +407,7 @@ class EventsPanel(Panel):
     )
 
     def compose_body(self) -> ComposeResult:
-        yield KeyedTable(self.COLUMNS, id="event-table")
+        yield KeyedTable(self.COLUMNS, id="event-table", follow_head=True)
 
     def draw(self, view: View) -> None:
         seen: Counter[tuple[float, str, str, str]] = Counter()
@@ -422,6 +418,6 @@ class EventsPanel(Panel):
             # Events carry no id; the same line twice in a second is still two rows.
             key = f"{event.at!r}|{event.kind}|{event.subject}|{event.message}|{seen[ident]}"
             if self.matches(f"{event.kind} {event.subject} {event.message}"):
-                rows.append(Row(key, render.event_cells(event), event.subject))
+                rows.append(Row(key, render.event_cells(event)))
         rows.reverse()  # newest first: the top of a short panel is what matters
         self.query_one("#event-table", KeyedTable).sync(rows)

@@ -139,14 +139,14 @@ class WaitScreen(LiveScreen, ModalScreen[bool]):
         self._done = False
 
     def compose(self) -> ComposeResult:
-        then = "connect" if self.connect else "tell you"
-        with Vertical(classes="dialog", id="wait-dialog"):
-            yield Static(
-                Text.assemble(
-                    (self.vm_name, "bold"), f" is not ready yet. Wait, then {then}?", end=""
-                ),
-                classes="dialog-title",
+        if self.connect:
+            title = Text.assemble(
+                (self.vm_name, "bold"), " is not ready yet. Wait, then connect?", end=""
             )
+        else:
+            title = Text.assemble("Waiting for ", (self.vm_name, "bold"), " to be ready", end="")
+        with Vertical(classes="dialog", id="wait-dialog"):
+            yield Static(title, classes="dialog-title")
             yield TextLine(id="wait-status")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(

@@ -15,7 +15,6 @@ from typing import ClassVar
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
 
 from megatui.ui.render import cell_signature
 
@@ -31,8 +30,6 @@ class Column:
 class Row:
     key: str
     cells: tuple[Text, ...]
-    #: What the panel filter matches against (case-insensitive substring).
-    search: str
 
 
 class KeyedTable(DataTable[Text], inherit_bindings=False):
@@ -61,6 +58,7 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
         *,
         id: str | None = None,
         classes: str | None = None,
+        follow_head: bool = False,
     ) -> None:
         super().__init__(
             id=id,
@@ -70,6 +68,9 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
             cursor_foreground_priority="renderable",
         )
         self._columns = tuple(columns)
+        #: A cursor on the first row stays on the first row (for newest-first lists,
+        #: which would otherwise scroll the news out of sight to keep the cursor's row).
+        self.follow_head = follow_head
         self._shown: dict[str, tuple[Text, ...]] = {}
         #: Cells written since the table was created: lets tests and benchmarks check
         #: that an unchanged snapshot or a clock tick costs nothing.
@@ -102,10 +103,15 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
 
         Returns whether anything changed. The cursor stays on the row it was on
         (by key), wherever that row moves."""
-        wanted = {row.key: row for row in rows}
-        if len(wanted) != len(rows):
-            raise ValueError("duplicate row keys")
+        wanted: dict[str, Row] = {}
+        for row in rows:
+            # Keys are names the outside world chose; a duplicate must not take the
+            # whole control room down, so the first one wins.
+            wanted.setdefault(row.key, row)
+        rows = list(wanted.values())
         cursor_key = self.cursor_key
+        if self.follow_head and self.cursor_row == 0:
+            cursor_key = None
         changed = False
         with self.app.batch_update():
             for key in [k for k in self._shown if k not in wanted]:
@@ -137,6 +143,8 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
                 index = self.get_row_index(cursor_key)
                 if index != self.cursor_row:
                     self.move_cursor(row=index, animate=False)
+            elif changed and cursor_key is None and self.row_count:
+                self.move_cursor(row=0, animate=False)
         return changed
 
     def _apply_order(self, order: list[str]) -> bool:
@@ -147,7 +155,3 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
         rank = {id(self._shown[key][0]): index for index, key in enumerate(order)}
         self.sort(key=lambda cells: rank[id(cells[0])])
         return True
-
-    def row_key_at(self, index: int) -> str:
-        row_key: RowKey = self.ordered_rows[index].key
-        return str(row_key.value)

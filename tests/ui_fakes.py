@@ -1,0 +1,534 @@
+"""A fake monitor and a rich sample snapshot for the TUI tests, snapshots and screenshots.
+
+`FakeMonitor` implements `megatui.api.MonitorAPI` without any source: tests push the
+snapshots they want, read back the calls the app made, and make actions fail on demand.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.app import App
+from textual.pilot import Pilot
+
+from megatui.api import ActionError, MonitorAPI
+from megatui.clock import FakeClock
+from megatui.config import Settings
+from megatui.model import (
+    VM,
+    Application,
+    ArgoSummary,
+    DockerStatus,
+    Event,
+    KindCluster,
+    KindNodeContainer,
+    Node,
+    Phase,
+    PhaseSpan,
+    Pod,
+    Snapshot,
+    SourceStatus,
+    TartState,
+)
+from megatui.ui.app import MegatuiApp
+
+#: The fake "now" of every UI test: FakeClock's default start.
+NOW = 1_780_000_000.0
+HOST = "admin@mac-studio.local"
+CONTEXT = "kind-megalopolis"
+
+
+class FakeMonitor:
+    """MonitorAPI for tests. Every call the app makes is appended to `calls`."""
+
+    def __init__(
+        self,
+        snapshot: Snapshot | None = None,
+        events: Sequence[Event] = (),
+        *,
+        clock: FakeClock | None = None,
+    ) -> None:
+        self._snapshot = snapshot if snapshot is not None else Snapshot(0.0, "local")
+        self._events = list(events)
+        self._subscribers: list[Callable[[Snapshot], None]] = []
+        self.clock = clock
+        self.calls: list[tuple[str, ...]] = []
+        #: method name ("start_vm", "stop_vm", "ssh_argv", "vm_details") -> error to raise
+        self.errors: dict[str, Exception] = {}
+        #: source name -> seconds until its next retry
+        self.retry: dict[str, float] = {}
+        self.details: dict[str, dict[str, object]] = {}
+        self.logs: dict[str, list[str]] = {}
+        self.started = False
+        self.stopped = False
+
+    # --- MonitorAPI ---------------------------------------------------------------
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    @property
+    def events(self) -> Sequence[Event]:
+        return tuple(self._events)
+
+    def subscribe(self, callback: Callable[[Snapshot], None]) -> Callable[[], None]:
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    def refresh(self) -> None:
+        self.calls.append(("refresh",))
+
+    def retry_in(self, source: str) -> float | None:
+        return self.retry.get(source)
+
+    async def start_vm(self, name: str) -> None:
+        self.calls.append(("start_vm", name))
+        self._maybe_fail("start_vm")
+
+    async def stop_vm(self, name: str) -> None:
+        self.calls.append(("stop_vm", name))
+        self._maybe_fail("stop_vm")
+
+    def ssh_argv(self, name: str) -> list[str]:
+        self._maybe_fail("ssh_argv")
+        vm = self._snapshot.vm(name)
+        if vm is None or not vm.ip:
+            raise ActionError(f"VM '{name}' has no IP address yet")
+        return ["ssh", "-J", HOST, f"admin@{vm.ip}"]
+
+    def log_path(self, name: str) -> str:
+        return f"/Users/admin/Library/Logs/megatui/{name}.log"
+
+    async def vm_details(self, name: str) -> dict[str, object]:
+        self.calls.append(("vm_details", name))
+        self._maybe_fail("vm_details")
+        return self.details.get(
+            name,
+            {"OS": "darwin", "CPU": 4, "Memory": 8192, "Disk": 50, "Display": "1024x768"},
+        )
+
+    async def read_log_tail(self, name: str, lines: int = 50) -> list[str]:
+        self.calls.append(("read_log_tail", name))
+        return self.logs.get(name, [])[-lines:]
+
+    # --- test controls ------------------------------------------------------------
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def push(self, snapshot: Snapshot, events: Sequence[Event] | None = None) -> None:
+        """Publish a snapshot (and optionally a new timeline) as the monitor would."""
+        self._snapshot = snapshot
+        if events is not None:
+            self._events = list(events)
+        for callback in list(self._subscribers):
+            callback(snapshot)
+
+    def _maybe_fail(self, method: str) -> None:
+        error = self.errors.get(method)
+        if error is not None:
+            raise error
+
+
+def _typecheck(monitor: FakeMonitor) -> MonitorAPI:
+    # mypy proves here that FakeMonitor satisfies the protocol the app needs.
+    return monitor
+
+
+# --- sample data -------------------------------------------------------------------
+
+
+def _history(now: float, *phases: tuple[Phase, float]) -> tuple[PhaseSpan, ...]:
+    """Spans ending at `now`, in order, from (phase, seconds spent) pairs; the last is
+    the current phase (open)."""
+    total = sum(seconds for _, seconds in phases)
+    start = now - total
+    spans = []
+    for index, (phase, seconds) in enumerate(phases):
+        last = index == len(phases) - 1
+        spans.append(PhaseSpan(phase, start, None if last else start + seconds))
+        start += seconds
+    return tuple(spans)
+
+
+def sample_vms(now: float = NOW) -> tuple[VM, ...]:
+    running = TartState.RUNNING
+    return (
+        VM(
+            "dev-ready",
+            running,
+            Phase.READY,
+            "192.168.64.10",
+            1.0,
+            now - 3720,
+            history=_history(
+                now,
+                (Phase.STARTING, 24),
+                (Phase.BOOTING, 81),
+                (Phase.IP, 12),
+                (Phase.SSH_PENDING, 43),
+                (Phase.READY, 3720),
+            ),
+        ),
+        VM(
+            "db-ssh",
+            running,
+            Phase.SSH_PENDING,
+            "192.168.64.12",
+            0.82,
+            now - 20,
+            eta_seconds=41,
+            history=_history(
+                now,
+                (Phase.STARTING, 30),
+                (Phase.BOOTING, 88),
+                (Phase.IP, 9),
+                (Phase.SSH_PENDING, 20),
+            ),
+        ),
+        VM(
+            "web-ip",
+            running,
+            Phase.IP,
+            None,
+            0.55,
+            now - 95,
+            eta_seconds=None,
+            hint="no DHCP lease after 95 s: stale leases? try tart run --resolver=agent",
+            history=_history(now, (Phase.STARTING, 28), (Phase.BOOTING, 92), (Phase.IP, 95)),
+        ),
+        VM(
+            "ci-booting",
+            running,
+            Phase.BOOTING,
+            None,
+            0.31,
+            now - 45,
+            eta_seconds=188,
+            history=_history(now, (Phase.STARTING, 31), (Phase.BOOTING, 45)),
+        ),
+        VM(
+            "ci-starting",
+            running,
+            Phase.STARTING,
+            None,
+            0.04,
+            now - 6,
+            eta_seconds=294,
+            history=_history(now, (Phase.STARTING, 6)),
+        ),
+        VM("builder-stopped", TartState.STOPPED, Phase.STOPPED, None, 0.0, now - 86400),
+        VM(
+            "gpu-error",
+            TartState.STOPPED,
+            Phase.ERROR,
+            None,
+            0.12,
+            now - 130,
+            error="tart run exited with status 1: the VM is locked by another tart process",
+            hint="another tart run holds the VM: tart stop gpu-error, then start it again",
+            history=_history(now, (Phase.STARTING, 14), (Phase.ERROR, 130)),
+        ),
+    )
+
+
+def sample_nodes(now: float = NOW) -> tuple[Node, ...]:
+    return (
+        Node(
+            "megalopolis-control-plane",
+            "Ready",
+            "control-plane",
+            "v1.31.0",
+            now - 2 * 86400 - 3 * 3600,
+            container_state="running",
+            internal_ip="172.18.0.3",
+        ),
+        Node(
+            "megalopolis-worker",
+            "NotReady",
+            "<none>",
+            "v1.31.0",
+            now - 2 * 86400,
+            container_state="running",
+            internal_ip="172.18.0.2",
+        ),
+        Node(
+            "megalopolis-worker2",
+            "NotReady",
+            "<none>",
+            "v1.31.0",
+            now - 2 * 86400,
+            container_state="exited",
+            internal_ip="172.18.0.4",
+        ),
+    )
+
+
+def sample_pods(now: float = NOW) -> tuple[Pod, ...]:
+    def pod(
+        name: str,
+        component: str,
+        status: str = "Running",
+        ready: str = "1/1",
+        restarts: str = "0",
+        age: float = 2 * 86400,
+        node: str = "megalopolis-control-plane",
+    ) -> Pod:
+        return Pod(
+            name,
+            "argocd",
+            ready,
+            status,
+            restarts,
+            node,
+            now - age,
+            component=component,
+            running_ready=status == "Running" and ready.split("/")[0] == ready.split("/")[1],
+        )
+
+    return (
+        pod("argocd-application-controller-0", "argocd-application-controller"),
+        pod(
+            "argocd-applicationset-controller-5c8d9c6b7f-q2w8x", "argocd-applicationset-controller"
+        ),
+        pod(
+            "argocd-dex-server-6f7c9b8d5-k9m2p",
+            "argocd-dex-server",
+            status="CrashLoopBackOff",
+            ready="0/1",
+            restarts="7 (2m14s ago)",
+            node="megalopolis-worker",
+        ),
+        pod("argocd-notifications-controller-7b9f8c6d4-h3j5k", "argocd-notifications-controller"),
+        pod("argocd-redis-6c8d7f9b5-x7z2c", "argocd-redis", age=5 * 3600 + 20 * 60),
+        pod(
+            "argocd-repo-server-84f6d9c7b8-p4r6t",
+            "argocd-repo-server",
+            restarts="1 (3h ago)",
+            node="megalopolis-worker",
+        ),
+        pod("argocd-server-7d9b8c6f5-m2n4b", "argocd-server", age=7 * 60 + 5),
+    )
+
+
+def sample_applications() -> tuple[Application, ...]:
+    return (
+        Application(
+            "guestbook",
+            "argocd",
+            "default",
+            "Synced",
+            "Healthy",
+            "Succeeded",
+            "successfully synced (all tasks run)",
+            revision="4f2c1ab",
+        ),
+        Application(
+            "platform-infra",
+            "argocd",
+            "platform",
+            "OutOfSync",
+            "Degraded",
+            "Failed",
+            'one or more objects failed to apply: Deployment.apps "api" is invalid',
+            revision="9b0d3e7",
+        ),
+        Application(
+            "monitoring",
+            "argocd",
+            "platform",
+            "Synced",
+            "Progressing",
+            "Running",
+            "waiting for healthy state of apps/Deployment/grafana",
+        ),
+    )
+
+
+def sample_docker() -> DockerStatus:
+    return DockerStatus(
+        reachable=True,
+        server_version="27.3.1",
+        kind_network=True,
+        clusters=(
+            KindCluster(
+                "megalopolis",
+                (
+                    KindNodeContainer(
+                        "megalopolis-control-plane", "control-plane", "running", "megalopolis"
+                    ),
+                    KindNodeContainer("megalopolis-worker", "worker", "running", "megalopolis"),
+                    KindNodeContainer("megalopolis-worker2", "worker", "exited", "megalopolis"),
+                ),
+            ),
+        ),
+    )
+
+
+DOCKER_ERROR = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock"
+
+
+def sample_sources(now: float = NOW, *, stale: bool = False) -> dict[str, SourceStatus]:
+    sources = {
+        name: SourceStatus(name, True, updated_at=now - 1) for name in ("tart", "kube", "docker")
+    }
+    if stale:
+        sources["docker"] = SourceStatus(
+            "docker", False, error=DOCKER_ERROR, updated_at=now - 42, next_retry_at=now + 8
+        )
+    return sources
+
+
+def sample_snapshot(now: float = NOW, *, stale: bool = False, readonly: bool = False) -> Snapshot:
+    """VMs in every phase, a NotReady node and an exited node container, seven ArgoCD
+    pods with one in CrashLoopBackOff, healthy and degraded apps; `stale` makes the
+    docker source fail (42 s old, retry in 8 s)."""
+    return Snapshot(
+        generated_at=now,
+        host=HOST,
+        sources=sample_sources(now, stale=stale),
+        vms=sample_vms(now),
+        nodes=sample_nodes(now),
+        pods=sample_pods(now),
+        applications=sample_applications(),
+        docker=sample_docker(),
+        argocd=ArgoSummary(standard_install=True, ready=6, total=7),
+        kube_context=CONTEXT,
+        readonly=readonly,
+    )
+
+
+def sample_events(now: float = NOW) -> list[Event]:
+    return [
+        Event(now - 300, "vm", "dev-ready", "stopped → starting"),
+        Event(now - 276, "vm", "dev-ready", "starting → booting"),
+        Event(now - 195, "vm", "dev-ready", "booting → ip"),
+        Event(now - 183, "pod", "argocd-dex-server-6f7c9b8d5-k9m2p", "Running → Error", "error"),
+        Event(
+            now - 150,
+            "pod",
+            "argocd-dex-server-6f7c9b8d5-k9m2p",
+            "Error → CrashLoopBackOff",
+            "error",
+        ),
+        Event(now - 140, "app", "platform-infra", "Synced/Healthy → OutOfSync/Degraded", "error"),
+        Event(now - 130, "vm", "gpu-error", "starting → error: tart run exited", "error"),
+        Event(now - 120, "node", "megalopolis-worker2", "Ready → NotReady", "warning"),
+        Event(now - 95, "vm", "web-ip", "booting → ip"),
+        Event(now - 42, "source", "docker", DOCKER_ERROR, "error"),
+        Event(now - 20, "vm", "db-ssh", "ip → ssh-pending"),
+        Event(now - 6, "vm", "ci-starting", "stopped → starting"),
+    ]
+
+
+def sample_monitor(
+    now: float = NOW, *, stale: bool = False, readonly: bool = False, clock: FakeClock | None = None
+) -> FakeMonitor:
+    monitor = FakeMonitor(
+        sample_snapshot(now, stale=stale, readonly=readonly), sample_events(now), clock=clock
+    )
+    if stale:
+        monitor.retry["docker"] = 8.0
+    monitor.logs["dev-ready"] = [
+        "2026-05-28T19:05:01Z tart run --no-graphics dev-ready",
+        "2026-05-28T19:05:25Z VM started, waiting for the guest to boot",
+        "2026-05-28T19:06:46Z IP 192.168.64.10 (dhcp)",
+        "2026-05-28T19:07:29Z sshd answered, login ok",
+    ]
+    return monitor
+
+
+@contextmanager
+def utc() -> Iterator[None]:
+    """Event times print as HH:MM:SS in local time; pin the zone so tests and
+    snapshots read the same on every machine."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+def make_app(
+    monitor: FakeMonitor | None = None,
+    settings: Settings | None = None,
+    *,
+    clock: FakeClock | None = None,
+    theme_store: Path | None = None,
+) -> MegatuiApp:
+    """A MegatuiApp wired to fakes, with animations off (snapshots must not catch a
+    half-finished scroll)."""
+    clock = clock or FakeClock(NOW)
+    app = MegatuiApp(
+        monitor or sample_monitor(clock.now(), clock=clock),
+        settings or Settings(),
+        clock=clock,
+        theme_store=theme_store,
+    )
+    app.animation_level = "none"
+    return app
+
+
+# --- pilot helpers -------------------------------------------------------------------
+
+
+async def until(pilot: Pilot[None], predicate: Callable[[], bool], what: str) -> None:
+    """Let the app process messages until `predicate` holds. Bounded, so a broken
+    app fails the test instead of hanging it."""
+    for _ in range(200):
+        if predicate():
+            return
+        await pilot.pause()
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def screen_text(app: App[None]) -> str:
+    """What the terminal shows, as plain text lines."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+class Notes:
+    """Records every app.notify() (tests run without toasts)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def messages(self, severity: str | None = None) -> list[str]:
+        return [m for m, s in self.seen if severity is None or s == severity]
+
+
+def record_notifications(app: App[None], monkeypatch: pytest.MonkeyPatch) -> Notes:
+    notes = Notes()
+    original = app.notify
+
+    def notify(message: str, **kwargs: Any) -> None:
+        notes.seen.append((str(message), str(kwargs.get("severity", "information"))))
+        original(message, **kwargs)
+
+    monkeypatch.setattr(app, "notify", notify)
+    return notes

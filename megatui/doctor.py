@@ -4,6 +4,10 @@ Every check reads the same monitor snapshot the TUI shows (same sources, same co
 path, locally or with --host), so doctor cannot disagree with the screen. Checks
 declare what they need; independent ones run concurrently and a check whose
 prerequisite did not pass is skipped with the reason, instead of failing noisily.
+
+Exit codes: 0 when every check passed or only warned, 1 when any check failed, 2 for
+a usage problem (a bad --timeout, a JUnit file that cannot be written; bad config is
+caught earlier by the CLI, with the same code).
 """
 
 from __future__ import annotations
@@ -17,18 +21,19 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TextIO
 
-from megatui import report
+from megatui import __version__, report
 from megatui.config import Settings
 from megatui.headless import build_monitor
-from megatui.model import Phase, Snapshot, TartState
+from megatui.model import VM, Phase, Pod, Snapshot, TartState
 from megatui.monitor import Monitor
 from megatui.sources.hostkeys import HostKeyStoreError
 from megatui.sources.tart import TartError
+from megatui.transport import TransportError
 
 
 class Status(StrEnum):
@@ -54,18 +59,85 @@ class CheckResult:
     duration: float
 
 
+class Progress:
+    """What doctor is doing while it runs, on stderr.
+
+    On a terminal: one line, rewritten in place and cleared before the report (which
+    lists every check), so nothing is shown twice. Elsewhere (CI logs, pipes): a line
+    per finished check, and a line whenever the VMs being waited for change phase.
+    """
+
+    def __init__(self, out: TextIO, total: int) -> None:
+        self.out = out
+        self.total = total
+        self.done = 0
+        self.tty = _isatty(out)
+        self._shown = False
+        self._last_note = ""
+
+    def finished(self, result: CheckResult) -> None:
+        self.done += 1
+        if self.tty:
+            self._status(f"{result.name}: {result.status}")
+        else:
+            self._line(f"{_MARK[result.status]} {result.name:<24} {result.reason}")
+
+    def note(self, text: str) -> None:
+        """A passing state (VMs booting); repeated notes are shown once."""
+        if text == self._last_note:
+            return
+        self._last_note = text
+        if self.tty:
+            self._status(text)
+        else:
+            self._line("  " + text)
+
+    def clear(self) -> None:
+        if self.tty and self._shown:
+            self.out.write("\r\033[K")
+            self.out.flush()
+            self._shown = False
+
+    def _status(self, text: str) -> None:
+        width = max(20, shutil.get_terminal_size().columns - 1)
+        line = f"[{self.done}/{self.total}] {text}"
+        if len(line) > width:
+            line = line[: width - 1] + "…"
+        self.out.write("\r\033[K" + line)
+        self.out.flush()
+        self._shown = True
+
+    def _line(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+
+def _isatty(out: TextIO) -> bool:
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError):  # a closed or unusual stream
+        return False
+
+
 @dataclass
 class Context:
     settings: Settings
     monitor: Monitor
-    out: TextIO
+    progress: Progress
+    #: The monitor's first round (every source answered once), while it runs.
+    first_round: asyncio.Task[bool] | None = None
     snapshot: Snapshot | None = None
-    first_round_complete: bool = True
+    #: Why the --host connection failed, if it did.
+    connect_error: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
-    @property
-    def snap(self) -> Snapshot:
-        assert self.snapshot is not None
+    async def first_snapshot(self) -> Snapshot:
+        """The snapshot once every source has answered once (or its time ran out): one
+        view of the platform, the same for every check that reads it."""
+        if self.snapshot is None:
+            if self.first_round is not None:
+                await asyncio.shield(self.first_round)
+            if self.snapshot is None:
+                self.snapshot = self.monitor.snapshot
         return self.snapshot
 
 
@@ -77,6 +149,8 @@ class Check:
     name: str
     run: CheckFn
     needs: tuple[str, ...] = ()
+    #: Goes through the --host connection: with --host, it needs remote.connection.
+    via_host: bool = False
 
 
 def ok(reason: str) -> Outcome:
@@ -93,6 +167,10 @@ def failed(reason: str, hint: str = "") -> Outcome:
 
 def skipped(reason: str) -> Outcome:
     return Outcome(Status.SKIPPED, reason)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 # --- platform ----------------------------------------------------------------
@@ -114,13 +192,15 @@ async def check_terminal(ctx: Context) -> Outcome:
         return ok("not a terminal (fine for scripts and CI)")
     size = shutil.get_terminal_size()
     colorterm = os.environ.get("COLORTERM", "")
-    term = os.environ.get("TERM", "unknown")
+    term = os.environ.get("TERM", "")
     colours = (
         "truecolor"
         if colorterm in ("truecolor", "24bit")
         else ("256 colours" if "256" in term else "basic colours")
     )
-    reason = f"{size.columns}x{size.lines}, {term}, {colours}"
+    reason = f"{size.columns}x{size.lines}, {term or 'TERM unset'}, {colours}"
+    if term in ("", "dumb"):
+        return warn(reason + ": no colours or cursor control", "run the TUI in a real terminal")
     if size.columns < 80 or size.lines < 24:
         return warn(reason + ": smaller than 80x24", "enlarge the window for the TUI")
     if os.environ.get("NO_COLOR"):
@@ -129,6 +209,9 @@ async def check_terminal(ctx: Context) -> Outcome:
 
 
 async def check_ssh_agent(ctx: Context) -> Outcome:
+    if not ctx.settings.ssh_agent and not ctx.settings.host:
+        # VM logins are told not to use it, and there is no --host connection.
+        return skipped("not used ([ssh] agent = false)")
     sock = os.environ.get("SSH_AUTH_SOCK")
     if not sock:
         return warn(
@@ -149,18 +232,19 @@ async def check_ssh_agent(ctx: Context) -> Outcome:
                 keys = await agent.get_keys()
         finally:
             agent.close()
-    except (OSError, TimeoutError, Exception) as exc:  # any agent failure is just a warning
+    except Exception as exc:  # any agent failure is just a warning
         return warn(f"cannot talk to the SSH agent: {exc}", "restart your ssh-agent")
     if not keys:
         return warn("the SSH agent holds no keys", "ssh-add your key")
-    return ok(f"SSH agent with {len(keys)} key{'s' if len(keys) != 1 else ''}")
+    return ok(f"SSH agent with {_plural(len(keys), 'key')}")
 
 
 # --- docker ----------------------------------------------------------------
 
 
 async def check_docker_daemon(ctx: Context) -> Outcome:
-    docker = ctx.snap.docker
+    snap = await ctx.first_snapshot()
+    docker = snap.docker
     if docker is None:
         return failed("the Docker source gave no answer")
     if not docker.reachable:
@@ -168,11 +252,12 @@ async def check_docker_daemon(ctx: Context) -> Outcome:
             docker.error or "Docker daemon unreachable",
             "start Docker (Docker Desktop, colima or dockerd) or set [docker] host",
         )
-    return ok(f"Docker {docker.server_version or ''} reachable".replace("  ", " "))
+    return ok(f"Docker {docker.server_version} reachable" if docker.server_version else "reachable")
 
 
 async def check_kind_network(ctx: Context) -> Outcome:
-    docker = ctx.snap.docker
+    snap = await ctx.first_snapshot()
+    docker = snap.docker
     assert docker is not None
     if docker.kind_network:
         return ok("network 'kind' exists")
@@ -183,7 +268,8 @@ async def check_kind_network(ctx: Context) -> Outcome:
 
 
 async def check_kind_nodes(ctx: Context) -> Outcome:
-    docker = ctx.snap.docker
+    snap = await ctx.first_snapshot()
+    docker = snap.docker
     assert docker is not None
     if not docker.clusters:
         return failed("no Kind node containers found", "create one with `kind create cluster`")
@@ -196,88 +282,186 @@ async def check_kind_nodes(ctx: Context) -> Outcome:
             f"{len(down)} of {total} Kind node containers not running: {listed}",
             "docker start them, or recreate the cluster",
         )
-    return ok(f"Kind cluster {names}: {total} node containers running")
+    label = "cluster" if len(docker.clusters) == 1 else "clusters"
+    return ok(f"Kind {label} {names}: {_plural(total, 'node container')} running")
 
 
 # --- kubernetes and argocd ----------------------------------------------------------------
 
 
-async def check_kube_api(ctx: Context) -> Outcome:
-    status = ctx.snap.sources.get("kubernetes")
-    context = ctx.snap.kube_context or "the current context"
-    if status is None:
-        return failed("the Kubernetes source gave no answer")
-    if not status.ok and not ctx.snap.nodes:
+async def check_kubeconfig(ctx: Context) -> Outcome:
+    """The kubeconfig, its context and that context's cluster, read exactly as the
+    Kubernetes source reads them (with --host: the host's kubeconfig, as forwarded)."""
+    from megatui.sources.kube import KubeError, connect
+
+    try:
+        client = await connect(ctx.monitor.settings)
+    except KubeError as exc:
         return failed(
-            status.error or "API server unreachable",
-            "check --kubeconfig/--context, and that the cluster is running",
+            str(exc),
+            "set --kubeconfig/--context or [kube] kubeconfig/context; "
+            "`kind export kubeconfig` writes the Kind cluster's",
         )
-    return ok(f"{context}: API server answered")
+    with contextlib.suppress(Exception):
+        await client.api.close()
+    return ok(f"context '{client.context}': {client.server}")
 
 
-async def check_nodes(ctx: Context) -> Outcome:
-    nodes = ctx.snap.nodes
-    registered = [n for n in nodes if n.status != "NotRegistered"]
-    not_ready = [n for n in registered if not n.status.startswith("Ready")]
-    expected = ctx.settings.expected_nodes
-    problems = []
-    if not_ready:
-        problems.append(", ".join(f"{n.name} {n.status}" for n in not_ready))
-    if expected is not None and len(registered) != expected:
-        problems.append(f"{len(registered)} nodes, expected {expected}")
-    if problems:
-        return failed("; ".join(problems), "kubectl describe node NAME shows why")
-    return ok(f"{len(registered)} nodes Ready")
-
-
-def _namespace_missing(ctx: Context) -> bool:
-    status = ctx.snap.sources.get("kubernetes")
-    return bool(status and status.error == f"namespace '{ctx.settings.namespace}' not found")
-
-
-async def check_argocd_namespace(ctx: Context) -> Outcome:
-    ns = ctx.settings.namespace
-    if _namespace_missing(ctx):
-        return failed(
-            f"namespace '{ns}' not found",
-            "install ArgoCD: kubectl create namespace argocd && kubectl apply -n "
-            "argocd -f install.yaml",
-        )
-    return ok(f"namespace '{ns}' with {len(ctx.snap.pods)} pods")
-
-
-async def check_argocd_components(ctx: Context) -> Outcome:
-    summary = ctx.snap.argocd
-    bad = [p for p in ctx.snap.pods if not p.running_ready]
-    if summary is None or not summary.standard_install:
-        if bad:
-            listed = ", ".join(f"{p.name} {p.status} {p.ready}" for p in bad)
-            return failed(f"pods not running and ready: {listed}")
-        return warn("not a standard ArgoCD install; all its pods are running and ready")
-    if summary.ready == summary.total and not bad:
-        return ok(f"{summary.ready}/{summary.total} components running and ready")
-    detail = ", ".join(f"{p.name} {p.status} {p.ready}" for p in bad)
-    return failed(
-        f"{summary.ready}/{summary.total} components ready: {detail}",
-        f"kubectl -n {ctx.settings.namespace} logs POD --previous shows why a pod crashes",
+def _kube_answered(snap: Snapshot) -> bool:
+    """Whether the API server answered any request (a list, or a 404 for the CRD)."""
+    status = snap.sources.get("kubernetes")
+    apps = snap.sources.get("applications")
+    return bool(
+        (status is not None and status.ok)
+        or any(n.status != "NotRegistered" for n in snap.nodes)
+        or snap.argocd is not None  # the pods were listed
+        or (apps is not None and apps.ok)
     )
 
 
+async def check_kube_api(ctx: Context) -> Outcome:
+    snap = await ctx.first_snapshot()
+    status = snap.sources.get("kubernetes")
+    apps = snap.sources.get("applications")
+    context = snap.kube_context or "the current context"
+    if status is None and apps is None:
+        return failed("the Kubernetes source gave no answer")
+    if not _kube_answered(snap):
+        error = (status.error if status else None) or (apps.error if apps else None)
+        return failed(
+            error or "API server unreachable",
+            "check that the cluster is running (`docker ps`, `kind get clusters`) and "
+            "that --kubeconfig/--context name it",
+        )
+    return ok(f"the API server of context '{context}' answered")
+
+
+def _node_problem(node_status: str, container_state: str | None) -> str:
+    if container_state and container_state != "running":
+        return f"{node_status} (container {container_state})"
+    return node_status
+
+
+async def check_nodes(ctx: Context) -> Outcome:
+    snap = await ctx.first_snapshot()
+    registered = [n for n in snap.nodes if n.status != "NotRegistered"]
+    expected = ctx.settings.expected_nodes
+    hint = "kubectl describe node NAME shows why"
+    if not registered:
+        status = snap.sources.get("kubernetes")
+        why = f": {status.error}" if status and not status.ok and status.error else ""
+        return failed("no nodes listed" + why, hint)
+    not_ready = [n for n in registered if n.status.split(",")[0] != "Ready"]
+    problems = []
+    if not_ready:
+        problems.append(
+            ", ".join(f"{n.name} {_node_problem(n.status, n.container_state)}" for n in not_ready)
+        )
+    if expected is not None and len(registered) != expected:
+        problems.append(f"{len(registered)} nodes, expected {expected}")
+    if problems:
+        return failed("; ".join(problems), hint)
+    of = f" (expected {expected})" if expected is not None else ""
+    return ok(f"{_plural(len(registered), 'node')} Ready{of}")
+
+
+def _namespace_missing(snap: Snapshot, namespace: str) -> bool:
+    status = snap.sources.get("kubernetes")
+    return bool(status and status.error == f"namespace '{namespace}' not found")
+
+
+async def check_argocd_namespace(ctx: Context) -> Outcome:
+    snap = await ctx.first_snapshot()
+    ns = ctx.settings.namespace
+    if _namespace_missing(snap, ns):
+        return failed(
+            f"namespace '{ns}' not found",
+            f"install ArgoCD: kubectl create namespace {ns} && kubectl apply -n {ns} -f "
+            "https://raw.githubusercontent.com/argoproj/argo-cd/stable/manifests/install.yaml",
+        )
+    if snap.argocd is None:  # the pods of the namespace could not be listed
+        status = snap.sources.get("kubernetes")
+        error = status.error if status and status.error else "no answer"
+        return failed(f"cannot list the pods of namespace '{ns}': {error}")
+    return ok(f"namespace '{ns}' with {_plural(len(snap.pods), 'pod')}")
+
+
+def _unhealthy(pod: Pod) -> bool:
+    return not pod.running_ready and pod.status != "Completed"
+
+
+def _describe_pod(pod: Pod) -> str:
+    text = f"{pod.name} {pod.status} {pod.ready}"
+    if pod.restarts and pod.restarts != "0":
+        text += f", restarts {pod.restarts}"
+    return text
+
+
+async def check_argocd_components(ctx: Context) -> Outcome:
+    snap = await ctx.first_snapshot()
+    ns = ctx.settings.namespace
+    summary = snap.argocd
+    pods = snap.pods
+    bad = [p for p in pods if _unhealthy(p)]
+    hint = f"kubectl -n {ns} describe pod POD; kubectl -n {ns} logs POD --previous"
+    if summary is None or not summary.standard_install:
+        if not pods:
+            return failed(f"no pods in namespace '{ns}'", "install ArgoCD (install.yaml)")
+        if bad:
+            listed = "; ".join(_describe_pod(p) for p in bad)
+            return failed(f"pods not running and ready: {listed}", hint)
+        return warn(
+            f"not a standard ArgoCD install; its {_plural(len(pods), 'pod')} run and are ready",
+            "doctor knows the 7 components of the standard install.yaml",
+        )
+    if summary.missing:
+        parts = []
+        for component in summary.missing:
+            own = [p for p in pods if p.component == component]
+            if not own:
+                parts.append(f"{component}: no pod")
+            else:
+                parts.extend(_describe_pod(p) for p in own if _unhealthy(p))
+        return failed(
+            f"{summary.ready}/{summary.total} components running and ready; " + "; ".join(parts),
+            hint,
+        )
+    if bad:  # every component has a ready pod; others (an old rollout, a job) do not
+        listed = "; ".join(_describe_pod(p) for p in bad)
+        return warn(
+            f"{summary.ready}/{summary.total} components ready, but not every pod: {listed}",
+            hint,
+        )
+    return ok(f"{summary.ready}/{summary.total} components running and ready")
+
+
 async def check_applications(ctx: Context) -> Outcome:
-    status = ctx.snap.sources.get("applications")
-    if status is not None and not status.ok:
+    snap = await ctx.first_snapshot()
+    from megatui.sources.kube import CRD_MISSING
+
+    ns = ctx.settings.namespace
+    status = snap.sources.get("applications")
+    if status is None:
+        return failed("the Applications were not listed: no answer from the API server")
+    if not status.ok:
         return failed(status.error or "cannot list Applications")
-    apps = ctx.snap.applications
-    if status is not None and status.error:  # the calm "CRD not installed" line
-        return failed(status.error, "install ArgoCD's CRDs (install.yaml)")
+    if status.error == CRD_MISSING:  # a calm "ok" for the TUI, a broken install here
+        return failed(status.error, "install ArgoCD's CRDs: they come with install.yaml")
+    apps = snap.applications
+    if not apps:
+        return warn(
+            f"no Applications in namespace '{ns}'",
+            "create them with `argocd app create` or kubectl apply",
+        )
     bad = [a for a in apps if a.sync != "Synced" or a.health != "Healthy"]
     if bad:
         listed = ", ".join(f"{a.name} {a.sync}/{a.health}" for a in bad)
         return failed(
-            f"{len(bad)} of {len(apps)} Applications not Synced/Healthy: {listed}",
+            f"{len(bad)} of {_plural(len(apps), 'Application')} not Synced and Healthy: " + listed,
             "argocd app get NAME shows the diff and the failing resources",
         )
-    return ok(f"{len(apps)} Applications Synced and Healthy")
+    everyone = "the Application is" if len(apps) == 1 else f"all {len(apps)} Applications are"
+    return ok(f"{everyone} Synced and Healthy")
 
 
 # --- tart and VMs ----------------------------------------------------------------
@@ -295,21 +479,39 @@ def _configured_vms(ctx: Context) -> list[str]:
     return list(ctx.settings.doctor_vms) or sorted(ctx.settings.vms)
 
 
+def _tart_unlisted(ctx: Context) -> Outcome | None:
+    """The outcome of VM checks when `tart list` never answered."""
+    if ctx.monitor.known_vm_names() is not None:
+        return None
+    status = ctx.monitor.snapshot.sources.get("tart")
+    error = status.error if status and status.error else "no answer"
+    return skipped(f"tart list failed: {error}")
+
+
+def _in_scope(ctx: Context, vm: VM) -> bool:
+    """Running VMs doctor waits for: all, or those named in [doctor] vms."""
+    wanted = ctx.settings.doctor_vms
+    return vm.state is TartState.RUNNING and (not wanted or vm.name in wanted)
+
+
 async def check_vms_exist(ctx: Context) -> Outcome:
+    snap = await ctx.first_snapshot()
     wanted = _configured_vms(ctx)
     known = ctx.monitor.known_vm_names()
     if known is None:
-        status = ctx.snap.sources.get("tart")
-        return failed(status.error if status and status.error else "tart list gave no answer")
+        status = snap.sources.get("tart")
+        return failed(
+            f"tart list failed: {status.error if status and status.error else 'no answer'}"
+        )
     if not wanted:
-        return ok(f"{len(known)} VMs (none configured in [doctor] vms)")
+        return ok(f"tart lists {_plural(len(known), 'VM')}; none configured in [doctor] vms")
     missing = [n for n in wanted if n not in known]
     if missing:
         return failed(
             f"configured VMs missing: {', '.join(missing)}",
             "tart clone IMAGE NAME creates a VM; tart list shows what exists",
         )
-    return ok(f"all {len(wanted)} configured VMs exist")
+    return ok(f"all {_plural(len(wanted), 'configured VM')} exist")
 
 
 async def _wait_running_vms(ctx: Context) -> Snapshot:
@@ -326,19 +528,18 @@ async def _wait_running_vms(ctx: Context) -> Snapshot:
         deadline = time.monotonic() + ctx.settings.doctor_timeout
         changed = asyncio.Event()
         unsubscribe = ctx.monitor.subscribe(lambda _s: changed.set())
-        last = ""
         try:
             while True:
                 snap = ctx.monitor.snapshot
-                running = [vm for vm in snap.vms if vm.state is TartState.RUNNING]
+                running = [vm for vm in snap.vms if _in_scope(ctx, vm)]
                 waiting = [vm for vm in running if vm.phase not in (Phase.READY, Phase.ERROR)]
                 if waiting:
-                    line = "  waiting for VMs: " + ", ".join(
-                        f"{vm.name} {vm.phase} {round(vm.progress * 100)}%" for vm in waiting
+                    ctx.progress.note(
+                        "waiting for VMs: "
+                        + ", ".join(
+                            f"{vm.name} {vm.phase} {round(vm.progress * 100)}%" for vm in waiting
+                        )
                     )
-                    if line != last:
-                        print(line, file=ctx.out, flush=True)
-                        last = line
                 remaining = deadline - time.monotonic()
                 if not waiting or remaining <= 0:
                     ctx.extra["vms_settled"] = snap
@@ -352,10 +553,13 @@ async def _wait_running_vms(ctx: Context) -> Snapshot:
 
 
 async def check_vms_boot(ctx: Context) -> Outcome:
+    await ctx.first_snapshot()
+    if (unlisted := _tart_unlisted(ctx)) is not None:
+        return unlisted
     snap = await _wait_running_vms(ctx)
-    running = [vm for vm in snap.vms if vm.state is TartState.RUNNING]
+    running = [vm for vm in snap.vms if _in_scope(ctx, vm)]
     if not running:
-        return ok("no running VMs")
+        return ok("no running VMs to wait for")
     # A VM that answers SSH but refuses our login booted fine: the login check says so.
     stuck = [vm for vm in running if vm.phase not in (Phase.READY, Phase.ERROR)]
     if stuck:
@@ -364,14 +568,18 @@ async def check_vms_boot(ctx: Context) -> Outcome:
         )
         return failed(
             f"not ready within {report.duration(ctx.settings.doctor_timeout)}: {listed}",
-            "megatui shows the phase timeline of each VM (key d)",
+            "megatui shows the phase timeline of each VM (key d); "
+            "raise --timeout or [doctor] timeout for slow boots",
         )
-    return ok(f"{len(running)} running VMs reached SSH")
+    return ok(f"{_plural(len(running), 'running VM')} reached SSH")
 
 
 async def check_ssh_logins(ctx: Context) -> Outcome:
+    await ctx.first_snapshot()
+    if (unlisted := _tart_unlisted(ctx)) is not None:
+        return unlisted
     snap = await _wait_running_vms(ctx)
-    running = [vm for vm in snap.vms if vm.state is TartState.RUNNING]
+    running = [vm for vm in snap.vms if _in_scope(ctx, vm)]
     broken = [vm for vm in running if vm.phase is Phase.ERROR]
     if broken:
         listed = "; ".join(f"{vm.name}: {vm.error}" for vm in broken)
@@ -381,18 +589,32 @@ async def check_ssh_logins(ctx: Context) -> Outcome:
             "`megatui forget-key NAME`",
         )
     ready = [vm for vm in running if vm.phase is Phase.READY]
+    if not ready:
+        if running:
+            return skipped("no running VM became ready to log in to")
+        return ok("no running VMs to log in to")
     try:
         unknown_keys = [vm.name for vm in ready if ctx.monitor.hostkeys.lookup(vm.name) is None]
     except HostKeyStoreError as exc:
         return failed(str(exc), "remove or repair the file; keys are trusted again on next login")
     if unknown_keys:
         return warn(f"host keys not stored for: {', '.join(unknown_keys)}")
-    if not ready:
-        return ok("no running VMs to log in to")
-    return ok(f"{len(ready)} VMs accept logins; host keys known")
+    return ok(f"{_plural(len(ready), 'VM')} accept logins; host keys known")
 
 
 # --- remote host ----------------------------------------------------------------
+
+
+async def check_remote_connection(ctx: Context) -> Outcome:
+    if not ctx.monitor.transport.is_remote:
+        return skipped("not using --host")
+    if ctx.connect_error is not None:
+        return failed(
+            ctx.connect_error,
+            f"`ssh {ctx.settings.host}` must log in without a password: Remote Login on, "
+            "the host key in ~/.ssh/known_hosts, your key in the agent or ~/.ssh",
+        )
+    return ok(f"connected to {ctx.monitor.transport.label}")
 
 
 async def check_keychain(ctx: Context) -> Outcome:
@@ -400,9 +622,9 @@ async def check_keychain(ctx: Context) -> Outcome:
         return skipped("not using --host")
     from megatui.remote import KEYCHAIN_HINT, keychain_locked
 
-    locked = await keychain_locked(ctx.monitor.transport)  # type: ignore[arg-type]
+    locked = await keychain_locked(ctx.monitor.transport)
     if locked is None:
-        return skipped("the host has no macOS keychain (`security` not found)")
+        return skipped("the host has no macOS login keychain (`security` found none)")
     if locked:
         return failed("the login keychain of the host is locked", KEYCHAIN_HINT)
     return ok("the login keychain of the host is unlocked")
@@ -413,20 +635,38 @@ CHECKS: tuple[Check, ...] = (
     Check("platform.python", check_python),
     Check("platform.terminal", check_terminal),
     Check("platform.ssh-agent", check_ssh_agent),
-    Check("docker.daemon", check_docker_daemon),
+    Check("remote.connection", check_remote_connection),
+    Check("remote.keychain", check_keychain, via_host=True),
+    Check("docker.daemon", check_docker_daemon, via_host=True),
     Check("docker.kind-network", check_kind_network, ("docker.daemon",)),
     Check("docker.kind-nodes", check_kind_nodes, ("docker.daemon",)),
-    Check("kubernetes.api", check_kube_api),
+    Check("kubernetes.config", check_kubeconfig, via_host=True),
+    Check("kubernetes.api", check_kube_api, ("kubernetes.config",)),
     Check("kubernetes.nodes", check_nodes, ("kubernetes.api",)),
     Check("argocd.namespace", check_argocd_namespace, ("kubernetes.api",)),
     Check("argocd.components", check_argocd_components, ("argocd.namespace",)),
     Check("argocd.applications", check_applications, ("argocd.namespace",)),
-    Check("tart.installed", check_tart),
+    Check("tart.installed", check_tart, via_host=True),
     Check("tart.vms", check_vms_exist, ("tart.installed",)),
     Check("tart.vms-boot", check_vms_boot, ("tart.installed",)),
     Check("tart.ssh-logins", check_ssh_logins, ("tart.installed",)),
-    Check("remote.keychain", check_keychain),
 )
+
+
+def plan(settings: Settings, checks: Sequence[Check] = CHECKS) -> list[Check]:
+    """The checks for this run: with --host, what goes through the host connection
+    needs it (and is skipped, with that reason, when it failed)."""
+    if not settings.host:
+        return list(checks)
+    return [replace(c, needs=(*c.needs, "remote.connection")) if c.via_host else c for c in checks]
+
+
+def first_round_timeout(settings: Settings) -> float:
+    """Long enough for every source to answer once, by the sources' own timeouts (tart
+    lists, then asks each VM's address, then the probes log in)."""
+    tart_and_ssh = 2 * settings.tart_timeout + settings.ssh_connect_timeout
+    return max(tart_and_ssh, settings.kube_request_timeout, settings.docker_timeout) + 5.0
+
 
 _MARK = {Status.PASS: "✓", Status.WARN: "!", Status.FAIL: "✗", Status.SKIPPED: "-"}
 
@@ -451,7 +691,7 @@ async def run_checks(ctx: Context, checks: Sequence[Check] = CHECKS) -> list[Che
             check.name, outcome.status, outcome.reason, outcome.hint, time.monotonic() - started
         )
         results[check.name] = result
-        print(f"{_MARK[result.status]} {result.name:<22} {result.reason}", file=ctx.out, flush=True)
+        ctx.progress.finished(result)
         done[check.name].set()
 
     await asyncio.gather(*(run_one(c) for c in checks))
@@ -462,13 +702,18 @@ def totals(results: Sequence[CheckResult]) -> dict[str, int]:
     return {s.value: sum(1 for r in results if r.status is s) for s in Status}
 
 
-def to_json(results: Sequence[CheckResult], started: float, duration: float) -> dict[str, object]:
+def to_json(
+    results: Sequence[CheckResult], started: float, duration: float, host: str = "local"
+) -> dict[str, object]:
     return {
         "timestamp": report.iso(started),
         "platform": {
             "system": platform.system(),
+            "release": platform.release(),
             "machine": platform.machine(),
             "python": platform.python_version(),
+            "megatui": __version__,
+            "host": host,
         },
         "totals": totals(results),
         "duration": round(duration, 3),
@@ -485,7 +730,7 @@ def to_json(results: Sequence[CheckResult], started: float, duration: float) -> 
     }
 
 
-def to_junit(results: Sequence[CheckResult], duration: float) -> str:
+def to_junit(results: Sequence[CheckResult], duration: float, started: float | None = None) -> str:
     count = totals(results)
     suite = ET.Element(
         "testsuite",
@@ -496,6 +741,10 @@ def to_junit(results: Sequence[CheckResult], duration: float) -> str:
         skipped=str(count["skipped"]),
         time=f"{duration:.3f}",
     )
+    if started is not None:
+        stamp = report.iso(started)
+        assert stamp is not None
+        suite.set("timestamp", stamp.removesuffix("Z"))
     for r in results:
         group, _, name = r.name.partition(".")
         case = ET.SubElement(
@@ -506,60 +755,110 @@ def to_junit(results: Sequence[CheckResult], duration: float) -> str:
             time=f"{r.duration:.3f}",
         )
         if r.status is Status.FAIL:
-            failure = ET.SubElement(case, "failure", message=r.reason)
-            failure.text = r.hint or r.reason
+            failure = ET.SubElement(case, "failure", message=r.reason, type="fail")
+            failure.text = r.reason + (f"\nhint: {r.hint}" if r.hint else "")
         elif r.status is Status.SKIPPED:
             ET.SubElement(case, "skipped", message=r.reason)
         elif r.status is Status.WARN:
             out = ET.SubElement(case, "system-out")
-            out.text = f"warning: {r.reason}" + (f" (hint: {r.hint})" if r.hint else "")
+            out.text = f"warning: {r.reason}" + (f"\nhint: {r.hint}" if r.hint else "")
     ET.indent(suite)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, "unicode") + "\n"
 
 
 def render_text(results: Sequence[CheckResult], duration: float) -> str:
+    """Every check in a fixed order, grouped, with hints under failures and warnings."""
     count = totals(results)
-    lines = []
+    width = max((len(r.name) for r in results), default=0)
+    lines: list[str] = []
+    group = None
     for r in results:
-        if r.status in (Status.FAIL, Status.WARN) and r.hint:
-            lines.append(f"{_MARK[r.status]} {r.name}: {r.reason}\n    hint: {r.hint}")
+        this_group = r.name.partition(".")[0]
+        if group is not None and this_group != group:
+            lines.append("")
+        group = this_group
+        lines.append(f"{_MARK[r.status]} {r.name:<{width}}  {r.reason}")
+        if r.hint and r.status in (Status.FAIL, Status.WARN):
+            lines.append(f"  {'':<{width}}  hint: {r.hint}")
     summary = (
         f"{count['pass']} passed, {count['warn']} warned, {count['fail']} failed, "
         f"{count['skipped']} skipped in {duration:.1f} s"
     )
-    return "\n".join([*lines, summary])
+    return "\n".join([*lines, "", summary])
+
+
+def _junit_problem(path: str) -> str | None:
+    """Why the JUnit file cannot be written, found before minutes of checks."""
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        return f"--junit {path}: is a directory"
+    if not parent.is_dir():
+        return f"--junit {path}: directory {parent} does not exist"
+    if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        return f"--junit {path}: not writable"
+    return None
 
 
 async def run(
     settings: Settings, as_json: bool, junit: str | None, out: TextIO | None = None
 ) -> int:
-    progress = out or sys.stderr
+    """Run every check; the report goes to stdout, progress to `out` (stderr)."""
+    problem = _usage_problem(settings, junit)
+    if problem:
+        print(f"megatui: {problem}", file=sys.stderr)
+        return 2
     started_wall = time.time()
     started = time.monotonic()
     monitor = build_monitor(settings)
-    ctx = Context(settings, monitor, progress)
+    checks = plan(settings)
+    ctx = Context(settings, monitor, Progress(out or sys.stderr, len(checks)))
     try:
         connect = getattr(monitor.transport, "connect", None)
         if connect is not None:
             try:
                 await connect()
-            except Exception as exc:
-                print(f"megatui: {exc}", file=sys.stderr)
-                return 1
-        await monitor.start()
-        ctx.first_round_complete = await monitor.wait_first_round(
-            min(30.0, settings.doctor_timeout)
-        )
-        ctx.snapshot = monitor.snapshot
-        results = await run_checks(ctx)
+            except (TransportError, OSError) as exc:
+                ctx.connect_error = str(exc) or type(exc).__name__
+        if ctx.connect_error is None:
+            await monitor.start()
+            ctx.first_round = asyncio.create_task(
+                monitor.wait_first_round(first_round_timeout(settings))
+            )
+        results = await run_checks(ctx, checks)
     finally:
+        if ctx.first_round is not None and not ctx.first_round.done():
+            ctx.first_round.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ctx.first_round
+        ctx.progress.clear()
         await monitor.stop()
         await monitor.transport.close()
     duration = time.monotonic() - started
     if junit:
-        Path(junit).write_text(to_junit(results, duration))
+        try:
+            Path(junit).write_text(to_junit(results, duration, started_wall), encoding="utf-8")
+        except OSError as exc:
+            print(f"megatui: cannot write {junit}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     if as_json:
-        print(report.dumps(to_json(results, started_wall, duration)))
+        print(report.dumps(to_json(results, started_wall, duration, monitor.transport.label)))
     else:
         print(render_text(results, duration))
     return 1 if any(r.status is Status.FAIL for r in results) else 0
+
+
+def _usage_problem(settings: Settings, junit: str | None) -> str | None:
+    """A bad flag, found before minutes of checks (exit 2)."""
+    if not settings.doctor_timeout > 0:
+        return f"--timeout: expected a positive number (got {settings.doctor_timeout:g})"
+    if settings.host:
+        from megatui.remote import HostSpecError, parse_host_spec
+
+        try:
+            parse_host_spec(settings.host)
+        except HostSpecError as exc:
+            return str(exc)
+    if junit:
+        return _junit_problem(junit)
+    return None

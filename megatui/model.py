@@ -10,6 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+# The names of the per-source statuses in `Snapshot.sources` (and in status --json).
+SOURCE_TART = "tart"
+SOURCE_SSH = "ssh"
+SOURCE_KUBERNETES = "kubernetes"  # nodes and the ArgoCD namespace's pods
+SOURCE_APPLICATIONS = "applications"  # ArgoCD Applications
+SOURCE_DOCKER = "docker"
+
 
 class Phase(StrEnum):
     """Where a VM is on its way from power-off to a usable SSH login."""

@@ -471,7 +471,9 @@ class Monitor:
                     self._retry_at[name] = self.clock.monotonic() + max(
                         0.0, status.next_retry_at - now
                     )
-            self._mark_first("kube")
+            if state.answered:
+                # Not before: the first list to arrive (say nodes) is not the whole state.
+                self._mark_first("kube")
             self._schedule_publish()
 
         source = KubeSource(self.settings, self.clock, on_change)

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncssh
+from asyncssh.public_key import get_default_certificate_algs, get_default_public_key_algs
 
 from megatui.config import Settings
 from megatui.transport import (
@@ -291,7 +292,8 @@ class _Forward:
     description: str
     local: str
     server: asyncio.AbstractServer | None = None
-    pipes: set[asyncio.Task[None]] = field(default_factory=set)
+    #: Connection tasks and the streams that end them when closed.
+    pipes: dict[asyncio.Task[Any], list[Any]] = field(default_factory=dict)
     last_error: str | None = None
     connections: int = 0
 
@@ -345,7 +347,6 @@ class RemoteTransport:
         self._listeners: list[Callable[[RemoteTransport], None]] = []
         self._forwards: dict[str, _Forward] = {}
         self._forward_dir: str | None = None
-        self._background: set[asyncio.Task[Any]] = set()
 
         self.connections_opened = 0
         self.last_error: str | None = None
@@ -489,7 +490,10 @@ class RemoteTransport:
             # deadline also covers a DNS lookup that hangs.
             async with asyncio.timeout(self._connect_timeout + 1.0):
                 conn = await asyncssh.connect(
-                    self.spec.host, options=options, client_factory=lambda: client
+                    self.spec.host,
+                    options=options,
+                    client_factory=lambda: client,
+                    **self._host_key_algs(options),
                 )
         except asyncssh.HostKeyNotVerifiable:
             raise self._host_key_error(options, client) from None
@@ -508,6 +512,17 @@ class RemoteTransport:
             raise HostUnreachable(
                 f"cannot reach {self.spec.target}: connection refused "
                 "(is Remote Login enabled on the Mac?)"
+            ) from None
+        except asyncssh.KeyExchangeFailed as exc:
+            if "host key" in exc.reason.lower():
+                # asyncssh offers only the key types known_hosts has for the host; a
+                # host that no longer has one of them is a changed key, OpenSSH says.
+                raise HostKeyChanged(
+                    f"HOST KEY OF {self.spec.target} CHANGED: it offers none of the key types "
+                    f"{self._known_hosts_name(options)} has for it; refusing to connect"
+                ) from None
+            raise RemoteError(
+                f"SSH to {self.spec.target} failed: {_one_line(exc.reason)}"
             ) from None
         except asyncssh.DisconnectError as exc:
             raise RemoteError(
@@ -532,6 +547,30 @@ class RemoteTransport:
         log.info("connected to %s", self.label)
         self._notify()
 
+    def _host_key_algs(self, options: asyncssh.SSHClientConnectionOptions) -> dict[str, Any]:
+        """As OpenSSH does: the key types known_hosts has for the host first, the
+        others still allowed. asyncssh alone offers only the known types, so a host
+        that now has only another type of key fails the key exchange with no word
+        about the key, instead of being reported as a changed key."""
+        if options.config.get("HostKeyAlgorithms"):
+            return {}  # the user chose; asyncssh applies it
+        known: Any = options.known_hosts or self._default_known_hosts()
+        port = options.port if options.port != 22 else None
+        try:
+            keys = asyncssh.match_known_hosts(
+                known, options.host_key_alias or options.host, "", port
+            )[0]
+        except Exception:  # unreadable known_hosts: asyncssh reports it when connecting
+            return {}
+        first = [alg.decode("ascii") for key in keys for alg in key.sig_algorithms]
+        if not first:
+            return {}
+        rest = [
+            alg.decode("ascii")
+            for alg in (*get_default_certificate_algs(), *get_default_public_key_algs())
+        ]
+        return {"server_host_key_algs": list(dict.fromkeys(first + rest))}
+
     def _ssh_hint(self) -> str:
         port = f"-p {self.spec.port} " if self.spec.port is not None else ""
         user = f"{self.spec.user}@" if self.spec.user else ""
@@ -551,11 +590,12 @@ class RemoteTransport:
             )
         host, addr, port = client.offered_at
         trusted: list[asyncssh.SSHKey] = []
-        known: Any = options.known_hosts
+        # Empty means asyncssh's default, ~/.ssh/known_hosts, resolved at connect time.
+        known: Any = options.known_hosts or self._default_known_hosts()
         with contextlib.suppress(Exception):
             lookup_port = port if port != 22 else None
             name = options.host_key_alias or host
-            trusted = list(asyncssh.match_known_hosts(known or b"", name, addr, lookup_port)[0])
+            trusted = list(asyncssh.match_known_hosts(known, name, addr, lookup_port)[0])
         fingerprint = offered.get_fingerprint()
         if trusted:
             return HostKeyChanged(
@@ -632,8 +672,6 @@ class RemoteTransport:
         if self._forward_dir is not None:
             shutil.rmtree(self._forward_dir, ignore_errors=True)
             self._forward_dir = None
-        for bg in list(self._background):
-            bg.cancel()
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
@@ -879,7 +917,7 @@ class RemoteTransport:
         existing = self._forwards.get(key)
         if existing is not None:
             return existing.local
-        local = os.path.join(self._private_dir(), f"fwd{len(self._forwards)}.sock")
+        local = str(self.private_dir() / f"fwd{len(self._forwards)}.sock")
         forward = _Forward(description=order[0], local=local)
 
         async def opener(conn: asyncssh.SSHClientConnection) -> tuple[Any, Any]:
@@ -913,7 +951,9 @@ class RemoteTransport:
                 return forward.last_error
         return None
 
-    def _private_dir(self) -> str:
+    def private_dir(self) -> Path:
+        """A directory only this user can enter, removed by close(): forwarded
+        sockets live here, and the host's kubeconfig (it holds credentials)."""
         if self._forward_dir is None:
             # AF_UNIX paths are limited to 104 bytes on macOS; its $TMPDIR is long.
             base = tempfile.gettempdir()
@@ -921,7 +961,7 @@ class RemoteTransport:
                 base = "/tmp"
             self._forward_dir = tempfile.mkdtemp(prefix="megatui-", dir=base)
             os.chmod(self._forward_dir, 0o700)
-        return self._forward_dir
+        return Path(self._forward_dir)
 
     async def _accept(
         self,
@@ -930,12 +970,15 @@ class RemoteTransport:
         local_reader: asyncio.StreamReader,
         local_writer: asyncio.StreamWriter,
     ) -> None:
+        # Registered so that close() can end this by closing its streams: cancelling
+        # a start_server callback task makes asyncio log the cancellation as an error.
         task = asyncio.current_task()
+        streams: list[Any] = [local_writer]
         if task is not None:
-            forward.pipes.add(task)
+            forward.pipes[task] = streams
         try:
             conn = self._conn
-            if conn is None:
+            if conn is None or self._closed:
                 forward.last_error = self._lost_message()
                 return
             try:
@@ -952,31 +995,32 @@ class RemoteTransport:
                         f"{_one_line(str(exc)) or type(exc).__name__}"
                     )
                 return
+            streams.append(remote_writer)
+            if self._closed:
+                return
             forward.last_error = None
             forward.connections += 1
-            try:
-                await _splice(local_reader, local_writer, remote_reader, remote_writer)
-            finally:
-                remote_writer.close()
-        except asyncio.CancelledError:
-            # Only close() cancels this task. Ending normally keeps asyncio's
-            # start_server callback from logging the cancellation as an error.
-            pass
+            await _splice(local_reader, local_writer, remote_reader, remote_writer)
         finally:
-            local_writer.close()
+            for stream in streams:
+                stream.close()
             with contextlib.suppress(Exception):
-                await local_writer.wait_closed()
+                async with asyncio.timeout(2.0):
+                    await local_writer.wait_closed()
             if task is not None:
-                forward.pipes.discard(task)
+                forward.pipes.pop(task, None)
 
     async def _close_forward(self, forward: _Forward) -> None:
         if forward.server is not None:
             forward.server.close()
-        for task in list(forward.pipes):
-            task.cancel()
-        for task in list(forward.pipes):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        for streams in list(forward.pipes.values()):
+            for stream in streams:
+                stream.close()
+        tasks = list(forward.pipes)
+        if tasks:
+            _done, stuck = await asyncio.wait(tasks, timeout=3.0)
+            for task in stuck:
+                task.cancel()
         if forward.server is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2.0):
@@ -1051,7 +1095,7 @@ class RemoteSetup:
 async def prepare_remote(
     transport: RemoteTransport,
     settings: Settings,
-    workdir: Path,
+    workdir: Path | None = None,
     *,
     timeout: float = 10.0,
     docker_sockets: Sequence[str] = DOCKER_SOCKETS,
@@ -1061,7 +1105,9 @@ async def prepare_remote(
     `settings.kubeconfig` and `settings.docker_host`, when given, name things on the
     host. Nothing here is fatal: a source that cannot be prepared gets a local path
     that does not exist (never this machine's own kubeconfig or Docker daemon), and
-    the reason is in `problems` for the monitor to show."""
+    the reason is in `problems` for the monitor to show. The local kubeconfig goes
+    to `workdir`, by default the transport's private directory (gone after close)."""
+    workdir = workdir or transport.private_dir()
     workdir.mkdir(parents=True, exist_ok=True)
     os.chmod(workdir, 0o700)
     problems: dict[str, str] = {}
@@ -1095,7 +1141,7 @@ async def refresh_kubeconfig(
 
 
 async def remote_settings(
-    transport: RemoteTransport, settings: Settings, workdir: Path
+    transport: RemoteTransport, settings: Settings, workdir: Path | None = None
 ) -> Settings:
     """`prepare_remote(...).settings`; problems are logged."""
     setup = await prepare_remote(transport, settings, workdir)

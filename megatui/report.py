@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from megatui.model import VM, Application, DockerStatus, Node, Phase, Pod, Snapshot
+from megatui.sources.kube_status import age
 
 
 def iso(ts: float | None) -> str | None:
@@ -165,19 +166,6 @@ def vm_rows(vms: Iterable[VM], now: float) -> list[list[str]]:
 
 
 VM_HEADERS = ("NAME", "STATE", "PHASE", "PROGRESS", "IN PHASE", "ETA", "IP", "NOTE")
-
-
-def age(created: float | None, now: float) -> str:
-    if created is None:
-        return "<unknown>"
-    s = max(0, int(now - created))
-    if s < 120:
-        return f"{s}s"
-    if s < 3600 * 2:
-        return f"{s // 60}m"
-    if s < 86400 * 2:
-        return f"{s // 3600}h"
-    return f"{s // 86400}d"
 
 
 def snapshot_text(snap: Snapshot) -> str:

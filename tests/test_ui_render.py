@@ -36,7 +36,7 @@ from megatui.ui import render
     ],
 )
 def test_kubectl_age(seconds: float, shown: str) -> None:
-    assert render.kubectl_age(seconds) == shown
+    assert render.age_cell(0.0, seconds).plain == shown
 
 
 def test_duration() -> None:

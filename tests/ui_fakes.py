@@ -389,7 +389,8 @@ DOCKER_ERROR = "Cannot connect to the Docker daemon at unix:///var/run/docker.so
 
 def sample_sources(now: float = NOW, *, stale: bool = False) -> dict[str, SourceStatus]:
     sources = {
-        name: SourceStatus(name, True, updated_at=now - 1) for name in ("tart", "kube", "docker")
+        name: SourceStatus(name, True, updated_at=now - 1)
+        for name in ("tart", "ssh", "kubernetes", "applications", "docker")
     }
     if stale:
         sources["docker"] = SourceStatus(

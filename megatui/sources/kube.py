@@ -59,6 +59,9 @@ class KubeState:
     context: str | None = None
     #: "kubernetes" (nodes and pods) and "applications"; absent until first known.
     statuses: dict[str, SourceStatus] = field(default_factory=dict)
+    #: Every resource (nodes, pods, Applications) has answered at least once, with
+    #: data or an error; until then the state is partial.
+    answered: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,6 +483,7 @@ class KubeSource:
             argocd=self._summary(),
             context=self._context,
             statuses=statuses,
+            answered=all(res.health.known for res in self._resources),
         )
 
     def _summary(self) -> ArgoSummary | None:

@@ -17,7 +17,16 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
-from megatui.model import Event, Phase, Snapshot
+from megatui.model import (
+    SOURCE_APPLICATIONS,
+    SOURCE_DOCKER,
+    SOURCE_KUBERNETES,
+    SOURCE_SSH,
+    SOURCE_TART,
+    Event,
+    Phase,
+    Snapshot,
+)
 from megatui.ui import render
 from megatui.ui.render import literal
 from megatui.ui.table import Column, KeyedTable, Row
@@ -223,7 +232,7 @@ class Panel(Vertical):
 class VMPanel(Panel):
     NUMBER = 1
     TITLE = "VMs"
-    SOURCES = ("tart", "ssh")
+    SOURCES = (SOURCE_TART, SOURCE_SSH)
     FILTER_HINT = "filter VMs by name"
     COLUMNS = (
         Column("name", "NAME", 18),
@@ -294,7 +303,7 @@ class VMPanel(Panel):
 class ClusterPanel(Panel):
     NUMBER = 2
     TITLE = "Cluster"
-    SOURCES = ("docker", "kube")
+    SOURCES = (SOURCE_DOCKER, SOURCE_KUBERNETES)
     FILTER_HINT = "filter nodes by name"
     COLUMNS = (
         Column("name", "NAME", 28),
@@ -333,7 +342,7 @@ class ClusterPanel(Panel):
 class ArgoPanel(Panel):
     NUMBER = 3
     TITLE = "ArgoCD"
-    SOURCES = ("kube", "argocd")
+    SOURCES = (SOURCE_KUBERNETES, SOURCE_APPLICATIONS)
     FILTER_HINT = "filter pods and applications by name"
     POD_COLUMNS = (
         Column("name", "NAME", 50),

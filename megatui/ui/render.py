@@ -28,6 +28,8 @@ from megatui.model import (
     Pod,
     SourceStatus,
 )
+from megatui.report import duration
+from megatui.sources.kube_status import age as kube_age
 
 OK = "green"
 WARN = "yellow"
@@ -52,55 +54,10 @@ def cell_signature(cell: Text) -> tuple[object, ...]:
 # --- time ---------------------------------------------------------------------------
 
 
-def kubectl_age(seconds: float) -> str:
-    """kubectl's AGE column: k8s.io/apimachinery duration.HumanDuration."""
-    s = int(seconds)
-    if s < -1:
-        return "<invalid>"
-    if s < 0:
-        return "0s"
-    if s < 120:
-        return f"{s}s"
-    minutes = s // 60
-    if minutes < 10:
-        rest = s % 60
-        return f"{minutes}m" if rest == 0 else f"{minutes}m{rest}s"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = s // 3600
-    if hours < 8:
-        rest = minutes % 60
-        return f"{hours}h" if rest == 0 else f"{hours}h{rest}m"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        rest = hours % 24
-        return f"{hours // 24}d" if rest == 0 else f"{hours // 24}d{rest}h"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        rest = (hours // 24) % 365
-        years = hours // 24 // 365
-        return f"{years}y" if rest == 0 else f"{years}y{rest}d"
-    return f"{hours // 24 // 365}y"
-
-
 def age_cell(created: float | None, now: float) -> Text:
     if created is None:
         return literal("<unknown>", MUTED)
-    return literal(kubectl_age(now - created))
-
-
-def duration(seconds: float | None) -> str:
-    """A short elapsed time for phases and ETAs: 7s, 1m05s, 2h03m."""
-    if seconds is None:
-        return "-"
-    s = max(0, round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return literal(kube_age(created, now))
 
 
 def clock_time(epoch: float) -> str:

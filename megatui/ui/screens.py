@@ -21,6 +21,7 @@ from textual.widgets import Button, Footer, Log, Static
 
 from megatui.api import ActionError, MonitorAPI
 from megatui.model import BOOT_PHASES, VM, Phase, Snapshot
+from megatui.report import duration
 from megatui.ui import render
 from megatui.ui.panels import TextLine
 from megatui.ui.render import literal
@@ -284,7 +285,7 @@ def history_table(vm: VM, now: float) -> Table:
         table.add_row(
             Text(str(span.phase), style=style),
             Text(render.clock_time(span.started), style=render.MUTED),
-            Text(render.duration(seconds) + (" …" if current else "  ")),
+            Text(duration(seconds) + (" …" if current else "  ")),
             Text("▇" * width, style=style or "white"),
         )
     return table

@@ -1,0 +1,174 @@
+"""A loopback "Mac host" for RemoteTransport tests: a real OpenSSH sshd.
+
+`loopback_host` yields a `LoopbackHost` built on tests/sshd_fixtures.py: sshd on
+its own 127.0.0.x address, whose login sessions get a private HOME and a PATH
+that starts with a `bin` directory the test controls (the place for a fake
+`tart`, `kind` or `security`). Next to it are the client files megatui would
+use: a key selected through an ssh_config file, and a known_hosts file.
+The developer's own agent, keys and known_hosts are kept out (HOME is replaced).
+
+Import with `from remote_fixtures import loopback_host_fixture  # noqa: F401`.
+Without sshd the tests skip; under CI=true they fail (conftest.require_binary).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from sshd_fixtures import RealSSHD, SSHDFactory, real_sshd_fixture  # noqa: F401
+
+from megatui.remote import RemoteTransport
+
+
+def _processes() -> list[tuple[int, int, str]]:
+    out = subprocess.run(
+        # -ww: piped ps cuts lines at 80 columns, and the config path is long.
+        ["ps", "-A", "-ww", "-o", "pid=", "-o", "ppid=", "-o", "args="],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+    ).stdout
+    rows = []
+    for line in out.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) >= 2:
+            rows.append((int(parts[0]), int(parts[1]), parts[2] if len(parts) > 2 else ""))
+    return rows
+
+
+class LoopbackHost:
+    """The Mac host as megatui sees it: `spec`, and the files to trust and log in."""
+
+    def __init__(self, sshd: RealSSHD, home: Path, bin_dir: Path, client_dir: Path) -> None:
+        self.sshd = sshd
+        self.home = home
+        self.bin_dir = bin_dir
+        self.address = sshd.host
+        self.port = sshd.port
+        self.user = sshd.user
+        self.host_public_key = sshd.host_public_key
+        client_dir.mkdir(parents=True, exist_ok=True)
+        self.known_hosts = client_dir / "known_hosts"
+        self.known_hosts.write_text(sshd.known_hosts_line() + "\n")
+        self.ssh_config = client_dir / "ssh_config"
+        self.ssh_config.write_text(
+            f"Host *\n    IdentityFile {sshd.client_key_path}\n    IdentitiesOnly yes\n"
+        )
+
+    @property
+    def spec(self) -> str:
+        return f"{self.user}@{self.address}:{self.port}"
+
+    @property
+    def accepted(self) -> int:
+        """SSH logins the server accepted since the fixture started."""
+        return self.sshd.log.count("Accepted publickey")
+
+    @property
+    def login_attempts(self) -> int:
+        """Times a client got as far as offering a key."""
+        return sum("publickey for" in line for line in self.sshd.log.splitlines())
+
+    def connection_pids(self) -> list[int]:
+        """sshd's per-connection processes: its children, and theirs that are sshd."""
+        rows = _processes()
+        config = str(self.sshd.config_path)
+        listeners = {pid for pid, _ppid, args in rows if config in args and "sshd" in args}
+        found = []
+        for pid, ppid, args in rows:
+            if ppid in listeners and args.startswith("sshd"):
+                found.append(pid)
+        found += [pid for pid, ppid, args in rows if ppid in found and args.startswith("sshd")]
+        return found
+
+    @property
+    def open_connections(self) -> int:
+        return len(self.connection_pids())
+
+    async def drop_connections(self) -> None:
+        """Kill every sshd process serving a connection, as a crash would; the
+        listener and the users' own processes stay."""
+        for pid in self.connection_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.sshd.stop)
+
+    async def start(self) -> None:
+        """Listen again on the same address and port, with the same host key."""
+        port = self.port
+        await asyncio.to_thread(self.sshd.start)
+        assert self.sshd.port == port, "sshd came back on another port"
+
+
+def make_transport(host: LoopbackHost, **kwargs: Any) -> RemoteTransport:
+    """A RemoteTransport to the loopback host with test-friendly backoff."""
+    options: dict[str, Any] = {
+        "known_hosts": str(host.known_hosts),
+        "config_paths": [str(host.ssh_config)],
+        "connect_timeout": 5.0,
+        "backoff_base": 0.05,
+        "backoff_cap": 0.4,
+    }
+    options.update(kwargs)
+    return RemoteTransport(host.spec, **options)
+
+
+class StateWatch:
+    """Wakes a test when the transport's connected state or last error changes."""
+
+    def __init__(self, transport: RemoteTransport) -> None:
+        self._changed = asyncio.Event()
+        transport.add_listener(lambda _t: self._changed.set())
+
+    async def until(self, condition: Callable[[], bool], timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                self._changed.clear()
+                if condition():
+                    return
+                await self._changed.wait()
+
+
+async def eventually(
+    check: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0, what: str = ""
+) -> None:
+    """Poll something only the host can show (a process gone, a file written)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if loop.time() >= deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what or check}")
+        await asyncio.sleep(0.02)
+
+
+@pytest_asyncio.fixture(name="loopback_host")
+async def loopback_host_fixture(
+    real_sshd: SSHDFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[LoopbackHost]:
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    local_home = tmp_path / "local-home"
+    local_home.mkdir()
+    monkeypatch.setenv("HOME", str(local_home))
+    home = tmp_path / "host-home"
+    bin_dir = tmp_path / "host-bin"
+    home.mkdir()
+    bin_dir.mkdir()
+    sshd = real_sshd(env={"HOME": str(home), "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin"})
+    yield LoopbackHost(sshd, home, bin_dir, tmp_path / "client")

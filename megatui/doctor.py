@@ -74,6 +74,7 @@ class Progress:
         self.tty = _isatty(out)
         self._shown = False
         self._last_note = ""
+        self._last_key = ""
 
     def finished(self, result: CheckResult) -> None:
         self.done += 1
@@ -82,15 +83,16 @@ class Progress:
         else:
             self._line(f"{_MARK[result.status]} {result.name:<24} {result.reason}")
 
-    def note(self, text: str) -> None:
-        """A passing state (VMs booting); repeated notes are shown once."""
-        if text == self._last_note:
-            return
-        self._last_note = text
+    def note(self, text: str, key: str | None = None) -> None:
+        """A passing state (VMs booting). A terminal shows every new text; a log gets a
+        line only when `key` (say, the VMs' phases without their percentages) changes."""
         if self.tty:
-            self._status(text)
-        else:
+            if text != self._last_note:
+                self._status(text)
+        elif (key if key is not None else text) != self._last_key:
             self._line("  " + text)
+        self._last_note = text
+        self._last_key = key if key is not None else text
 
     def clear(self) -> None:
         if self.tty and self._shown:
@@ -538,7 +540,8 @@ async def _wait_running_vms(ctx: Context) -> Snapshot:
                         "waiting for VMs: "
                         + ", ".join(
                             f"{vm.name} {vm.phase} {round(vm.progress * 100)}%" for vm in waiting
-                        )
+                        ),
+                        key=" ".join(f"{vm.name}:{vm.phase}" for vm in waiting),
                     )
                 remaining = deadline - time.monotonic()
                 if not waiting or remaining <= 0:

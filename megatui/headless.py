@@ -10,10 +10,10 @@ from dataclasses import replace
 from typing import TextIO
 
 from megatui import report
-from megatui.config import Settings
+from megatui.config import ConfigError, Settings
 from megatui.model import VM, Phase, Snapshot, SourceStatus
 from megatui.monitor import ALL_SOURCES, Monitor
-from megatui.transport import Transport
+from megatui.transport import Transport, TransportError
 
 
 class HeadlessError(Exception):
@@ -26,9 +26,12 @@ class HeadlessError(Exception):
 
 def build_transport(settings: Settings) -> Transport:
     if settings.host:
-        from megatui.remote import RemoteTransport
+        from megatui.remote import HostSpecError, RemoteTransport
 
-        return RemoteTransport(settings.host)
+        try:
+            return RemoteTransport(settings.host)
+        except HostSpecError as exc:
+            raise ConfigError(str(exc)) from None
     from megatui.transport import LocalTransport
 
     return LocalTransport()
@@ -46,9 +49,14 @@ def build_monitor(
 
 
 async def _connect(monitor: Monitor) -> None:
+    """With --host, connect before anything else: a script wants one clear line and
+    exit 1 for an unreachable host or a refused host key, not a wait."""
     connect = getattr(monitor.transport, "connect", None)
     if connect is not None:
-        await connect()
+        try:
+            await connect()
+        except TransportError as exc:
+            raise HeadlessError(str(exc), 1) from None
 
 
 def _with_silent_sources(snap: Snapshot, enabled: Iterable[str], timeout: float) -> Snapshot:

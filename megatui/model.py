@@ -16,6 +16,7 @@ SOURCE_SSH = "ssh"
 SOURCE_KUBERNETES = "kubernetes"  # nodes and the ArgoCD namespace's pods
 SOURCE_APPLICATIONS = "applications"  # ArgoCD Applications
 SOURCE_DOCKER = "docker"
+SOURCE_HOST = "host"  # the SSH connection to the Mac host, with --host
 
 
 class Phase(StrEnum):

@@ -23,6 +23,7 @@ from megatui.clock import Clock, SystemClock
 from megatui.config import Settings, data_dir, state_dir
 from megatui.model import (
     BOOT_PHASES,
+    SOURCE_HOST,
     VM,
     DockerStatus,
     Event,
@@ -43,6 +44,7 @@ from megatui.timeline import diff_events
 from megatui.transport import LocalTransport, Transport
 
 if TYPE_CHECKING:  # kube.py pulls in the kubernetes client: import it only when used
+    from megatui.remote import RemoteSetup
     from megatui.sources.kube import KubeState
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,8 @@ MAX_EVENTS = 500
 # How often the probe of a VM in error (bad credentials, changed host key) retries:
 # rarely, since only a change on the VM's side can fix it.
 ERROR_PROBE_INTERVAL = 10.0
+# How often the host's kubeconfig is fetched again with --host.
+KUBECONFIG_REFRESH = 30.0
 # How long a VM may stay "starting" without tart reporting it running.
 START_GRACE = 300.0
 
@@ -135,6 +139,11 @@ class Monitor:
         self._first_round: dict[str, asyncio.Event] = {}
         self._started = False
         self._background: set[asyncio.Task[None]] = set()
+        self._wake_host = asyncio.Event()
+        self._remote_setup: RemoteSetup | None = None
+        #: Settings the kube and docker sources use: with --host, pointing at the
+        #: local ends of the forwards to the host's API server and Docker socket.
+        self.source_settings = settings
 
     # --- MonitorAPI ------------------------------------------------------------------
 
@@ -161,6 +170,14 @@ class Monitor:
         self._started = True
         for name in self.enabled:
             self._first_round[name] = asyncio.Event()
+        if self.transport.is_remote:
+            # Sources start once the one connection to the host is up (and the host's
+            # kubeconfig and Docker socket are forwarded), so nothing fails in a storm.
+            self._tasks.append(asyncio.create_task(self._host_task(), name="host"))
+        else:
+            self._start_sources()
+
+    def _start_sources(self) -> None:
         if "tart" in self.enabled:
             self._tasks.append(asyncio.create_task(self._tart_loop(), name="tart"))
         if "docker" in self.enabled:
@@ -169,6 +186,72 @@ class Monitor:
             self._tasks.append(asyncio.create_task(self._kube_task(), name="kube"))
         if "ssh" in self.enabled and "tart" not in self.enabled:
             self._mark_first("ssh")
+
+    # --- the remote host -------------------------------------------------------------
+
+    async def _host_task(self) -> None:
+        from megatui.remote import RemoteError, RemoteTransport, prepare_remote
+
+        transport = self.transport
+        assert isinstance(transport, RemoteTransport)
+        transport.add_listener(self._on_host_change)
+        if not transport.connected:
+            self._statuses[SOURCE_HOST] = SourceStatus(
+                SOURCE_HOST, ok=False, error=f"connecting to {transport.label}"
+            )
+            self._schedule_publish()
+            with contextlib.suppress(RemoteError):
+                await transport.connect(keep_trying=True)
+            while not transport.connected:
+                await self._sleep(self._wake_host, 1.0)
+        self._on_host_change(transport)
+        if self.enabled & {"kube", "docker"}:
+            setup = await prepare_remote(transport, self.settings)
+            self._remote_setup = setup
+            self.source_settings = setup.settings
+        self._start_sources()
+        await self._keep_kubeconfig_fresh()
+
+    async def _keep_kubeconfig_fresh(self) -> None:
+        """Kind may recreate its cluster (new port, new certificates) while we run."""
+        from megatui.remote import RemoteTransport, refresh_kubeconfig
+
+        transport = self.transport
+        setup = self._remote_setup
+        if setup is None or "kube" not in self.enabled:
+            return
+        assert isinstance(transport, RemoteTransport)
+        while True:
+            await self._sleep(self._wake_host, KUBECONFIG_REFRESH)
+            if transport.connected:
+                with contextlib.suppress(Exception):
+                    await refresh_kubeconfig(transport, setup)
+
+    def _on_host_change(self, transport: object) -> None:
+        connected = bool(getattr(transport, "connected", False))
+        was = self._statuses.get(SOURCE_HOST)
+        if connected:
+            self._ok(SOURCE_HOST)
+            if was is not None and not was.ok:
+                # Back after a drop: poll everything at once, not at the next tick.
+                self.refresh()
+                self._wake_host.set()
+        else:
+            line = getattr(transport, "status_line", lambda: "disconnected")()
+            self._statuses[SOURCE_HOST] = SourceStatus(
+                SOURCE_HOST,
+                ok=False,
+                error=line,
+                updated_at=was.updated_at if was else None,
+            )
+        self._schedule_publish()
+
+    def _remote_problem(self, source: str) -> str | None:
+        setup = self._remote_setup
+        return setup.problems.get(source) if setup is not None else None
+
+    def _host_down(self) -> bool:
+        return self.transport.is_remote and not bool(getattr(self.transport, "connected", True))
 
     async def stop(self) -> None:
         tasks = [*self._tasks, *self._probe_tasks.values()]
@@ -403,6 +486,10 @@ class Monitor:
         )
         while self._ips.get(name) == ip:
             result = await self.prober.probe(name, ip, login.port, creds, login.command)
+            if self._host_down():
+                # The tunnel is down, not the VM: keep the last known state.
+                await self._sleep(self._wake_probes[name], 1.0)
+                continue
             previous = self._probes.get(name)
             self._probes[name] = result
             if (
@@ -436,7 +523,8 @@ class Monitor:
     async def _docker_loop(self) -> None:
         from megatui.sources.docker import DockerSource
 
-        source = DockerSource(self.settings.docker_host, timeout=self.settings.docker_timeout)
+        settings = self.source_settings
+        source = DockerSource(settings.docker_host, timeout=settings.docker_timeout)
         backoff = _Backoff(base=self.settings.docker_poll_interval)
         try:
             while True:
@@ -448,7 +536,8 @@ class Monitor:
                     delay = self.settings.docker_poll_interval
                 else:
                     delay = backoff.next_delay()
-                    self._fail("docker", status.error or "Docker daemon unreachable", delay)
+                    error = self._remote_problem("docker") or status.error
+                    self._fail("docker", error or "Docker daemon unreachable", delay)
                 self._publish_now()
                 self._mark_first("docker")
                 await self._sleep(self._wake_docker, delay)
@@ -464,6 +553,11 @@ class Monitor:
             self._kube_state = state
             now = self.clock.now()
             for name, status in state.statuses.items():
+                problem = self._remote_problem("kube")
+                if problem and not status.ok:
+                    # The local end of a forward failed because the host side did:
+                    # say what went wrong on the host, not which temp file is missing.
+                    status = replace(status, error=problem)
                 self._statuses[name] = status
                 if status.ok:
                     self._retry_at.pop(name, None)
@@ -476,7 +570,7 @@ class Monitor:
                 self._mark_first("kube")
             self._schedule_publish()
 
-        source = KubeSource(self.settings, self.clock, on_change)
+        source = KubeSource(self.source_settings, self.clock, on_change)
         await source.run()
 
     # --- folding ---------------------------------------------------------------------------------

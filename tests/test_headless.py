@@ -137,3 +137,20 @@ def test_status_text(tart_lab: TartLabFactory, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "alpha" in result.stdout and "stopped" in result.stdout
     assert "SOURCE" in result.stdout
+
+
+def test_unreachable_host_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    known.touch()
+    for command in (["status", "--json"], ["wait", "alpha", "--timeout", "5"]):
+        result = megatui("--host", "nobody@127.0.0.1:1", *command)
+        assert result.returncode == 1, result
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        assert "127.0.0.1" in result.stderr
+
+
+def test_bad_host_spec_is_a_usage_error() -> None:
+    result = megatui("--host", "user@:22", "status")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1

@@ -1139,12 +1139,6 @@ def test_status_json_over_the_host_runs_tart_and_probes_through_one_connection(
     assert sshd.log.count("Accepted publickey") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="needs the lead's integration: headless.build_monitor must call "
-    "remote.prepare_remote() for --host (strict: remove this mark when it lands)",
-)
 def test_status_json_over_the_host_reaches_kube_and_docker_on_the_host(
     demo_host: tuple[RealSSHD, Path, dict[str, str]],
 ) -> None:

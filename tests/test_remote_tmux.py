@@ -98,13 +98,6 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
         server("kill-server")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="megatui demo dies of SIGHUP without stopping its lab, so the lab's `tart run` "
-    "processes outlive the SSH session; the app must turn SIGHUP into a clean exit "
-    "(strict: remove this mark when that lands)",
-)
 @pytest.mark.parametrize("ending", ["ssh-client-killed", "tmux-session-closed"])
 def test_tui_over_ssh_exits_with_the_session(
     real_sshd: SSHDFactory, tmux: Tmux, tmp_path: Path, ending: str

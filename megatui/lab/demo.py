@@ -148,7 +148,7 @@ def run_demo(directory: str | None) -> int:
             lab.start()
             os.environ.update(lab.environ())
             settings = load_settings(lab.config_path, environ={})
-            return run_app(build_monitor(settings), settings)
+            return run_app(build_monitor(settings), settings, on_hangup=lab.stop)
         finally:
             lab.stop()
 

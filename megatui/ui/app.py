@@ -8,9 +8,15 @@ only when the text in it changes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
+import os
 import shlex
+import signal
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -110,6 +116,8 @@ class SnapshotArrived(Message):
 
 class MegatuiApp(App[None]):
     TITLE = "megatui"
+    #: Called (from a thread) when a hangup cannot be handled cleanly in time.
+    hangup_cleanup: Callable[[], None] | None = None
     COMMANDS = App.COMMANDS | {MegatuiCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
@@ -188,6 +196,26 @@ class MegatuiApp(App[None]):
     def readonly(self) -> bool:
         return self._view.readonly
 
+    def _install_hangup_handlers(self) -> None:
+        """The SSH session that runs megatui may end at any moment (a closed laptop
+        lid, a killed client): exit cleanly instead of dying of SIGHUP, so that
+        whatever megatui started (the demo's lab) is stopped."""
+        try:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGHUP, signal.SIGTERM):
+                loop.add_signal_handler(sig, self._hangup)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread, or a platform without signals
+
+    def _hangup(self) -> None:
+        threading.Thread(
+            target=_hard_exit_after,
+            args=(HANGUP_GRACE, self.hangup_cleanup),
+            name="megatui-hangup",
+            daemon=True,
+        ).start()
+        self.exit(return_code=129)
+
     def on_mount(self) -> None:
         self._header = self.query_one(HeaderBar)
         self._panels = (
@@ -204,6 +232,7 @@ class MegatuiApp(App[None]):
         self.apply_snapshot(self.monitor.snapshot)
         self.query_one(VMPanel).focus_first()
         self.age_timer = self.set_interval(1.0, self.tick, name="age")
+        self._install_hangup_handlers()
         self._start_monitor()
 
     @work(group="monitor", exit_on_error=False)
@@ -565,17 +594,34 @@ class MegatuiApp(App[None]):
         self._saved_theme = theme.name
 
 
+HANGUP_GRACE = 3.0
+
+
+def _hard_exit_after(grace: float, cleanup: Callable[[], None] | None) -> None:
+    """Runs in a thread: if the app has not exited `grace` s after a hangup (its
+    terminal is gone, and restoring it can block on the dead tty), clean up and go."""
+    time.sleep(grace)
+    if cleanup is not None:
+        with contextlib.suppress(Exception):
+            cleanup()
+    os._exit(129)
+
+
 def run_app(
     monitor: MonitorAPI,
     settings: Settings,
     *,
     clock: Clock | None = None,
     theme_store: Path | None = None,
+    on_hangup: Callable[[], None] | None = None,
 ) -> int:
     """Run the control room until the user quits; the process exit code.
 
-    The theme is remembered in the state directory unless `theme_store` says where."""
+    The theme is remembered in the state directory unless `theme_store` says where.
+    `on_hangup` runs if the terminal goes away (SIGHUP: the SSH session ended) and
+    the app cannot finish cleanly in time, e.g. to stop the demo's lab."""
     store = theme_store if theme_store is not None else state_dir() / "theme"
     app = MegatuiApp(monitor, settings, clock=clock, theme_store=store)
+    app.hangup_cleanup = on_hangup
     app.run()
     return app.return_code or 0

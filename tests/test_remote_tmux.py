@@ -13,81 +13,20 @@ import contextlib
 import os
 import shlex
 import signal
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import require_binary
 from sshd_fixtures import SSHDFactory, real_sshd_fixture  # noqa: F401
+from tmux_helpers import Tmux, _processes, _tree, _wait
 
 pytestmark = [pytest.mark.sshd, pytest.mark.tmux]
 
 REPO = Path(__file__).resolve().parent.parent
 # The demo's first VM row: proof that the screen rendered real content, not a banner.
 RENDERED = "ubuntu-runner"
-
-
-def _processes() -> list[tuple[int, int, str]]:
-    out = subprocess.run(
-        ["ps", "-A", "-ww", "-o", "pid=", "-o", "ppid=", "-o", "stat=", "-o", "args="],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=10,
-    ).stdout
-    rows = []
-    for line in out.splitlines():
-        parts = line.split(None, 3)
-        # Zombies have finished; only their parent's bookkeeping is left.
-        if len(parts) == 4 and not parts[2].startswith("Z"):
-            rows.append((int(parts[0]), int(parts[1]), parts[3]))
-    return rows
-
-
-def _tree(root: int, rows: list[tuple[int, int, str]]) -> set[int]:
-    found = {root}
-    grew = True
-    while grew:
-        grew = False
-        for pid, ppid, _args in rows:
-            if ppid in found and pid not in found:
-                found.add(pid)
-                grew = True
-    return found
-
-
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}", pytrace=False)
-        time.sleep(0.1)
-
-
-class Tmux:
-    """A private tmux server (its own socket), so nothing touches the user's tmux."""
-
-    def __init__(self, binary: str, socket_path: Path) -> None:
-        self.binary = binary
-        self.socket = socket_path
-
-    def __call__(self, *args: str) -> str:
-        return subprocess.run(
-            [self.binary, "-S", str(self.socket), "-f", "/dev/null", *args],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout
-
-    def screen(self) -> str:
-        try:
-            return self("capture-pane", "-p", "-t", "megatui")
-        except subprocess.CalledProcessError:
-            return ""
 
 
 @pytest.fixture

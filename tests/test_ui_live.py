@@ -235,14 +235,15 @@ async def test_app_survives_every_source_failing(app: MegatuiApp, monitor: FakeM
     async with app.run_test(size=(160, 48)) as pilot:
         down = {
             name: SourceStatus(name, False, error=f"{name} is down", updated_at=None)
-            for name in ("tart", "ssh", "kube", "docker", "argocd")
+            for name in ("tart", "ssh", "kubernetes", "applications", "docker")
         }
         monitor.push(replace(monitor.snapshot, sources=down))
         await pilot.pause()
         assert app.is_running
         text = screen_text(app)
         assert "⚠ tart: tart is down · no data yet" in text
-        assert "⚠ kube: kube is down · no data yet" in text
+        assert "⚠ kubernetes: kubernetes is down · no data yet" in text
+        assert "⚠ applications: applications is down · no data yet" in text
 
 
 # --- outside text is never markup -----------------------------------------------------

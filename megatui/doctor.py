@@ -1,13 +1,16 @@
 """`megatui doctor`: the platform's test suite in one command.
 
-Every check reads the same monitor snapshot the TUI shows (same sources, same code
-path, locally or with --host), so doctor cannot disagree with the screen. Checks
-declare what they need; independent ones run concurrently and a check whose
-prerequisite did not pass is skipped with the reason, instead of failing noisily.
+The checks read the monitor's snapshot after its first round, the one the TUI shows
+(same sources, same code path, locally or with --host), so doctor cannot disagree
+with the screen; the few things a snapshot does not hold (`tart --version`, whether
+the kubeconfig names a usable context) are asked through the same objects the
+sources use. Checks declare what they need; independent ones run concurrently, and
+a check whose prerequisite did not pass is skipped with the reason instead of
+failing noisily. Running VMs are given until --timeout to become ready.
 
 Exit codes: 0 when every check passed or only warned, 1 when any check failed, 2 for
-a usage problem (a bad --timeout, a JUnit file that cannot be written; bad config is
-caught earlier by the CLI, with the same code).
+a usage problem (a bad --timeout, a JUnit file that cannot be written; bad config and
+a malformed --host are caught by the CLI, with the same code).
 """
 
 from __future__ import annotations
@@ -296,11 +299,18 @@ async def check_kubeconfig(ctx: Context) -> Outcome:
     Kubernetes source reads them (with --host: the host's kubeconfig, as forwarded)."""
     from megatui.sources.kube import KubeError, connect
 
+    remote = ctx.monitor.transport.is_remote
+    if remote:  # the monitor fetches and forwards the host's kubeconfig first
+        await ctx.first_snapshot()
     try:
-        client = await connect(ctx.monitor.settings)
+        client = await connect(ctx.monitor.source_settings)
     except KubeError as exc:
+        reason = str(exc)
+        status = ctx.snapshot.sources.get("kubernetes") if ctx.snapshot else None
+        if remote and status is not None and not status.ok and status.error:
+            reason = status.error  # what went wrong on the host, not a local temp path
         return failed(
-            str(exc),
+            reason,
             "set --kubeconfig/--context or [kube] kubeconfig/context; "
             "`kind export kubeconfig` writes the Kind cluster's",
         )
@@ -627,7 +637,7 @@ async def check_keychain(ctx: Context) -> Outcome:
 
     locked = await keychain_locked(ctx.monitor.transport)
     if locked is None:
-        return skipped("the host has no macOS login keychain (`security` found none)")
+        return skipped("no macOS login keychain on the host (no `security`, or no keychain)")
     if locked:
         return failed("the login keychain of the host is locked", KEYCHAIN_HINT)
     return ok("the login keychain of the host is unlocked")
@@ -668,7 +678,9 @@ def first_round_timeout(settings: Settings) -> float:
     """Long enough for every source to answer once, by the sources' own timeouts (tart
     lists, then asks each VM's address, then the probes log in)."""
     tart_and_ssh = 2 * settings.tart_timeout + settings.ssh_connect_timeout
-    return max(tart_and_ssh, settings.kube_request_timeout, settings.docker_timeout) + 5.0
+    bound = max(tart_and_ssh, settings.kube_request_timeout, settings.docker_timeout) + 5.0
+    # With --host the monitor first fetches the kubeconfig and finds the Docker socket.
+    return bound + 20.0 if settings.host else bound
 
 
 _MARK = {Status.PASS: "✓", Status.WARN: "!", Status.FAIL: "✗", Status.SKIPPED: "-"}
@@ -855,13 +867,6 @@ def _usage_problem(settings: Settings, junit: str | None) -> str | None:
     """A bad flag, found before minutes of checks (exit 2)."""
     if not settings.doctor_timeout > 0:
         return f"--timeout: expected a positive number (got {settings.doctor_timeout:g})"
-    if settings.host:
-        from megatui.remote import HostSpecError, parse_host_spec
-
-        try:
-            parse_host_spec(settings.host)
-        except HostSpecError as exc:
-            return str(exc)
     if junit:
         return _junit_problem(junit)
     return None

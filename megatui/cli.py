@@ -21,6 +21,13 @@ class UsageError(Exception):
     """Bad input from the user: one line, exit 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line, like every other error megatui reports."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     """Options accepted both before and after the subcommand."""
     default: Any = argparse.SUPPRESS if suppress else None
@@ -56,7 +63,7 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="megatui",
         description="The terminal control room for a Megalopolis platform: "
         "Kind, ArgoCD and Tart VMs on a Mac host.",
@@ -75,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=10.0,
         metavar="S",
         help="how long to wait for every source to answer once (default 10)",
@@ -84,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("vms", nargs="+", metavar="VM")
     p.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=600.0,
         metavar="S",
         help="give up after S seconds (default 600)",
@@ -135,6 +142,17 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if getattr(args, "timeout", None) is not None and args.command == "doctor":
         overrides["doctor_timeout"] = args.timeout
     return load_settings(getattr(args, "config", None), overrides)
+
+
+def _seconds(text: str) -> float:
+    """A --timeout value: a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -99,3 +99,19 @@ def test_cli_version() -> None:
     result = run_cli("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("megatui 0.")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("wait", "vm", "--timeout", "0"), "expected a positive number of seconds"),
+        (("status", "--timeout", "soon"), "expected seconds"),
+        (("--bogus",), "unrecognized arguments: --bogus"),
+        (("wait",), "the following arguments are required: VM"),
+    ],
+)
+def test_cli_usage_errors_are_one_line(args: tuple[str, ...], message: str) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert message in result.stderr

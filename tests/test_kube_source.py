@@ -157,7 +157,8 @@ async def test_unreachable_api_server(tmp_path: Path) -> None:
         assert (
             error == f"cannot reach the API server at http://127.0.0.1:{port}: connection refused"
         )
-        assert rec.last.statuses["applications"].error == error
+        # Each resource fails on its own timing: wait for the Applications too.
+        assert await first_error(rec, "applications") == error
         assert rec.last.context == "kind-kind"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import random
 from collections import deque
@@ -521,6 +522,9 @@ class Monitor:
     # --- docker ------------------------------------------------------------------------------
 
     async def _docker_loop(self) -> None:
+        # Imported in a thread: the docker SDK takes a few hundred ms to import, and
+        # on the event loop that would freeze the TUI right after its first paint.
+        await asyncio.to_thread(importlib.import_module, "megatui.sources.docker")
         from megatui.sources.docker import DockerSource
 
         settings = self.source_settings
@@ -547,6 +551,9 @@ class Monitor:
     # --- kubernetes ----------------------------------------------------------------------------
 
     async def _kube_task(self) -> None:
+        # In a thread for the same reason as the docker SDK; the kubernetes client is
+        # the slowest import megatui has.
+        await asyncio.to_thread(importlib.import_module, "megatui.sources.kube")
         from megatui.sources.kube import KubeSource
 
         def on_change(state: KubeState) -> None:

@@ -6,6 +6,7 @@ nothing else: it never talks to the monitor, so a pilot test can feed it any sta
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -25,11 +26,13 @@ from megatui.model import (
     SOURCE_TART,
     Event,
     Phase,
+    Pod,
     Snapshot,
 )
+from megatui.sources.kube_status import age as kube_age
 from megatui.ui import render
 from megatui.ui.render import literal
-from megatui.ui.table import Column, KeyedTable, Row
+from megatui.ui.table import Column, KeyedTable, Row, RowCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,12 @@ class TextLine(Static):
             return
         self._text = text
         self.writes += 1
-        self.update(text)
+        # A line of fixed size (the header, the VM line) cannot move anything else, so
+        # it needs no layout pass: a full reflow of the screen on every clock tick and
+        # every cursor move is most of what those cost (benchmarks/bench_ui.py).
+        height, width = self.styles.height, self.styles.width
+        fixed = height is not None and height.is_cells and not (width and width.is_auto)
+        self.update(text, layout=not fixed)
 
 
 class FilterInput(Input):
@@ -247,6 +255,12 @@ class VMPanel(Panel):
         yield KeyedTable(self.COLUMNS, id="vm-table")
         yield TextLine(id="vm-line")
 
+    def on_mount(self) -> None:
+        # (Panel.on_mount runs as well: Textual calls every class's handler.) The line
+        # under the table follows the cursor in the frame that moves the cursor; the
+        # RowHighlighted message alone comes a frame later, ~25 ms a key.
+        self.watch(self.table, "cursor_coordinate", self._show_selected, init=False)
+
     @property
     def table(self) -> KeyedTable:
         return self.query_one("#vm-table", KeyedTable)
@@ -360,10 +374,25 @@ class ArgoPanel(Panel):
         Column("message", "MESSAGE", 70),
     )
 
+    def __init__(self, *, id: str) -> None:
+        super().__init__(id=id)
+        self._pod_rows = RowCache()
+
     def compose_body(self) -> ComposeResult:
         yield TextLine(id="argocd-line")
         yield KeyedTable(self.POD_COLUMNS, id="pod-table")
         yield KeyedTable(self.APP_COLUMNS, id="app-table")
+
+    @staticmethod
+    def _pod_cells(pod: Pod, now: float) -> tuple[Text, ...]:
+        return (
+            literal(pod.name, "bold"),
+            literal(pod.ready),
+            render.pod_status_cell(pod),
+            render.restarts_cell(pod),
+            literal(pod.node or "<none>"),
+            render.age_cell(pod.created, now),
+        )
 
     def draw(self, view: View) -> None:
         snap = view.snapshot
@@ -371,21 +400,19 @@ class ArgoPanel(Panel):
             render.argocd_line(snap.argocd, len(snap.pods))
         )
         now = snap.generated_at
-        pods = [
-            Row(
+        pods = []
+        # Thousands of pods: rebuild only the rows whose pod or age changed, and keep
+        # the filtered-out ones too, so clearing the filter builds nothing.
+        for pod in snap.pods:
+            age = kube_age(pod.created, now) if pod.created is not None else None
+            row = self._pod_rows.row(
                 f"{pod.namespace}/{pod.name}",
-                (
-                    literal(pod.name, "bold"),
-                    literal(pod.ready),
-                    render.pod_status_cell(pod),
-                    render.restarts_cell(pod),
-                    literal(pod.node or "<none>"),
-                    render.age_cell(pod.created, now),
-                ),
+                (pod, age),
+                functools.partial(self._pod_cells, pod, now),
             )
-            for pod in snap.pods
-            if self.matches(pod.name)
-        ]
+            if self.matches(pod.name):
+                pods.append(row)
+        self._pod_rows.done()
         self.query_one("#pod-table", KeyedTable).sync(pods)
         apps = [
             Row(
@@ -415,6 +442,10 @@ class EventsPanel(Panel):
         Column("message", "MESSAGE", 90),
     )
 
+    def __init__(self, *, id: str) -> None:
+        super().__init__(id=id)
+        self._rows = RowCache()
+
     def compose_body(self) -> ComposeResult:
         yield KeyedTable(self.COLUMNS, id="event-table", follow_head=True)
 
@@ -426,7 +457,9 @@ class EventsPanel(Panel):
             seen[ident] += 1
             # Events carry no id; the same line twice in a second is still two rows.
             key = f"{event.at!r}|{event.kind}|{event.subject}|{event.message}|{seen[ident]}"
+            row = self._rows.row(key, event, functools.partial(render.event_cells, event))
             if self.matches(f"{event.kind} {event.subject} {event.message}"):
-                rows.append(Row(key, render.event_cells(event)))
+                rows.append(row)
+        self._rows.done()
         rows.reverse()  # newest first: the top of a short panel is what matters
         self.query_one("#event-table", KeyedTable).sync(rows)

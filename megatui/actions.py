@@ -79,9 +79,3 @@ def ssh_argv(
         ]
     argv.append(f"{login.user}@{address}")
     return argv
-
-
-def shell_line(argv: list[str]) -> str:
-    import shlex
-
-    return shlex.join(argv)

@@ -224,17 +224,14 @@ def _forget_key(vm: str) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import shlex
-
-    from textual_serve.server import Server
+    from megatui.ui.serve import serve
 
     command = [sys.executable, "-m", "megatui"]
     if args.demo:
         command.append("demo")
     elif getattr(args, "config", None):
         command += ["--config", args.config]
-    # localhost only: textual-serve has no authentication (textual.md §3.9).
-    Server(shlex.join(command), host="localhost", port=args.port).serve()
+    serve(command, port=args.port)
     return 0
 
 

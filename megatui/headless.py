@@ -11,7 +11,14 @@ from typing import TextIO
 
 from megatui import report
 from megatui.config import ConfigError, Settings
-from megatui.model import VM, Phase, Snapshot, SourceStatus
+from megatui.model import (
+    SOURCE_APPLICATIONS,
+    SOURCE_KUBERNETES,
+    VM,
+    Phase,
+    Snapshot,
+    SourceStatus,
+)
 from megatui.monitor import ALL_SOURCES, Monitor
 from megatui.transport import Transport, TransportError
 
@@ -62,7 +69,7 @@ async def _connect(monitor: Monitor) -> None:
 def _with_silent_sources(snap: Snapshot, enabled: Iterable[str], timeout: float) -> Snapshot:
     """Name the sources that gave no answer at all, rather than leave them out."""
     sources = dict(snap.sources)
-    names = {"kube": ("kubernetes", "applications")}
+    names = {"kube": (SOURCE_KUBERNETES, SOURCE_APPLICATIONS)}
     for source in enabled:
         for key in names.get(source, (source,)):
             if key not in sources:

@@ -29,7 +29,6 @@ from megatui.model import (
     DockerStatus,
     Event,
     Node,
-    Phase,
     ProbeResult,
     ProbeStage,
     Snapshot,
@@ -427,12 +426,9 @@ class Monitor:
             vm = self._tart_vms.get(name)
             if vm is None or vm.state is not TartState.RUNNING:
                 self._stop_requested.discard(name)
-        for name in list(self.engine_known()):
-            if name not in self._tart_vms:
-                self.engine.forget(name)
-
-    def engine_known(self) -> list[str]:
-        return [vm.name for vm in self._snapshot.vms]
+        for shown in self._snapshot.vms:
+            if shown.name not in self._tart_vms:
+                self.engine.forget(shown.name)
 
     async def _resolve_ips(self) -> None:
         wanted = [
@@ -712,7 +708,3 @@ class Monitor:
 def _same(a: Snapshot, b: Snapshot) -> bool:
     """Equal but for the time of generation: nothing worth telling anyone."""
     return replace(a, generated_at=0.0) == replace(b, generated_at=0.0)
-
-
-def phase_is_boot(phase: Phase) -> bool:
-    return phase in BOOT_PHASES

@@ -6,7 +6,7 @@ see the same events.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, TypeVar
 
 from megatui.model import Event, Phase, Snapshot, SourceStatus
@@ -71,12 +71,16 @@ T = TypeVar("T", bound=_Named)
 
 def _keyed_changes(
     kind: str,
-    old: Iterable[T],
-    new: Iterable[T],
+    old: Sequence[T],
+    new: Sequence[T],
     at: float,
     value: Callable[[T], str],
     severity: Callable[[str], str],
 ) -> Iterator[Event]:
+    if old is new:
+        # The same tuple: that source did not change (the common case on a VM-only
+        # update); diffing 5,000 pods for nothing would be the hot path.
+        return
     before = {item.name: value(item) for item in old}
     if not before:
         # The first list is not news: only changes after it are events.

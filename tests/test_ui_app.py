@@ -21,8 +21,8 @@ from ui_fakes import (
     sample_snapshot,
     screen_text,
     until,
-    utc,
 )
+from ui_fixtures import app_fixture, clock_fixture, monitor_fixture, utc_fixture  # noqa: F401
 
 from megatui.api import ActionError
 from megatui.clock import FakeClock
@@ -40,27 +40,6 @@ from megatui.ui.screens import (
 from megatui.ui.table import KeyedTable
 
 READY_SSH = f"ssh -J {HOST} admin@192.168.64.10"
-
-
-@pytest.fixture(autouse=True)
-def _utc() -> Iterator[None]:
-    with utc():
-        yield
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(NOW)
-
-
-@pytest.fixture
-def monitor(clock: FakeClock) -> FakeMonitor:
-    return sample_monitor(NOW, clock=clock)
-
-
-@pytest.fixture
-def app(monitor: FakeMonitor, clock: FakeClock) -> MegatuiApp:
-    return make_app(monitor, clock=clock)
 
 
 def vm_table(app: MegatuiApp) -> KeyedTable:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -16,35 +15,14 @@ from ui_fakes import (
     sample_snapshot,
     screen_text,
     until,
-    utc,
 )
+from ui_fixtures import app_fixture, clock_fixture, monitor_fixture, utc_fixture  # noqa: F401
 
 from megatui.clock import FakeClock
 from megatui.model import VM, Event, Phase, Pod, SourceStatus, TartState
 from megatui.ui.app import MegatuiApp, SnapshotArrived
 from megatui.ui.panels import ClusterPanel, TextLine, VMPanel
 from megatui.ui.table import KeyedTable
-
-
-@pytest.fixture(autouse=True)
-def _utc() -> Iterator[None]:
-    with utc():
-        yield
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(NOW)
-
-
-@pytest.fixture
-def monitor(clock: FakeClock) -> FakeMonitor:
-    return sample_monitor(NOW, clock=clock)
-
-
-@pytest.fixture
-def app(monitor: FakeMonitor, clock: FakeClock) -> MegatuiApp:
-    return make_app(monitor, clock=clock)
 
 
 def tables(app: MegatuiApp) -> dict[str, KeyedTable]:

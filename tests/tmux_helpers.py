@@ -68,5 +68,3 @@ class Tmux:
             return self("capture-pane", "-p", "-t", "megatui")
         except subprocess.CalledProcessError:
             return ""
-
-

@@ -453,6 +453,14 @@ def _find_local(paths: LabPaths, name: str) -> Path | None:
     return path if (path / "config.json").is_file() else None
 
 
+def _open_local(ctx: _Ctx, name: str) -> Path | None:
+    """The VM's directory, or None after printing tart's "does not exist" (exit 2)."""
+    vm_dir = _find_local(ctx.paths, name)
+    if vm_dir is None:
+        _err(_does_not_exist(name))
+    return vm_dir
+
+
 def _state(path: Path) -> str:
     if lock_holder(path / "config.json"):
         return "running"
@@ -604,9 +612,8 @@ def _resolve_ip(ctx: _Ctx, name: str, vm_dir: Path, resolver: str) -> str | None
 
 def _cmd_ip(ctx: _Ctx, opts: dict[str, Any], pos: list[str]) -> int:
     name = pos[0]
-    vm_dir = _find_local(ctx.paths, name)
+    vm_dir = _open_local(ctx, name)
     if vm_dir is None:
-        _err(_does_not_exist(name))
         return 2
     _touch_access(vm_dir)
     resolver = str(opts.get("resolver", "dhcp"))
@@ -744,9 +751,8 @@ def _cmd_run(ctx: _Ctx, opts: dict[str, Any], pos: list[str]) -> int:
 
 def _cmd_stop(ctx: _Ctx, opts: dict[str, Any], pos: list[str]) -> int:
     name = pos[0]
-    vm_dir = _find_local(ctx.paths, name)
+    vm_dir = _open_local(ctx, name)
     if vm_dir is None:
-        _err(_does_not_exist(name))
         return 2
     config = vm_dir / "config.json"
     pid = lock_holder(config)
@@ -779,9 +785,8 @@ def _cmd_stop(ctx: _Ctx, opts: dict[str, Any], pos: list[str]) -> int:
 
 def _cmd_get(ctx: _Ctx, opts: dict[str, Any], pos: list[str]) -> int:
     name = pos[0]
-    vm_dir = _find_local(ctx.paths, name)
+    vm_dir = _open_local(ctx, name)
     if vm_dir is None:
-        _err(_does_not_exist(name))
         return 2
     _touch_access(vm_dir)
     config = read_json(vm_dir / "config.json") or {}
@@ -833,9 +838,8 @@ def _cmd_delete(ctx: _Ctx, _opts: dict[str, Any], pos: list[str]) -> int:
 
 def _cmd_suspend(ctx: _Ctx, _opts: dict[str, Any], pos: list[str]) -> int:
     name = pos[0]
-    vm_dir = _find_local(ctx.paths, name)
+    vm_dir = _open_local(ctx, name)
     if vm_dir is None:
-        _err(_does_not_exist(name))
         return 2
     pid = lock_holder(vm_dir / "config.json")
     if not pid:

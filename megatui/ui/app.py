@@ -35,6 +35,7 @@ from textual.theme import Theme
 from textual.timer import Timer
 from textual.widgets import Footer
 
+from megatui import actions
 from megatui.api import ActionError, MonitorAPI
 from megatui.clock import Clock, SystemClock
 from megatui.config import Settings, state_dir
@@ -375,8 +376,10 @@ class MegatuiApp(App[None]):
         return name
 
     def _refuse_if_readonly(self, verb: str) -> bool:
-        if self.readonly:
-            self.notify(f"read-only mode: {verb} is disabled", severity="warning", markup=False)
+        try:
+            actions.check_allowed(verb, self.readonly)
+        except ActionError as exc:
+            self.notify(str(exc), severity="warning", markup=False)
             return True
         return False
 

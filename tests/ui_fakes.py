@@ -213,7 +213,7 @@ def sample_vms(now: float = NOW) -> tuple[VM, ...]:
             0.55,
             now - 95,
             eta_seconds=None,
-            hint="no DHCP lease after 95 s: stale leases? try tart run --resolver=agent",
+            hint="no DHCP lease after 95 s: stale lease? try `tart ip web-ip --resolver agent`",
             history=_history(now, (Phase.STARTING, 28), (Phase.BOOTING, 92), (Phase.IP, 95)),
         ),
         VM(

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from textual import events
 from textual.command import CommandList, CommandPalette
 from textual.widgets import Button, Footer, Log
 from ui_fakes import (
@@ -29,7 +30,7 @@ from megatui.clock import FakeClock
 from megatui.config import Settings
 from megatui.model import Phase, SourceStatus
 from megatui.ui.app import MegatuiApp
-from megatui.ui.panels import ArgoPanel, EventsPanel, FilterInput, VMPanel
+from megatui.ui.panels import ArgoPanel, EventsPanel, VMPanel
 from megatui.ui.screens import (
     ConfirmStopScreen,
     DetailScreen,
@@ -487,30 +488,72 @@ def test_log_lines_lose_terminal_escapes() -> None:
 async def test_slash_filters_the_focused_panel(app: MegatuiApp) -> None:
     async with app.run_test(size=(160, 48)) as pilot:
         table = vm_table(app)
+        panel = app.query_one(VMPanel)
         await pilot.press("slash")
-        box = app.query_one(VMPanel).query_one(FilterInput)
-        assert app.focused is box
-        await pilot.press("c", "i")
+        assert panel.editing_filter and focused_id(app) == "vm-table"
+        assert panel.filter_line == "/  filter VMs by name · enter keeps · esc clears"
+        # While the filter is typed, letters are text, not the app's keys (s starts, x
+        # stops, q quits).
+        await pilot.press("c", "i", "x", "s", "backspace", "backspace")
         assert table.keys == ["ci-booting", "ci-starting"]
+        assert panel.filter_line == "/ci  · enter keeps · esc clears"
+        assert app.is_running and not isinstance(app.screen, ConfirmStopScreen)
+        await pilot.press("down")  # the arrows still move through what matches
+        assert table.cursor_key == "ci-starting"
         await pilot.press("enter")
-        assert focused_id(app) == "vm-table"
+        assert not panel.editing_filter
         assert table.keys == ["ci-booting", "ci-starting"]  # the filter stays
-        await pilot.press("slash", "escape")
+        assert panel.filter_line == "filter: ci"
+        await pilot.press("escape")
         assert len(table.keys) == 7
-        assert not box.display
+        assert panel.filter_line == ""
+
+
+async def test_filter_escape_while_typing_drops_it(app: MegatuiApp) -> None:
+    async with app.run_test(size=(160, 48)) as pilot:
+        panel = app.query_one(VMPanel)
+        await pilot.press("slash", "d", "b", "escape")
+        assert not panel.editing_filter and panel.filter_text == ""
+        assert len(vm_table(app).keys) == 7
+
+
+async def test_filter_text_is_never_markup(app: MegatuiApp) -> None:
+    async with app.run_test(size=(160, 48)) as pilot:
+        panel = app.query_one(VMPanel)
+        await pilot.press("slash", *"[b]", "enter")
+        assert panel.filter_text == "[b]"
+        assert panel.filter_line == "filter: [b]"  # shown as typed, never as markup
+        assert vm_table(app).keys == []
+
+
+async def test_filter_typing_ends_when_the_focus_leaves_the_panel(app: MegatuiApp) -> None:
+    async with app.run_test(size=(160, 48)) as pilot:
+        panel = app.query_one(VMPanel)
+        await pilot.press("slash", "c", "i", "tab")
+        assert not panel.editing_filter and panel.filter_text == "ci"
+        await pilot.press("s")  # a key again: starts nothing in the cluster panel
+        assert focused_id(app) == "node-table"
 
 
 async def test_filter_applies_to_argocd_when_focused(app: MegatuiApp) -> None:
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("3", "slash")
         argo = app.query_one(ArgoPanel)
-        assert app.focused is argo.query_one(FilterInput)
+        assert argo.editing_filter and focused_id(app) == "pod-table"
         await pilot.press(*"dex")
         assert argo.query_one("#pod-table", KeyedTable).keys == [
             "argocd/argocd-dex-server-6f7c9b8d5-k9m2p"
         ]
         assert argo.query_one("#app-table", KeyedTable).keys == []
         assert len(vm_table(app).keys) == 7  # other panels keep all rows
+
+
+async def test_filter_takes_a_paste(app: MegatuiApp) -> None:
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("slash")
+        app.query_one(VMPanel).post_message(events.Paste("gpu\nsecond line"))
+        await pilot.pause()
+        assert vm_table(app).keys == ["gpu-error"]
 
 
 # --- r, ?, q and navigation -----------------------------------------------------------

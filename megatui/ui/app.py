@@ -30,9 +30,11 @@ from textual.containers import VerticalScroll
 from textual.dom import DOMNode
 from textual.keys import _normalize_key_list
 from textual.message import Message
+from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.theme import Theme
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import Footer
 
 from megatui import actions
@@ -59,6 +61,7 @@ from megatui.ui.screens import (
     SSHCommandScreen,
     WaitScreen,
 )
+from megatui.ui.table import KeyedTable
 from megatui.ui.themes import canonical, load_theme, save_theme
 
 #: Actions that change the platform: hidden from the footer and the palette, and
@@ -123,6 +126,7 @@ class StableFooter(Footer):
     when what it shows changes: that rebuild was half the cost of a tab."""
 
     _shown: tuple[object, ...] | None = None
+    _shown_keys: frozenset[tuple[object, ...]] = frozenset()
 
     def bindings_changed(self, screen: Screen[object]) -> None:
         will_recompose = screen.app.app_focus and self.is_attached and screen is self.screen
@@ -139,9 +143,47 @@ class StableFooter(Footer):
         )
         if will_recompose and self._bindings_ready and shown == self._shown:
             return
+        focused = screen.focused
+        typing = isinstance(focused, KeyedTable) and focused.consumes_text
+        if typing and self._shown is not None and set(keys) <= self._shown_keys:
+            # A filter being typed takes the letter keys for a moment; the panel's
+            # border says so. Rebuilding the footer for that mounts every key again
+            # and lays the whole screen out twice (~150 ms with 2,000 pods).
+            return
         if will_recompose:
             self._shown = shown
+            self._shown_keys = frozenset(keys)
         super().bindings_changed(screen)
+
+
+class MainScreen(Screen[None]):
+    """The main screen. Textual's `Screen.focused` repaints the whole screen whenever
+    the focus moves, although every style that depends on focus is refreshed on its
+    own (Screen._update_focus_styles): with 2,000 pods that is a full frame for
+    every Tab. Here moving the focus repaints only what looks different."""
+
+    focused: Reactive[Widget | None] = Reactive(None, repaint=False)
+
+    def __init__(self, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._lit: Panel | None = None
+
+    def watch_focused(self, focused: Widget | None) -> None:
+        # Here, in the call that moves the focus, so that the panel borders change in
+        # the same frame as the tables' cursors (a DescendantFocus handler would run
+        # in the panel's own task, a frame later).
+        panel = (
+            next((node for node in focused.ancestors if isinstance(node, Panel)), None)
+            if focused is not None
+            else None
+        )
+        if panel is self._lit:
+            return
+        if self._lit is not None:
+            self._lit.show_focus(False)
+        if panel is not None:
+            panel.show_focus(True)
+        self._lit = panel
 
 
 class MegatuiApp(App[None]):
@@ -150,7 +192,7 @@ class MegatuiApp(App[None]):
     hangup_cleanup: Callable[[], None] | None = None
     COMMANDS = App.COMMANDS | {MegatuiCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall"), (64, "-huge")]
 
     # The ids are the names of the [keys] table of the config, so a user's keymap
     # applies to them through set_keymap().
@@ -198,6 +240,9 @@ class MegatuiApp(App[None]):
         self._panels: tuple[Panel, ...] = ()
 
     # --- layout and lifecycle ------------------------------------------------------
+
+    def get_default_screen(self) -> Screen[None]:
+        return MainScreen(id="_default")
 
     def compose(self) -> ComposeResult:
         yield HeaderBar(id="header")

@@ -12,11 +12,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.color import Color
 from textual.containers import Vertical
-from textual.message import Message
-from textual.widgets import DataTable, Input, Static
+from textual.content import Content
+from textual.widgets import Static
 
 from megatui.model import (
     SOURCE_APPLICATIONS,
@@ -76,18 +77,6 @@ class TextLine(Static):
         self.update(text, layout=not fixed)
 
 
-class FilterInput(Input):
-    """The `/` filter of one panel. Enter keeps the filter, escape drops it."""
-
-    BINDINGS = [Binding("escape", "cancel", "Clear filter", show=False)]
-
-    class Cancelled(Message):
-        pass
-
-    def action_cancel(self) -> None:
-        self.post_message(self.Cancelled())
-
-
 class HeaderBar(TextLine):
     """host · context · READ-ONLY · age of the data."""
 
@@ -135,7 +124,8 @@ class HeaderBar(TextLine):
 
 
 class Panel(Vertical):
-    """A bordered panel: a stale-source line, an optional filter and its tables."""
+    """A bordered panel: a stale-source line and its tables. Its `/` filter is typed
+    into the panel's bottom border."""
 
     NUMBER = 0
     TITLE = ""
@@ -148,18 +138,43 @@ class Panel(Vertical):
         self.border_title = f"{self.NUMBER} {self.TITLE}"
         self.filter_text = ""
         self._view: View | None = None
+        self._active = False
+        self._editing = False
+        #: What the bottom border shows of the filter, as plain text.
+        self.filter_line = ""
 
     def compose(self) -> ComposeResult:
         yield TextLine(classes="stale-line")
-        yield FilterInput(placeholder=self.FILTER_HINT, classes="filter")
         yield from self.compose_body()
 
     def compose_body(self) -> ComposeResult:
         raise NotImplementedError
 
     def on_mount(self) -> None:
-        self.query_one(FilterInput).display = False
         self.query_one(".stale-line", TextLine).display = False
+        # The accent border is an inline colour: a new theme must set it again.
+        self.app.theme_changed_signal.subscribe(self, lambda _: self.show_focus(self._active))
+
+    # --- focus ----------------------------------------------------------------------
+
+    def show_focus(self, active: bool) -> None:
+        """Give the panel that holds the focus an accent border (MainScreen calls this
+        as the focus moves). Set inline on the panel alone: a `:focus-within` rule
+        restyles every widget in the panel on every focus change (Textual 8.2.8 never
+        finds two rule sets equal, so each one repaints in full), which was most of
+        what a Tab cost with 2,000 pods on screen."""
+        self._active = active
+        if not active:
+            self._set_editing(False)  # the filter stays; typing it is over
+        title = f"{self.NUMBER} {self.TITLE}"
+        if active:
+            self.styles.border = ("round", Color.parse(self.app.theme_variables["accent"]))
+            # Markup of our own constants, never of outside text; `border-title-color`
+            # would repaint every child of the panel as well.
+            self.border_title = f"[$accent]{title}[/]"
+        else:
+            self.styles.border = None
+            self.border_title = title
 
     @property
     def tables(self) -> list[KeyedTable]:
@@ -206,35 +221,86 @@ class Panel(Vertical):
         self.set_class(bool(lines), "-stale")
 
     # --- filter -------------------------------------------------------------------
+    #
+    # `/` turns the panel's tables into the filter's input, and the bottom border shows
+    # what is typed: no input box appears, so typing never lays the screen out again
+    # (each layout repaints all of it: docs/performance.md). Enter keeps the filter,
+    # escape drops it; the arrows still move through what matches.
+
+    @property
+    def editing_filter(self) -> bool:
+        return self._editing
 
     def open_filter(self) -> None:
-        box = self.query_one(FilterInput)
-        box.display = True
-        box.focus()
+        focused = self.screen.focused
+        tables = self.tables
+        if not tables:
+            return
+        self._set_editing(True)
+        if focused not in tables:
+            tables[0].focus()
 
     def set_filter(self, text: str) -> None:
         self.filter_text = text
-        self.border_subtitle = f"filter: {text}" if text else ""
+        self._show_filter()
         if self._view is not None:
             self.draw(self._view)
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        event.stop()
-        self.set_filter(event.value)
+    def _set_editing(self, editing: bool) -> None:
+        if editing == self._editing:
+            return
+        self._editing = editing
+        for table in self.tables:
+            table.consumes_text = editing
+        self._show_filter()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        if not event.value:
-            self.query_one(FilterInput).display = False
-        self.focus_first()
+    def _show_filter(self) -> None:
+        # Content, never a str: the border would parse what the user typed as markup.
+        if self._editing:
+            hint = f" {self.FILTER_HINT}" if not self.filter_text else ""
+            line = Content.assemble(
+                "/",
+                self.filter_text,
+                (" ", "reverse"),
+                (f"{hint} · enter keeps · esc clears", "dim"),
+            )
+        elif self.filter_text:
+            line = Content.assemble("filter: ", self.filter_text)
+        else:
+            line = Content("")
+        self.filter_line = line.plain
+        self.border_subtitle = line
 
-    def on_filter_input_cancelled(self, event: FilterInput.Cancelled) -> None:
+    def on_key(self, event: events.Key) -> None:
+        # The focused table passed the key on (its check_consume_key kept the app's
+        # bindings for printable keys away while the filter is edited).
+        if self._editing:
+            if event.key == "enter":
+                self._set_editing(False)
+            elif event.key == "escape":
+                self._set_editing(False)
+                self.set_filter("")
+            elif event.key == "backspace":
+                self.set_filter(self.filter_text[:-1])
+            elif event.key == "ctrl+u":
+                self.set_filter("")
+            elif event.is_printable and event.character:
+                self.set_filter(self.filter_text + event.character)
+            else:
+                return  # arrows, Tab: their usual work
+        elif event.key == "escape" and self.filter_text:
+            self.set_filter("")
+        else:
+            return
         event.stop()
-        box = self.query_one(FilterInput)
-        box.value = ""
-        box.display = False
-        self.set_filter("")
-        self.focus_first()
+        event.prevent_default()
+
+    def on_paste(self, event: events.Paste) -> None:
+        if self._editing:
+            event.stop()
+            lines = event.text.splitlines()
+            if lines:
+                self.set_filter(self.filter_text + lines[0])
 
 
 class VMPanel(Panel):
@@ -257,9 +323,8 @@ class VMPanel(Panel):
 
     def on_mount(self) -> None:
         # (Panel.on_mount runs as well: Textual calls every class's handler.) The line
-        # under the table follows the cursor in the frame that moves the cursor; the
-        # RowHighlighted message alone comes a frame later, ~25 ms a key.
-        self.watch(self.table, "cursor_coordinate", self._show_selected, init=False)
+        # under the table follows the cursor in the frame that moves the cursor.
+        self.watch(self.table, "cursor_row", self._show_selected, init=False)
 
     @property
     def table(self) -> KeyedTable:
@@ -309,9 +374,6 @@ class VMPanel(Panel):
             line.show(literal("no VMs: tart list is empty", render.MUTED))
         else:
             line.show(literal("no VM matches the filter", render.MUTED))
-
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._show_selected()
 
 
 class ClusterPanel(Panel):

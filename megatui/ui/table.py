@@ -17,19 +17,22 @@ repaints nothing. Column widths are fixed, so nothing is ever measured.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
+from textual.dom import NoScreen
 from textual.geometry import Region, Size
 from textual.reactive import Reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 
 from megatui.ui.render import cell_signature
 
@@ -200,6 +203,28 @@ class KeyedTable(ScrollView, can_focus=True):
         self._refresh_row(new)
         self._scroll_to_cursor()
 
+    def focus(self, scroll_visible: bool = True) -> Self:
+        # Widget.focus repaints the whole table before it moves the focus.
+        def set_focus(widget: Widget) -> None:
+            with contextlib.suppress(NoScreen):
+                widget.screen.set_focus(self, scroll_visible=scroll_visible)
+
+        self.app.call_later(set_focus, self)
+        return self
+
+    def _on_focus(self, event: events.Focus) -> None:
+        # Widget's own handler repaints the whole table; only the cursor changes.
+        event.prevent_default()
+        self.has_focus = True
+        if self.parent is not None:
+            self.parent.post_message(events.DescendantFocus(self))
+
+    def _on_blur(self, event: events.Blur) -> None:
+        event.prevent_default()
+        self.has_focus = False
+        if self.parent is not None:
+            self.parent.post_message(events.DescendantBlur(self))
+
     def watch_has_focus(self, has_focus: bool) -> None:
         # Textual restyles a widget and its scrollbars whenever it gains or loses
         # the focus, and every restyle repaints them in full. Nothing in this
@@ -354,9 +379,13 @@ class KeyedTable(ScrollView, can_focus=True):
             target = 0
         else:
             target = self.cursor_row  # its row went away: stay put, as a list does
-        # Set even when equal: the validator clamps it to a table that shrank.
-        self.set_reactive(KeyedTable.cursor_row, self.validate_cursor_row(target))
-        self._refresh_row(self.cursor_row)
+        # Not through the reactive: its watcher would repaint lines that the caller
+        # already repainted, and the validator must clamp even an equal value.
+        before, after = self.cursor_row, self.validate_cursor_row(target)
+        if after != before:
+            self.set_reactive(KeyedTable.cursor_row, after)
+            self._refresh_row(before)
+            self._refresh_row(after)
         self._scroll_to_cursor()
 
     def _refresh_row(self, index: int) -> None:

@@ -104,3 +104,10 @@ def test_palette(snap_compare: SnapCompare) -> None:
         await until(pilot, lambda: commands.option_count >= 4, "hits")
 
     assert snap_compare(app_for(), terminal_size=(120, 40), run_before=run_before)
+
+
+def test_filter_being_typed_80x24(snap_compare: SnapCompare) -> None:
+    # The filter is typed into the panel's bottom border; the table shows what matches.
+    assert snap_compare(
+        app_for(), terminal_size=(80, 24), run_before=select("dev-ready", "slash", "c", "i")
+    )

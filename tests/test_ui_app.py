@@ -776,3 +776,17 @@ async def test_unknown_theme_warns_and_keeps_default(
     async with app.run_test():
         assert app.theme == "textual-dark"
         assert seen == ["unknown theme 'no-such-theme'; using textual-dark"]
+
+
+async def test_focus_on_a_short_screen_scrolls_the_panel_into_view(app: MegatuiApp) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        body = app.query_one("#body")
+        await pilot.press("4")
+        events_table = app.query_one("#event-table", KeyedTable)
+        assert app.focused is events_table
+        assert body.scroll_y > 0
+        await pilot.pause()
+        assert app.screen.can_view_entire(events_table)
+        await pilot.press("1")
+        await pilot.pause()
+        assert body.scroll_y == 0

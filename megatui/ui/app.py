@@ -172,6 +172,11 @@ class MainScreen(Screen[None]):
         # Here, in the call that moves the focus, so that the panel borders change in
         # the same frame as the tables' cursors (a DescendantFocus handler would run
         # in the panel's own task, a frame later).
+        if focused is not None and not self.can_view_entire(focused):
+            # On a short screen the panels scroll. Scroll now, as Screen.set_focus
+            # would after the next frame (a scroll lays out and repaints the whole
+            # screen: that was a second full frame; its own call then changes nothing).
+            self.scroll_to_center(focused, animate=False, origin_visible=True, immediate=True)
         panel = (
             next((node for node in focused.ancestors if isinstance(node, Panel)), None)
             if focused is not None

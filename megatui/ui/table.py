@@ -155,6 +155,7 @@ class KeyedTable(ScrollView, can_focus=True):
         #: that an unchanged snapshot or a clock tick costs nothing.
         self.cell_writes = 0
         self._width = sum(c.width + 2 * CELL_PADDING for c in self._columns)
+        self._sizes: tuple[Size, Size, Size] | None = None
         self.virtual_size = Size(self._width, 1)
 
     # --- reading -------------------------------------------------------------------
@@ -260,6 +261,19 @@ class KeyedTable(ScrollView, can_focus=True):
 
     def on_resize(self) -> None:
         self._scroll_to_cursor()
+
+    def _size_updated(
+        self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True
+    ) -> bool:
+        # ScrollView redoes (and repaints) its scrollbars on every layout of the screen,
+        # even when the table did not change: the virtual size the compositor passes in
+        # is never the table's own. On a short screen, where every focus change scrolls
+        # the panels, that was a second frame after each one.
+        sizes = (size, self.virtual_size, container_size)
+        if sizes == self._sizes:
+            return False
+        self._sizes = sizes
+        return super()._size_updated(size, virtual_size, container_size, layout)
 
     def action_cursor_up(self) -> None:
         self.cursor_row -= 1

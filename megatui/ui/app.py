@@ -75,7 +75,7 @@ ACTION_HELP: dict[str, str] = {
     "ssh": "interactive ssh to the selected VM; offers to wait while it boots",
     "copy_ssh": "copy the ssh command to the clipboard (OSC 52, works over SSH)",
     "detail": "the selected VM: phase timeline, tart get, log tail",
-    "filter": "filter the focused panel by name",
+    "filter": "filter the focused panel by name; enter keeps it, escape drops it",
     "refresh": "poll every source now",
     "help": "this help",
     "quit": "quit megatui",
@@ -86,6 +86,8 @@ EXTRA_HELP: tuple[tuple[str, str], ...] = (
     ("tab / shift+tab", "next / previous table"),
     ("1 2 3 4", "focus the VMs, Cluster, ArgoCD or Events panel"),
     ("↑ ↓ j k", "move the cursor"),
+    ("pgup pgdn home end", "a page, the first or the last row"),
+    ("← →", "scroll a wide table sideways"),
     ("ctrl+p", "command palette: per-VM commands, theme, keys"),
     ("escape", "close a dialog, or clear the filter"),
 )

@@ -544,7 +544,8 @@ async def test_filter_applies_to_argocd_when_focused(app: MegatuiApp) -> None:
         assert argo.query_one("#pod-table", KeyedTable).keys == [
             "argocd/argocd-dex-server-6f7c9b8d5-k9m2p"
         ]
-        assert argo.query_one("#app-table", KeyedTable).keys == []
+        apps = argo.query_one("#app-table", KeyedTable)
+        assert apps.keys == [] and apps.empty_text == "nothing matches “dex”"
         assert len(vm_table(app).keys) == 7  # other panels keep all rows
 
 
@@ -790,3 +791,15 @@ async def test_focus_on_a_short_screen_scrolls_the_panel_into_view(app: MegatuiA
         await pilot.press("1")
         await pilot.pause()
         assert body.scroll_y == 0
+
+
+async def test_a_number_key_moves_the_focus_at_once(app: MegatuiApp) -> None:
+    # Not on a later callback (Widget.focus): a `/` handled right after `3` must open
+    # the filter of panel 3, not of the panel the focus is leaving.
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        app.action_focus_panel(3)
+        assert focused_id(app) == "pod-table"
+        app.action_filter()
+        assert app.query_one(ArgoPanel).editing_filter
+        assert not app.query_one(VMPanel).editing_filter

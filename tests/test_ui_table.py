@@ -242,3 +242,14 @@ async def test_printable_keys_are_text_only_while_a_filter_is_typed() -> None:
         table.consumes_text = True
         assert table.check_consume_key("s", "s")
         assert not table.check_consume_key("down", None)
+
+
+async def test_an_empty_table_can_say_why() -> None:
+    app = TableApp([])
+    async with app.run_test(size=(40, 10)) as pilot:
+        table = app.table
+        table.empty_text = "nothing matches “[b]x”"
+        await pilot.pause()
+        assert plain(table.render_line(1)).strip() == "nothing matches “[b]x”"
+        table.sync(rows(1))
+        assert plain(table.render_line(1)).split() == ["r000", "up"]

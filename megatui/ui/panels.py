@@ -242,6 +242,8 @@ class Panel(Vertical):
 
     def set_filter(self, text: str) -> None:
         self.filter_text = text
+        for table in self.tables:
+            table.empty_text = f"nothing matches “{text}”" if text else ""
         self._show_filter()
         if self._view is not None:
             self.draw(self._view)

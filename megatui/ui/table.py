@@ -156,6 +156,7 @@ class KeyedTable(ScrollView, can_focus=True):
         self.cell_writes = 0
         self._width = sum(c.width + 2 * CELL_PADDING for c in self._columns)
         self._sizes: tuple[Size, Size, Size] | None = None
+        self._empty_text = ""
         self.virtual_size = Size(self._width, 1)
 
     # --- reading -------------------------------------------------------------------
@@ -178,6 +179,18 @@ class KeyedTable(ScrollView, can_focus=True):
         if not self._order:
             return None
         return self._order[min(self.cursor_row, len(self._order) - 1)]
+
+    @property
+    def empty_text(self) -> str:
+        """What the first line says when the table has no rows ("" for nothing)."""
+        return self._empty_text
+
+    @empty_text.setter
+    def empty_text(self, text: str) -> None:
+        if text != self._empty_text:
+            self._empty_text = text
+            if not self._order and self.is_mounted:
+                self.refresh(Region(0, 1, self.size.width, 1))
 
     def get_row(self, key: str) -> tuple[Text, ...]:
         return self._cells[key]
@@ -205,12 +218,16 @@ class KeyedTable(ScrollView, can_focus=True):
         self._scroll_to_cursor()
 
     def focus(self, scroll_visible: bool = True) -> Self:
-        # Widget.focus repaints the whole table before it moves the focus.
+        # Widget.focus repaints the whole table, and moves the focus only later: `3`
+        # then `/` typed quickly would open the filter of the panel the focus left.
         def set_focus(widget: Widget) -> None:
             with contextlib.suppress(NoScreen):
                 widget.screen.set_focus(self, scroll_visible=scroll_visible)
 
-        self.app.call_later(set_focus, self)
+        if self.is_mounted:
+            set_focus(self)
+        else:
+            self.app.call_later(set_focus, self)
         return self
 
     def _on_focus(self, event: events.Focus) -> None:
@@ -430,6 +447,10 @@ class KeyedTable(ScrollView, can_focus=True):
         else:
             index = scroll_y + y - 1
             if index >= len(self._order):
+                if index == 0 and self._empty_text:
+                    text = " " * CELL_PADDING + self._empty_text
+                    line = Segment.apply_style(Text(text).render(self.app.console), style)
+                    return Strip(line).apply_style(Style(dim=True)).crop_extend(0, width, style)
                 return Strip.blank(width, style)
             key = self._order[index]
             if index == self.cursor_row:

@@ -131,7 +131,7 @@ async def test_events_newest_first_and_appended_by_key(
         # The cursor was on the newest line, so it stays on the newest line...
         assert table.cursor_row == 0 and table.scroll_y == 0
         # ...but once the user moved to an older line, it stays on that line.
-        table.move_cursor(row=3)
+        table.cursor_row = 3
         picked = table.cursor_key
         events.append(Event(NOW + 2, "vm", "db-ssh", "ready → stopping"))
         monitor.push(replace(monitor.snapshot, generated_at=NOW + 2), events)

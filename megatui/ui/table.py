@@ -162,10 +162,6 @@ class KeyedTable(ScrollView, can_focus=True):
     # --- reading -------------------------------------------------------------------
 
     @property
-    def columns(self) -> tuple[Column, ...]:
-        return self._columns
-
-    @property
     def row_count(self) -> int:
         return len(self._order)
 
@@ -251,9 +247,6 @@ class KeyedTable(ScrollView, can_focus=True):
 
     def _cursor_style(self) -> Style:
         return self.get_component_rich_style(CURSOR if self.has_focus else CURSOR_BLURRED)
-
-    def move_cursor(self, row: int) -> None:
-        self.cursor_row = row
 
     def select_key(self, key: str) -> bool:
         index = self._index.get(key)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from textual import events
+from textual.color import Color
 from textual.command import CommandList, CommandPalette
 from textual.widgets import Button, Footer, Log
 from ui_fakes import (
@@ -803,3 +804,22 @@ async def test_a_number_key_moves_the_focus_at_once(app: MegatuiApp) -> None:
         app.action_filter()
         assert app.query_one(ArgoPanel).editing_filter
         assert not app.query_one(VMPanel).editing_filter
+
+
+async def test_the_focused_panel_border_follows_the_focus_and_the_theme(app: MegatuiApp) -> None:
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        vms, argo = app.query_one(VMPanel), app.query_one(ArgoPanel)
+
+        def accent() -> Color:
+            return Color.parse(app.theme_variables["accent"])
+
+        assert vms.styles.border_top[1] == accent()
+        assert argo.styles.border_top[1] != accent()
+        await pilot.press("3")
+        assert argo.styles.border_top[1] == accent()
+        assert vms.styles.border_top[1] != accent()
+        before = accent()
+        app.theme = "dracula"
+        await pilot.pause()
+        assert accent() != before and argo.styles.border_top[1] == accent()

@@ -439,14 +439,22 @@ def big_vms(now: float, settled: bool) -> tuple[VM, ...]:
     return tuple(vms)
 
 
+#: Pods already handed out, so that an unchanged pod is the same object in the next
+#: snapshot, as the Kubernetes source publishes them (a watch event replaces only the
+#: row it names; sources/kube.py's _SortedRows keeps every other row object).
+_PODS: dict[tuple[object, ...], Pod] = {}
+
+
 def big_pods(born: float, changed: int = 0, offset: int = 0) -> tuple[Pod, ...]:
     """2,000 pods in 20 namespaces, created an hour or more before `born`; `changed`
     of them (from `offset`) crash-looping."""
     pods = []
     for i in range(2000):
         bad = offset <= i < offset + changed
-        pods.append(
-            Pod(
+        ident = (born, i, bad, offset if bad else None)
+        pod = _PODS.get(ident)
+        if pod is None:
+            pod = _PODS[ident] = Pod(
                 f"service-{i // 100:02d}-deployment-{i:04d}-7d9b8c6f5-m2n4b",
                 f"team-{i // 100:02d}",
                 "0/1" if bad else "1/1",
@@ -457,7 +465,7 @@ def big_pods(born: float, changed: int = 0, offset: int = 0) -> tuple[Pod, ...]:
                 component=f"service-{i // 100:02d}",
                 running_ready=not bad,
             )
-        )
+        pods.append(pod)
     return tuple(pods)
 
 

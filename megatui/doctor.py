@@ -457,8 +457,8 @@ async def check_applications(ctx: Context) -> Outcome:
         return failed("the Applications were not listed: no answer from the API server")
     if not status.ok:
         return failed(status.error or "cannot list Applications")
-    if status.error == CRD_MISSING:  # a calm "ok" for the TUI, a broken install here
-        return failed(status.error, "install ArgoCD's CRDs: they come with install.yaml")
+    if status.note == CRD_MISSING:  # a calm "ok" for the TUI, a broken install here
+        return failed(status.note, "install ArgoCD's CRDs: they come with install.yaml")
     apps = snap.applications
     if not apps:
         return warn(

@@ -120,6 +120,9 @@ class SourceStatus:
     error: str | None = None
     updated_at: float | None = None  # last successful data
     next_retry_at: float | None = None  # set while failing
+    #: A calm remark while ok: nothing broken, but something to know (the Applications
+    #: CRD is not installed, so there is nothing to list).
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,7 +96,7 @@ def snapshot_json(snap: Snapshot, vms: Iterable[VM] | None = None) -> dict[str, 
         "generated_at": iso(snap.generated_at),
         "host": snap.host,
         "sources": {
-            name: {"ok": s.ok, "error": s.error, "updated_at": iso(s.updated_at)}
+            name: {"ok": s.ok, "error": s.error, "note": s.note, "updated_at": iso(s.updated_at)}
             for name, s in sorted(snap.sources.items())
         },
         "vms": [vm_json(vm) for vm in (snap.vms if vms is None else vms)],
@@ -176,13 +176,13 @@ def snapshot_text(snap: Snapshot) -> str:
     out.append("")
     out.append(
         table(
-            ("SOURCE", "OK", "UPDATED", "ERROR"),
+            ("SOURCE", "OK", "UPDATED", "ERROR OR NOTE"),
             (
                 [
                     name,
                     "yes" if s.ok else "NO",
                     duration(now - s.updated_at) + " ago" if s.updated_at else "never",
-                    s.error or "",
+                    s.error or s.note or "",
                 ]
                 for name, s in sorted(snap.sources.items())
             ),

@@ -84,6 +84,7 @@ def test_json_has_the_documented_keys() -> None:
     assert data["sources"]["tart"] == {
         "ok": True,
         "error": None,
+        "note": None,
         "updated_at": "2026-05-28T20:26:39Z",
     }
     assert data["sources"]["docker"]["ok"] is False

@@ -292,3 +292,19 @@ async def test_notifications_show_names_literally(app: MegatuiApp, monitor: Fake
         await until(pilot, lambda: "already ready" in screen_text(app), "the toast")
         assert f"{CLICK} is already ready" in screen_text(app)
         assert app.is_running
+
+
+async def test_a_missing_applications_crd_is_said_calmly(
+    app: MegatuiApp, monitor: FakeMonitor
+) -> None:
+    async with app.run_test(size=(160, 48)) as pilot:
+        sources = dict(monitor.snapshot.sources)
+        sources["applications"] = SourceStatus(
+            "applications", True, updated_at=NOW, note="ArgoCD Applications CRD not installed"
+        )
+        monitor.push(replace(monitor.snapshot, sources=sources, applications=()))
+        apps = tables(app)["app-table"]
+        await until(pilot, lambda: apps.row_count == 0, "the Applications gone")
+        assert apps.empty_text == "ArgoCD Applications CRD not installed"
+        assert "ArgoCD Applications CRD not installed" in screen_text(app)
+        assert "failing" not in app.header.text.plain  # nothing is broken

@@ -309,6 +309,7 @@ class _Health:
     ok: bool = False
     known: bool = False
     error: str | None = None
+    note: str | None = None
     updated_at: float | None = None
     next_retry_at: float | None = None
 
@@ -474,7 +475,7 @@ class KubeSource:
         h = self.apps.health
         if h.known:
             statuses[APPLICATIONS] = SourceStatus(
-                APPLICATIONS, h.ok, h.error, h.updated_at, h.next_retry_at
+                APPLICATIONS, h.ok, h.error, h.updated_at, h.next_retry_at, h.note
             )
         return KubeState(
             nodes=self.nodes.rows.rows(),
@@ -521,6 +522,7 @@ class KubeSource:
         h.updated_at = self._now()
         h.next_retry_at = None
         h.error = None
+        h.note = None
         if res is self.apps and self._crd_missing:
             self._crd_missing = False
         if res is self.pods and self._namespace_missing:
@@ -533,6 +535,7 @@ class KubeSource:
         h.known = True
         h.ok = False
         h.error = message
+        h.note = None
         h.next_retry_at = self._now() + retry_in if retry_in is not None else None
         self._changed(urgent=True)
 
@@ -541,7 +544,8 @@ class KubeSource:
         h = res.health
         h.known = True
         h.ok = True
-        h.error = message
+        h.error = None
+        h.note = message
         h.updated_at = self._now()
         h.next_retry_at = self._now() + retry_in
         self._changed(urgent=True)

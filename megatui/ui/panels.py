@@ -191,6 +191,7 @@ class Panel(Vertical):
         self._view = view
         self._show_sources(view)
         self.draw(view)
+        self._show_empty()
 
     def tick(self, now: float) -> None:
         if self._view is None:
@@ -204,6 +205,14 @@ class Panel(Vertical):
 
     def draw_tick(self, view: View) -> None:
         """What may change with the time alone; most panels have nothing."""
+
+    def empty_text(self, table: KeyedTable) -> str:
+        """What an empty table of this panel says."""
+        return f"nothing matches “{self.filter_text}”" if self.filter_text else ""
+
+    def _show_empty(self) -> None:
+        for table in self.tables:
+            table.empty_text = self.empty_text(table)
 
     def matches(self, search: str) -> bool:
         return not self.filter_text or self.filter_text.casefold() in search.casefold()
@@ -242,8 +251,7 @@ class Panel(Vertical):
 
     def set_filter(self, text: str) -> None:
         self.filter_text = text
-        for table in self.tables:
-            table.empty_text = f"nothing matches “{text}”" if text else ""
+        self._show_empty()
         self._show_filter()
         if self._view is not None:
             self.draw(self._view)
@@ -446,6 +454,12 @@ class ArgoPanel(Panel):
         yield TextLine(id="argocd-line")
         yield KeyedTable(self.POD_COLUMNS, id="pod-table")
         yield KeyedTable(self.APP_COLUMNS, id="app-table")
+
+    def empty_text(self, table: KeyedTable) -> str:
+        status = self._view.snapshot.sources.get(SOURCE_APPLICATIONS) if self._view else None
+        if table.id == "app-table" and not self.filter_text and status and status.note:
+            return status.note  # the Applications CRD is not installed: say so, calmly
+        return super().empty_text(table)
 
     @staticmethod
     def _pod_cells(pod: Pod, now: float) -> tuple[Text, ...]:

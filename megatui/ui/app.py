@@ -27,7 +27,6 @@ from textual import on, work
 from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.dom import DOMNode
 from textual.keys import _normalize_key_list
 from textual.message import Message
 from textual.reactive import Reactive
@@ -51,6 +50,7 @@ from megatui.ui.panels import (
     Panel,
     View,
     VMPanel,
+    panel_of,
 )
 from megatui.ui.paths import stylesheet
 from megatui.ui.screens import (
@@ -127,8 +127,8 @@ class StableFooter(Footer):
     shows the app's own keys, which stay the same from table to table, so rebuild only
     when what it shows changes: that rebuild was half the cost of a tab."""
 
-    _shown: tuple[object, ...] | None = None
-    _shown_keys: frozenset[tuple[object, ...]] = frozenset()
+    #: What the footer was built from: (its keys, palette shown, palette key).
+    _shown: tuple[tuple[tuple[object, ...], ...], object, object] | None = None
 
     def bindings_changed(self, screen: Screen[object]) -> None:
         will_recompose = screen.app.app_focus and self.is_attached and screen is self.screen
@@ -147,14 +147,13 @@ class StableFooter(Footer):
             return
         focused = screen.focused
         typing = isinstance(focused, KeyedTable) and focused.consumes_text
-        if typing and self._shown is not None and set(keys) <= self._shown_keys:
+        if typing and self._shown is not None and set(keys) <= set(self._shown[0]):
             # A filter being typed takes the letter keys for a moment; the panel's
             # border says so. Rebuilding the footer for that mounts every key again
             # and lays the whole screen out twice (~150 ms with 2,000 pods).
             return
         if will_recompose:
             self._shown = shown
-            self._shown_keys = frozenset(keys)
         super().bindings_changed(screen)
 
 
@@ -179,11 +178,7 @@ class MainScreen(Screen[None]):
             # would after the next frame (a scroll lays out and repaints the whole
             # screen: that was a second full frame; its own call then changes nothing).
             self.scroll_to_center(focused, animate=False, origin_visible=True, immediate=True)
-        panel = (
-            next((node for node in focused.ancestors if isinstance(node, Panel)), None)
-            if focused is not None
-            else None
-        )
+        panel = panel_of(focused)
         if panel is self._lit:
             return
         if self._lit is not None:
@@ -584,12 +579,7 @@ class MegatuiApp(App[None]):
     # --- actions: navigation -------------------------------------------------------
 
     def active_panel(self) -> Panel:
-        node: DOMNode | None = self.focused
-        while node is not None:
-            if isinstance(node, Panel):
-                return node
-            node = node.parent
-        return self.query_one(VMPanel)
+        return panel_of(self.focused) or self.query_one(VMPanel)
 
     def action_filter(self) -> None:
         self.active_panel().open_filter()

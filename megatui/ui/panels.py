@@ -17,6 +17,7 @@ from textual.app import ComposeResult
 from textual.color import Color
 from textual.containers import Vertical
 from textual.content import Content
+from textual.dom import DOMNode
 from textual.widgets import Static
 
 from megatui.model import (
@@ -123,6 +124,15 @@ class HeaderBar(TextLine):
         self.show(text)
 
 
+def panel_of(node: DOMNode | None) -> Panel | None:
+    """The panel that holds `node` (a table, or the panel itself), if any."""
+    while node is not None:
+        if isinstance(node, Panel):
+            return node
+        node = node.parent
+    return None
+
+
 class Panel(Vertical):
     """A bordered panel: a stale-source line and its tables. Its `/` filter is typed
     into the panel's bottom border."""
@@ -142,10 +152,14 @@ class Panel(Vertical):
         self._editing = False
         #: What the bottom border shows of the filter, as plain text.
         self.filter_line = ""
+        self._tables: list[KeyedTable] = []
 
     def compose(self) -> ComposeResult:
         yield TextLine(classes="stale-line")
-        yield from self.compose_body()
+        for widget in self.compose_body():
+            if isinstance(widget, KeyedTable):
+                self._tables.append(widget)  # known once: every snapshot walks them
+            yield widget
 
     def compose_body(self) -> ComposeResult:
         raise NotImplementedError
@@ -178,7 +192,7 @@ class Panel(Vertical):
 
     @property
     def tables(self) -> list[KeyedTable]:
-        return list(self.query(KeyedTable))
+        return list(self._tables)
 
     def focus_first(self) -> None:
         tables = self.tables

@@ -441,9 +441,7 @@ class KeyedTable(ScrollView, can_focus=True):
             index = scroll_y + y - 1
             if index >= len(self._order):
                 if index == 0 and self._empty_text:
-                    text = " " * CELL_PADDING + self._empty_text
-                    line = Segment.apply_style(Text(text).render(self.app.console), style)
-                    return Strip(line).apply_style(Style(dim=True)).crop_extend(0, width, style)
+                    return self._empty_line(width, style)
                 return Strip.blank(width, style)
             key = self._order[index]
             if index == self.cursor_row:
@@ -453,6 +451,11 @@ class KeyedTable(ScrollView, can_focus=True):
             else:
                 strip = self._line(key)
         return strip.crop_extend(scroll_x, scroll_x + width, style)
+
+    def _empty_line(self, width: int, style: Style) -> Strip:
+        text = Text(" " * CELL_PADDING + self._empty_text)
+        line = Segment.apply_style(text.render(self.app.console), style + Style(dim=True))
+        return Strip(line).crop_extend(0, width, style)
 
     def _header_strip(self) -> Strip:
         if self._header is None:

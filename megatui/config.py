@@ -239,7 +239,10 @@ class Settings:
     kube_context: str | None = None
     namespace: str = "argocd"
     kube_request_timeout: float = 10.0
-    kube_watch_timeout: float = 240.0
+    # The watch heartbeat: the API server ends each watch after this many seconds, so a
+    # watch silent for longer (plus a grace) is stalled. 20 s: a frozen API server is
+    # seen within 30 s, at the cost of one cheap re-watch per resource every 20 s.
+    kube_watch_timeout: float = 20.0
     docker_host: str | None = None
     docker_poll_interval: float = 5.0
     docker_timeout: float = 5.0

@@ -45,7 +45,7 @@ from megatui.transport import LocalTransport, Transport
 
 if TYPE_CHECKING:  # kube.py pulls in the kubernetes client: import it only when used
     from megatui.remote import RemoteSetup
-    from megatui.sources.kube import KubeState
+    from megatui.sources.kube import KubeSource, KubeState
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,8 @@ class Monitor:
         self._probe_tasks: dict[str, asyncio.Task[None]] = {}
         self._wake_tart = asyncio.Event()
         self._wake_docker = asyncio.Event()
+        self._docker_refreshed = False  # `r` was pressed: forget the docker backoff
+        self._kube_source: KubeSource | None = None
         self._wake_probes: dict[str, asyncio.Event] = {}
         self._publish_scheduled = False
         self._first_round: dict[str, asyncio.Event] = {}
@@ -268,7 +270,10 @@ class Monitor:
 
     def refresh(self) -> None:
         self._wake_tart.set()
+        self._docker_refreshed = True
         self._wake_docker.set()
+        if self._kube_source is not None:
+            self._kube_source.refresh()
         for event in self._wake_probes.values():
             event.set()
 
@@ -541,6 +546,9 @@ class Monitor:
                 self._publish_now()
                 self._mark_first("docker")
                 await self._sleep(self._wake_docker, delay)
+                if self._docker_refreshed:
+                    self._docker_refreshed = False
+                    backoff.reset()
         finally:
             await source.close()
 
@@ -574,7 +582,11 @@ class Monitor:
             self._schedule_publish()
 
         source = KubeSource(self.source_settings, self.clock, on_change)
-        await source.run()
+        self._kube_source = source
+        try:
+            await source.run()
+        finally:
+            self._kube_source = None
 
     # --- folding ---------------------------------------------------------------------------------
 

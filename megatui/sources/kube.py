@@ -108,6 +108,10 @@ class KubeTiming:
     watch_grace: float = 5.0
 
 
+#: What a KubeSource built without `timing` uses (the Monitor's): fault tests shrink it.
+DEFAULT_TIMING = KubeTiming()
+
+
 class KubeError(Exception):
     """A failure whose str() is the one line the user sees."""
 
@@ -126,6 +130,10 @@ class _CrdMissing(Exception):
 
 class _StreamCut(KubeError):
     """A watch stream broke off in the middle; resume from the last RV."""
+
+
+class _Stalled(KubeError):
+    """A watch received nothing for longer than its heartbeat allows."""
 
 
 class _BadShape(KubeError):
@@ -452,7 +460,7 @@ class KubeSource:
         self.clock = clock
         self.on_change = on_change
         self.api_server_override = api_server_override
-        self.timing = timing or KubeTiming()
+        self.timing = timing or DEFAULT_TIMING
         self._rng = rng or random.Random()
         ns = urllib.parse.quote(settings.namespace, safe="")
         self.nodes = _Resource("nodes", "/api/v1/nodes", _node_entry)
@@ -470,6 +478,7 @@ class KubeSource:
         self._namespace_missing = False
         self._suspect = asyncio.Event()
         self._wake = asyncio.Event()  # set (and replaced) by refresh()
+        self._generation = 0  # refresh() calls so far
         self._last_emit = float("-inf")
         self._flush_handle: asyncio.TimerHandle | None = None
         self._dirty = False
@@ -598,11 +607,16 @@ class KubeSource:
     def refresh(self) -> None:
         """Retry every failing or waiting resource now and forget its backoff (the
         `r` key). Healthy watches are left alone."""
+        self._generation += 1
         wake, self._wake = self._wake, asyncio.Event()
         wake.set()
 
-    async def _pause(self, delay: float) -> bool:
-        """Sleep `delay` seconds, or less if refresh() is called; True if it was."""
+    async def _pause(self, delay: float, since: int | None = None) -> bool:
+        """Sleep `delay` seconds, or less if refresh() is called; True if it was. With
+        `since` (the generation when the failed attempt began), a refresh during that
+        attempt also counts: `r` pressed while a request was failing retries at once."""
+        if since is not None and since != self._generation:
+            return True
         wake = self._wake
         try:
             async with asyncio.timeout(delay):
@@ -616,6 +630,7 @@ class KubeSource:
         failures = 0
         try:
             while True:
+                generation = self._generation
                 try:
                     client = await connect(self.settings, self.api_server_override)
                 except KubeError as exc:
@@ -623,7 +638,7 @@ class KubeSource:
                     delay = self._delay(failures)
                     for res in self._resources:
                         self._fail(res, str(exc), delay)
-                    if await self._pause(delay):
+                    if await self._pause(delay, generation):
                         failures = 0
                     continue
                 self._client = client
@@ -705,6 +720,7 @@ class KubeSource:
         expirations = 0
         while True:
             delay: float | None = None
+            generation = self._generation
             try:
                 if res.rv is None:
                     await self._list(client, res)
@@ -732,6 +748,13 @@ class KubeSource:
                 if failures > 1:
                     delay = self._delay(failures - 1)
                     self._fail(res, str(exc), delay)
+            except _Stalled as exc:
+                # Relist on the next attempt: the list proves at once that the server
+                # answers again, where a watch from the RV may stay quiet for a while.
+                res.rv = None
+                failures += 1
+                delay = self._delay(failures)
+                self._fail(res, str(exc), delay)
             except _BadShape as exc:
                 # The same bad object would come back on a watch from this RV: start
                 # over with a list once the backoff has passed. The rows stay (stale).
@@ -744,7 +767,7 @@ class KubeSource:
                 delay = self._delay(failures)
                 self._fail(res, str(exc), delay)
                 self._suspect.set()
-            if delay is not None and await self._pause(delay):
+            if delay is not None and await self._pause(delay, generation):
                 failures = 0
                 expirations = 0
 
@@ -929,7 +952,7 @@ class KubeSource:
                     async with asyncio.timeout(stall):
                         line = await resp.content.readline(max_line_length=EVENT_CAP)
                 except TimeoutError:
-                    raise KubeError(
+                    raise _Stalled(
                         f"the {res.name} watch on {client.server} stalled: "
                         f"nothing received for {stall:g} s"
                     ) from None
@@ -1011,9 +1034,8 @@ def _parse_list(name: str, body: bytes) -> tuple[list[Any], str]:
     """A list body's items and resourceVersion, its outer shape checked."""
     try:
         data = json.loads(body)
-    except ValueError as exc:
-        where = f" at byte {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise _BadShape(name, f"the list is not valid JSON{where}") from None
+    except ValueError:
+        raise _BadShape(name, "the list is not valid JSON") from None
     if type(data) is not dict:
         raise _BadShape(name, "the list is not an object")
     items = data.get("items")

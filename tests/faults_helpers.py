@@ -23,6 +23,17 @@ def _fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
 
 
+def _describe(target: str) -> str:
+    """A socket fd's line in /proc/net/{unix,tcp,tcp6}, to tell what it was."""
+    if target.startswith("socket:["):
+        inode = target[len("socket:[") : -1]
+        for table in ("unix", "tcp", "tcp6"):
+            for line in Path(f"/proc/net/{table}").read_text().splitlines():
+                if inode in line.split():
+                    return f"{target} {table}: {' '.join(line.split())}"
+    return target
+
+
 def _children() -> set[int]:
     me = str(os.getpid())
     found = set()
@@ -65,7 +76,7 @@ class Leaks:
                 except OSError:
                     continue  # closed meanwhile (the listing's own fd)
             if targets:
-                problems.append(f"file descriptors: {targets}")
+                problems.append(f"file descriptors: {[_describe(t) for t in targets]}")
         if _children() - self.children:
             problems.append(f"child processes: {_children() - self.children}")
         if _temp_entries() - self.temps:

@@ -12,11 +12,13 @@ test_production_heartbeat_sees_a_frozen_server_within_30_s checks the real numbe
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from faults_helpers import Leaks, assert_running, wait_status
@@ -370,3 +372,29 @@ async def test_r_resets_the_kube_backoff_and_retries_at_once(
         the_lab.api.clear_errors()
         the_lab.monitor.refresh()
         await wait_status(the_lab.monitor, KUBE, ok, RECOVER_WITH_R)
+
+
+async def test_an_internal_error_is_one_line_then_retried(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug inside the source (here: converting a node raises) is one status line, no
+    traceback on the terminal, and the source starts over with backoff."""
+    broken = asyncio.Event()
+    real = kube._node_entry
+
+    def node_entry(obj: dict[str, Any], now: float) -> tuple[str, Any]:
+        if broken.is_set():
+            raise RuntimeError("boom")
+        return real(obj, now)
+
+    monkeypatch.setattr(kube, "_node_entry", node_entry)
+    async with lab(tmp_path, capfd, monkeypatch) as the_lab:
+        broken.set()
+        the_lab.store.set(NODES, node("kind-worker2", roles=()))
+        status, took = await wait_status(the_lab.monitor, KUBE, failing, 5.0)
+        assert status.error == "internal error: RuntimeError: boom"
+        assert took < 5.0
+        assert_running(the_lab.monitor)
+        broken.clear()
+        await wait_status(the_lab.monitor, KUBE, ok, RECOVER)
+        assert len(the_lab.monitor.snapshot.nodes) == 3

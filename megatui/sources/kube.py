@@ -829,11 +829,17 @@ class KubeSource:
     async def _fail_for_status(self, res: _Resource, resp: aiohttp.ClientResponse) -> None:
         """Turn a non-200 answer into the right exception."""
         status = resp.status
+        body = b""
         try:
             async with asyncio.timeout(self.settings.kube_request_timeout):
-                body = await resp.content.read(STATUS_CAP)
+                # read(n) returns what has arrived: loop up to the cap or the end.
+                while len(body) < STATUS_CAP:
+                    chunk = await resp.content.read(STATUS_CAP - len(body))
+                    if not chunk:
+                        break
+                    body += chunk
         except (TimeoutError, aiohttp.ClientError):
-            body = b""
+            pass  # the status code alone still says what happened
         finally:
             resp.close()
         message = _one_line(_status_message(body))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -102,20 +102,32 @@ async def test_r_resets_the_docker_backoff(
     leaks = Leaks.take()
     path = docker_sock_dir / "docker.sock"
     url = f"unix://{path}"
+
+    def retry_over(seconds: float) -> Callable[[SourceStatus], bool]:
+        return lambda _s: (monitor.retry_in(DOCKER) or 0) > seconds
+
     async with watching(url, FAST_POLL, capfd) as monitor:
         status, _ = await wait_status(monitor, DOCKER, failing, DETECT)
         assert status.error == f"cannot reach the Docker daemon at {url}: no such socket"
-        # Let the backoff grow past 3 s: 0.2, 0.4, 0.8, 1.6, 3.2 ...
-        await wait_status(monitor, DOCKER, lambda _s: (monitor.retry_in(DOCKER) or 0) > 2.5, 30.0)
+        # The backoff grows past 2.5 s: 0.2, 0.4, 0.8, 1.6, 3.2 s (x0.8-1.2).
+        await wait_status(monitor, DOCKER, retry_over(2.5), 30.0)
+        polls = monitor.snapshot.generated_at
+        monitor.refresh()  # still down: one poll at once, and the backoff starts over
+        await wait_status(
+            monitor,
+            DOCKER,
+            lambda _s: (
+                monitor.snapshot.generated_at > polls
+                and (monitor.retry_in(DOCKER) or 99) <= FAST_POLL * 1.2
+            ),
+            2.0,
+        )
+        await wait_status(monitor, DOCKER, retry_over(2.5), 30.0)
         fake = await start_fake_docker(path)
         try:
             monitor.refresh()
             _, took = await wait_status(monitor, DOCKER, ok, RECOVER_WITH_R)
             assert took < 2.5  # sooner than the backoff would have allowed
-            # Failing again starts from the base delay, not from where it was.
-            await fake.stop()
-            await wait_status(monitor, DOCKER, failing, DETECT)
-            assert (monitor.retry_in(DOCKER) or 0) <= FAST_POLL * 1.2
         finally:
             await fake.stop()
     await leaks.check(timeout=TIMEOUT + 5.0)

@@ -359,19 +359,28 @@ async def test_garbage_pod_event_fails_pods_only(
 async def test_r_resets_the_kube_backoff_and_retries_at_once(
     tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with lab(tmp_path, capfd, monkeypatch, SLOW) as the_lab:
-        the_lab.api.inject_error(500, "etcd is unhappy", plural="pods")
-        the_lab.api.cut_watches(PODS)
-        status, _ = await wait_status(the_lab.monitor, KUBE, failing, 10.0)
+    # No jitter: 0.5 s, 1 s, 2 s, 4 s ... exactly.
+    ramp = KubeTiming(
+        backoff_initial=0.5, backoff_max=30.0, jitter=0.0, coalesce=0.01, watch_grace=1.0
+    )
+    async with lab(tmp_path, capfd, monkeypatch, ramp) as the_lab:
+        monitor, api = the_lab.monitor, the_lab.api
+        api.inject_error(500, "etcd is unhappy", plural="pods")
+        api.cut_watches(PODS)
+        status, _ = await wait_status(monitor, KUBE, failing, 10.0)
         assert status.error == "API server error (500): etcd is unhappy"
-        assert the_lab.monitor.retry_in(KUBE) is not None
-        assert (the_lab.monitor.retry_in(KUBE) or 0) > 10  # SLOW backoff
-        calls = len(the_lab.api.calls(PODS))
-        the_lab.monitor.refresh()  # still failing: one retry at once, then backoff again
-        await the_lab.api.wait_for(lambda: len(the_lab.api.calls(PODS)) > calls, timeout=2.0)
-        the_lab.api.clear_errors()
-        the_lab.monitor.refresh()
-        await wait_status(the_lab.monitor, KUBE, ok, RECOVER_WITH_R)
+        # Let the backoff grow to 4 s.
+        await wait_status(monitor, KUBE, lambda _s: (monitor.retry_in(KUBE) or 0) > 3.0, 10.0)
+        calls = len(api.calls(PODS))
+        monitor.refresh()  # still failing: one retry at once ...
+        await api.wait_for(lambda: len(api.calls(PODS)) > calls, timeout=1.0)
+        # ... after which the backoff starts over at 0.5 s, not 8 s.
+        await wait_status(monitor, KUBE, lambda _s: (monitor.retry_in(KUBE) or 99) <= 0.6, 2.0)
+        await wait_status(monitor, KUBE, lambda _s: (monitor.retry_in(KUBE) or 0) > 3.0, 10.0)
+        api.clear_errors()
+        monitor.refresh()
+        _, took = await wait_status(monitor, KUBE, ok, RECOVER_WITH_R)
+        assert took < 2.0  # the 4 s backoff did not run out
 
 
 async def test_an_internal_error_is_one_line_then_retried(

@@ -222,6 +222,13 @@ def load_kubeconfig(paths: list[str]) -> tuple[JSON, str]:
                     continue
                 if item["name"] in seen[section]:
                     continue
+                inner = item.get(section[:-1])
+                if inner is not None and not isinstance(inner, dict):
+                    # The client would fail on it with an AttributeError of its own.
+                    raise _ConfigError(
+                        f"kubeconfig {_display(path)}: {section[:-1]} '{item['name']}' "
+                        "is not a mapping"
+                    )
                 seen[section].add(item["name"])
                 if section == "clusters":
                     _absolutize(item.get("cluster"), ("certificate-authority",), base)
@@ -279,10 +286,12 @@ async def connect(settings: Settings, override: str | None = None) -> _Client:
         raise _ConfigError(f"kube context '{context}' not found in {where}")
     cluster_name = ctx.get("cluster")
     cluster = _entry(config, "clusters", str(cluster_name))
-    if cluster is None or not cluster.get("server"):
+    if cluster is None:
         raise _ConfigError(
             f"kube context '{context}' names cluster '{cluster_name}', which {where} lacks"
         )
+    if not isinstance(cluster.get("server"), str) or not cluster["server"]:
+        raise _ConfigError(f"cluster '{cluster_name}' in {where} has no server address")
     if override:
         apply_override(cluster, override)
     server = str(cluster["server"]).rstrip("/")
@@ -298,6 +307,11 @@ async def connect(settings: Settings, override: str | None = None) -> _Client:
     except (OSError, ValueError) as exc:
         # ssl.SSLError is an OSError: unreadable or mismatched certificate data.
         raise _ConfigError(f"invalid credentials in kubeconfig {where}: {exc}") from None
+    except Exception as exc:
+        # The client reads the kubeconfig's entries without checking their types (a
+        # `user` that is a string raises AttributeError): still the file's fault.
+        detail = _one_line(f"{type(exc).__name__}: {exc}")
+        raise _ConfigError(f"invalid kubeconfig {where}: {detail}") from None
     return _Client(api=api, context=context, server=server, signature=signature)
 
 

@@ -1,8 +1,9 @@
 """What every fault test checks afterwards: nothing left behind, nothing on stderr.
 
-`Leaks.take()` notes this process's open file descriptors, child processes, megatui
-temp entries and asyncio tasks before a Monitor starts; `Leaks.check()` waits (with a
-deadline, never a fixed sleep) until all of them are back to that.
+`Leaks.take()` notes this process's open file descriptors, child processes, temp
+entries (in the test's private_tempdir) and asyncio tasks before a Monitor starts;
+`Leaks.check()` waits (with a deadline, never a fixed sleep) until all of them are
+back to that.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from megatui.model import Snapshot, SourceStatus
 from megatui.monitor import Monitor
@@ -51,7 +54,18 @@ def _children() -> set[int]:
 
 
 def _temp_entries() -> set[str]:
-    return {n for n in os.listdir(tempfile.gettempdir()) if n.startswith("megatui")}
+    # The test's own temp dir (private_tempdir): /tmp is shared with other processes.
+    return set(os.listdir(tempfile.gettempdir()))
+
+
+def private_tempdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point this process's temp files at a directory of the test's own, so that what
+    megatui leaves there is told apart from what other processes put in /tmp."""
+    path = tmp_path / "tmp"
+    path.mkdir()
+    monkeypatch.setenv("TMPDIR", str(path))
+    monkeypatch.setattr(tempfile, "tempdir", str(path))
+    return path
 
 
 @dataclass

@@ -20,7 +20,12 @@ import pytest
 pytest.register_assert_rewrite("docker_fixtures")
 
 from docker_fixtures import DockerDaemon, raw_server, silent  # noqa: E402
-from faults_helpers import Leaks, assert_running, wait_status  # noqa: E402
+from faults_helpers import (  # noqa: E402
+    Leaks,
+    assert_running,
+    private_tempdir,
+    wait_status,
+)
 
 from megatui.config import Settings  # noqa: E402
 from megatui.lab.docker_api import start_fake_docker  # noqa: E402
@@ -66,8 +71,13 @@ async def watching(
 
 @pytest.mark.parametrize("refresh", [False, True], ids=["wait", "r"])
 async def test_dockerd_down_then_back(
-    private_daemon: DockerDaemon, capfd: pytest.CaptureFixture[str], refresh: bool
+    private_daemon: DockerDaemon,
+    capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    refresh: bool,
 ) -> None:
+    private_tempdir(tmp_path, monkeypatch)
     leaks = Leaks.take()
     await asyncio.to_thread(private_daemon.start)
     down_line = f"cannot reach the Docker daemon at {private_daemon.url}: no such socket"
@@ -96,9 +106,13 @@ async def test_dockerd_down_then_back(
 
 
 async def test_r_resets_the_docker_backoff(
-    docker_sock_dir: Path, capfd: pytest.CaptureFixture[str]
+    docker_sock_dir: Path,
+    capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """After many failures the backoff is long; `r` polls at once and starts it over."""
+    private_tempdir(tmp_path, monkeypatch)
     leaks = Leaks.take()
     path = docker_sock_dir / "docker.sock"
     url = f"unix://{path}"
@@ -134,8 +148,12 @@ async def test_r_resets_the_docker_backoff(
 
 
 async def test_a_daemon_that_never_answers(
-    docker_sock_dir: Path, capfd: pytest.CaptureFixture[str]
+    docker_sock_dir: Path,
+    capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    private_tempdir(tmp_path, monkeypatch)
     leaks = Leaks.take()
     path = docker_sock_dir / "docker.sock"
     url = f"unix://{path}"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faults_helpers import Leaks, assert_running, wait_status
+from faults_helpers import Leaks, assert_running, private_tempdir, wait_status
 from k8s_objects import argocd_install, node
 
 from megatui.config import Settings
@@ -85,6 +85,7 @@ async def lab(
     timing: KubeTiming = FAST,
 ) -> AsyncIterator[Lab]:
     monkeypatch.setattr(kube, "DEFAULT_TIMING", timing)
+    private_tempdir(tmp_path, monkeypatch)
     leaks = Leaks.take()
     store = KubeStore()
     populate(store)

@@ -80,7 +80,7 @@ class OrchardAPI:
             )
         else:
             try:
-                request["account"] = self._authenticate(request)
+                self._authenticate(request)  # bad credentials: 401 on every route
                 response = await handler(request)
             except ApiError as exc:
                 response = error_response(exc)
@@ -115,7 +115,7 @@ class OrchardAPI:
     def _authorize(self, request: web.Request, *roles: str, any_of: bool = False) -> None:
         if self.lab.auth_disabled:
             return
-        account: ServiceAccount | None = request.get("account")
+        account = self._authenticate(request)
         if account is None:
             raise ApiError(401)
         held = set(account.roles)
@@ -135,7 +135,7 @@ class OrchardAPI:
         return web.Response(status=200)
 
     async def info(self, request: web.Request) -> web.Response:
-        if request.get("account") is None and not self.lab.auth_disabled:
+        if self._authenticate(request) is None and not self.lab.auth_disabled:
             raise ApiError(401)
         body = {
             "version": CONTROLLER_VERSION,

@@ -87,8 +87,8 @@ def validate_exchange(ex: Exchange) -> None:
     request = _request(ex, path)
     if INVALID_ON_PURPOSE not in ex.headers:
         openapi().validate_request(request)
-    if ex.response is None:
-        return  # a stream: watch lines are checked by validate_watch_line
+    if ex.response is None or ex.injected:
+        return  # a stream (watch lines: validate_watch_line), or a fault a test injected
     if _declared(path, ex.method, ex.status):
         response = MockResponse(
             ex.response, status_code=ex.status, content_type=ex.content_type or "text/plain"

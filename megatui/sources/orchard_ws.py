@@ -48,7 +48,9 @@ class WebSocketTransport(asyncio.Transport):
     # ------------------------------------------------------------ asyncio.Transport
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": self._peer, "sockname": ("orchard-port-forward", 0)}.get(name, default)
+        # No peername: asyncssh would take a VM name there for an IP address when
+        # matching known_hosts. The (VM, port) pair has a key of its own.
+        return {"orchard_vm": self._peer}.get(name, default)
 
     def is_closing(self) -> bool:
         return self._closing

@@ -95,6 +95,7 @@ class OrchardAPI:
                 status=response.status,
                 content_type=response.content_type,
                 response=answer if isinstance(answer, bytes) else None,
+                injected=self.lab.faults.html_status is not None,
             )
         )
         return response

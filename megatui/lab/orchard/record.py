@@ -17,3 +17,5 @@ class Exchange:
     content_type: str
     #: The answer's body; None for streams (watches, WebSockets).
     response: bytes | None
+    #: The answer was a fault a test injected (an HTML page), not Orchard's.
+    injected: bool = False

@@ -5,6 +5,7 @@ fixture) and against stub servers that misbehave."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -355,7 +356,8 @@ async def test_token_in_no_repr_or_error() -> None:
 
     # A controller that echoes the credentials back in its error message.
     async def echo(request: web.Request) -> web.Response:
-        return web.json_response({"message": request.headers["Authorization"]}, status=401)
+        pair = base64.b64decode(request.headers["Authorization"].removeprefix("Basic "))
+        return web.json_response({"message": f"token {pair.decode()} refused"}, status=401)
 
     runner, url = await _stub(echo)
     try:
@@ -364,4 +366,4 @@ async def test_token_in_no_repr_or_error() -> None:
                 await real.list_vms()
     finally:
         await runner.cleanup()
-    _assert_one_line(caught.value)
+    assert "token sa:*** refused" in _assert_one_line(caught.value)

@@ -76,6 +76,7 @@ class FakeOrchard:
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._ips: dict[str, str] = {}
+        self._guests_made: set[str] = set()
 
     # ------------------------------------------------------------ life
 
@@ -119,7 +120,9 @@ class FakeOrchard:
         """Move the whole fleet to where the clock says it is."""
         self.store.step()
         for vm in self.store.vms.values():
-            if vm.guest_up_at is not None:
+            local = vm.fields.get("localName")
+            if vm.guest_up_at is not None and local not in self._guests_made:
+                self._guests_made.add(str(local))
                 f = vm.fields
                 self.guests.ensure(
                     str(f["localName"]),

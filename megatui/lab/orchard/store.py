@@ -254,13 +254,19 @@ class OrchardStore:
 
     def used_resources(self, worker_name: str) -> dict[str, int]:
         """Resources held by the worker's VMs: running ones; stopped VMs hold none."""
-        used: dict[str, int] = {}
+        return self._usage().get(worker_name, {})
+
+    def _usage(self) -> dict[str, dict[str, int]]:
+        """Per worker: the resources its VMs hold, and "" = how many VMs it runs."""
+        usage: dict[str, dict[str, int]] = {}
         for vm in self.vms.values():
-            if vm.fields.get("worker") != worker_name or vm.phase in ("stopped", "failed"):
+            worker = vm.fields.get("worker")
+            if not worker or vm.phase in ("stopped", "failed"):
                 continue
+            used = usage.setdefault(str(worker), {})
             for key, amount in (vm.fields.get("resources") or {}).items():
                 used[key] = used.get(key, 0) + int(amount)
-        return used
+        return usage
 
     # ------------------------------------------------------------ VMs: API side
 
@@ -528,14 +534,23 @@ class OrchardStore:
         )
 
     def _schedule(self, now: float, mono: float) -> None:
-        for vm in self.vms.values():
-            if vm.phase != "pending" or vm.fields.get("powerState") != "running":
-                continue
-            if mono - vm.phase_since < self.timings.schedule:
-                continue
-            worker = self._pick_worker(vm)
+        due = [
+            vm
+            for vm in self.vms.values()
+            if vm.phase == "pending"
+            and vm.fields.get("powerState") == "running"
+            and mono - vm.phase_since >= self.timings.schedule
+        ]
+        if not due:
+            return
+        usage = self._usage()  # once per pass: a fleet of hundreds stays cheap
+        for vm in due:
+            worker = self._pick_worker(vm, usage)
             if worker is None:
                 continue  # stays pending until a slot frees up
+            used = usage.setdefault(worker.name, {})
+            for key, amount in (vm.fields.get("resources") or {}).items():
+                used[key] = used.get(key, 0) + int(amount)
             f = vm.fields
             self._set_phase(
                 vm,
@@ -548,18 +563,19 @@ class OrchardStore:
                 conditions=_conditions(scheduled=True),
             )
 
-    def _pick_worker(self, vm: LabVM) -> LabWorker | None:
+    def _pick_worker(self, vm: LabVM, usage: dict[str, dict[str, int]]) -> LabWorker | None:
         need = vm.fields.get("resources") or {}
         fitting: list[tuple[int, LabWorker]] = []
         for worker in self.workers.values():
             if worker.scheduling_paused or not worker.alive or not self.worker_online(worker):
                 continue
-            used = self.used_resources(worker.name)
+            used = usage.get(worker.name, {})
             have = worker.resources
             if all(used.get(k, 0) + int(v) <= have.get(k, 0) for k, v in need.items()):
                 fitting.append((sum(used.values()), worker))
         if not fitting:
             return None
+        # optimize-utilization (the default): the busiest worker that fits first.
         busiest_first = self.scheduler_profile != "distribute-load"
         fitting.sort(key=lambda pair: pair[0], reverse=busiest_first)
         return fitting[0][1]

@@ -367,3 +367,42 @@ async def test_token_in_no_repr_or_error() -> None:
     finally:
         await runner.cleanup()
     assert "token sa:*** refused" in _assert_one_line(caught.value)
+
+
+async def test_calls_are_cancellable() -> None:
+    entered = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        entered.set()
+        await asyncio.sleep(3600)
+        return web.Response()
+
+    runner, url = await _stub(hang)
+    try:
+        async with OrchardClient(OrchardConfig(url, "sa", _TOKEN), timeout=60) as client:
+            for call in (client.list_vms(), client.set_power_state("a", "stopped")):
+                entered.clear()
+                task = asyncio.create_task(call)
+                await asyncio.wait_for(entered.wait(), _DEADLINE)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await asyncio.wait_for(task, _DEADLINE)
+    finally:
+        await runner.cleanup()
+
+
+async def test_html_watch_and_failed_vm_message(
+    orchard_lab: FakeOrchard, client: OrchardClient
+) -> None:
+    await _running(orchard_lab, client, "a")
+    orchard_lab.fail_vm("a", "failed to run startup script:\n#1: dial tcp: no route to host")
+    vm = await client.get_vm("a")
+    assert vm.status == "failed"
+    assert vm.first_message_line == "VM failed: failed to run startup script:"
+    orchard_lab.answer_html(200)
+    with pytest.raises(OrchardBadResponse) as caught:
+        async for _event in client.watch_vm("a"):
+            pass
+    assert "instead of an ndjson stream" in _assert_one_line(caught.value)
+    orchard_lab.answer_html(None)
+    await client.check()

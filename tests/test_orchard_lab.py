@@ -20,7 +20,7 @@ from orchard_fixtures import (  # noqa: F401
     validate_watch_line,
 )
 
-from megatui.lab.orchard import FakeOrchard, gojson
+from megatui.lab.orchard import FakeOrchard, Timings, gojson
 from megatui.lab.orchard.store import MSG_GONE, MSG_OFFLINE
 
 _IMAGE = "ghcr.io/cirruslabs/macos-tahoe-base:latest"
@@ -486,3 +486,27 @@ async def test_html_answers(orchard_lab: FakeOrchard) -> None:
     assert status == 200 and ctype.startswith("text/html") and body.startswith(b"<html>")
     orchard_lab.answer_html(None)
     assert (await _call(orchard_lab, "GET", "/v1/vms"))[0] == 200
+
+
+async def test_runs_on_its_own_with_the_system_clock(tmp_path: Any) -> None:
+    fast = Timings(schedule=0.05, clone=0.1, configure=0.05, boot=0.1)
+    lab = FakeOrchard(tmp_path / "live", timings=fast, tick=0.02)
+    await lab.start()
+    try:
+        lab.add_worker("mini-1")
+        await _create(lab, "a")
+        messages: list[str] = []
+        async with (
+            asyncio.timeout(_DEADLINE),
+            aiohttp.ClientSession() as session,
+            session.get(f"{lab.url}/v1/vms/a?watch=true", headers=_auth()) as resp,
+        ):
+            while "VM started" not in messages:
+                event = json.loads(await resp.content.readline())
+                messages.append(event["object"].get("status_message", ""))
+        # However late the watch began, what it saw is the tail of the progression.
+        seen = list(dict.fromkeys(m for m in messages if m))
+        progression = ["cloning VM...", "configuring VM...", "VM started"]
+        assert seen == progression[-len(seen) :]
+    finally:
+        await lab.stop()

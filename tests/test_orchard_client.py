@@ -157,6 +157,7 @@ async def test_watch_follows_one_vm(orchard_lab: FakeOrchard, client: OrchardCli
                 return
 
     task = asyncio.create_task(follow())
+    await orchard_lab.wait_for_watch("a")
     await client.create_vm(NewVM("a", _IMAGE))
     advance(orchard_lab, 10)
     await client.delete_vm("a")

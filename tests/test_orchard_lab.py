@@ -367,7 +367,7 @@ async def test_watch_events_ndjson(orchard_lab: FakeOrchard) -> None:
     orchard_lab.add_worker("mini-1")
     # A watch on a VM that does not exist yet waits for it (no 404).
     task = asyncio.create_task(_watch_lines(orchard_lab, "a", 6))
-    await asyncio.sleep(0.2)
+    await orchard_lab.wait_for_watch("a")
     assert not task.done()
     await _create(orchard_lab, "a")
     advance(orchard_lab, 10)

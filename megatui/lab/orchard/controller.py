@@ -164,6 +164,13 @@ class FakeOrchard:
         """The private host key of the VM's current clone (tests compare fingerprints)."""
         return self.guests.host_key_path(str(self.store.get_vm(vm_name).fields["localName"]))
 
+    async def wait_for_watch(self, vm_name: str, timeout: float = 10.0) -> None:
+        """Until a watch on the VM is open (tests: so no event is missed)."""
+        async with asyncio.timeout(timeout):
+            while not self.store.watchers(vm_name):
+                self.store.watch_opened.clear()
+                await self.store.watch_opened.wait()
+
     # ------------------------------------------------------------ faults
 
     def worker_vanish(self, name: str) -> None:

@@ -226,6 +226,8 @@ class OrchardStore:
         self.scheduler_profile = "optimize-utilization"
         self._version = 0
         self._watchers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
+        #: Set whenever a watch opens (tests wait on it rather than poll).
+        self.watch_opened = asyncio.Event()
         self._last_heartbeat: dict[str, float] = {}
 
     # ------------------------------------------------------------ accounts
@@ -389,10 +391,14 @@ class OrchardStore:
         """Events for one VM; the first is ADDED with the current object if it exists."""
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._watchers.setdefault(name, set()).add(queue)
+        self.watch_opened.set()
         vm = self.vms.get(name)
         if vm is not None:
             queue.put_nowait({"type": "ADDED", "object": vm.to_json()})
         return queue
+
+    def watchers(self, name: str) -> int:
+        return len(self._watchers.get(name, ()))
 
     def unwatch(self, name: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
         self._watchers.get(name, set()).discard(queue)

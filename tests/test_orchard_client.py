@@ -12,7 +12,7 @@ from pathlib import Path
 
 import asyncssh
 import pytest
-from aiohttp import web
+from aiohttp import ClientSession, WSMsgType, web
 from orchard_fixtures import ADMIN, advance, orchard_lab_fixture  # noqa: F401
 
 from megatui.lab.orchard import FakeOrchard
@@ -31,6 +31,7 @@ from megatui.sources.orchard import (
     WatchEvent,
 )
 from megatui.sources.orchard_config import OrchardConfig
+from megatui.sources.orchard_ws import open_streams
 
 _IMAGE = "ghcr.io/cirruslabs/macos-tahoe-base:latest"
 _TOKEN = "s3cr3t-t0ken-value"
@@ -407,3 +408,37 @@ async def test_html_watch_and_failed_vm_message(
     assert "instead of an ndjson stream" in _assert_one_line(caught.value)
     orchard_lab.answer_html(None)
     await client.check()
+
+
+async def test_port_forward_stream_order_and_backpressure() -> None:
+    async def echo(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                await ws.send_bytes(msg.data)
+        return ws
+
+    runner, url = await _stub(echo)
+    try:
+        async with ClientSession() as session:
+            ws = await session.ws_connect(url)
+            reader, writer = open_streams(ws, ("vm", 22))
+            data = bytes(range(256)) * 16384  # 4 MiB
+            peak = 0
+
+            async def send() -> None:
+                nonlocal peak
+                for i in range(0, len(data), 65536):
+                    writer.write(data[i : i + 65536])
+                    peak = max(peak, writer.transport.get_write_buffer_size())
+                    await writer.drain()
+
+            sender = asyncio.create_task(send())
+            got = await asyncio.wait_for(reader.readexactly(len(data)), _DEADLINE)
+            await sender
+            writer.close()
+    finally:
+        await runner.cleanup()
+    assert got == data
+    assert peak <= (1 << 20) + 65536  # drain() waited once 1 MiB was queued

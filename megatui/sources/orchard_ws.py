@@ -15,7 +15,9 @@ from typing import Any
 
 import aiohttp
 
-_CHUNK_QUEUE = 64
+#: Flow control: the writer is paused above HIGH queued bytes, resumed below LOW.
+_HIGH_WATER = 1 << 20
+_LOW_WATER = 1 << 18
 
 
 class WebSocketTransport(asyncio.Transport):
@@ -38,6 +40,7 @@ class WebSocketTransport(asyncio.Transport):
         self._reading = asyncio.Event()
         self._reading.set()
         self._lost = False
+        self._paused = False
         self._closer: asyncio.Future[bool] | None = None
         protocol.connection_made(self)
         self._tasks = (
@@ -61,6 +64,9 @@ class WebSocketTransport(asyncio.Transport):
         chunk = bytes(data)
         self._queued += len(chunk)
         self._outbox.put_nowait(chunk)
+        if not self._paused and self._queued > _HIGH_WATER:
+            self._paused = True
+            self._protocol.pause_writing()
 
     def write_eof(self) -> None:
         self.close()  # a WebSocket has no half-close
@@ -120,6 +126,9 @@ class WebSocketTransport(asyncio.Transport):
             while (chunk := await self._outbox.get()) is not None:
                 self._queued -= len(chunk)
                 await self._ws.send_bytes(chunk)
+                if self._paused and self._queued < _LOW_WATER:
+                    self._paused = False
+                    self._protocol.resume_writing()
         except (aiohttp.ClientError, OSError, RuntimeError):
             pass  # the receiving side reports the loss
         finally:

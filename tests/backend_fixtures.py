@@ -75,9 +75,7 @@ def state_of(vms: list[BackendVM], name: str) -> BackendVM | None:
 
 
 async def orchard_fleet(root: Path) -> FakeOrchard:
-    lab = FakeOrchard(
-        root, clock=FakeClock(), timings=Timings(**vars(FAST)), poll_interval=0.05
-    )
+    lab = FakeOrchard(root, clock=FakeClock(), timings=Timings(**vars(FAST)), poll_interval=0.05)
     await lab.start()
     return lab
 

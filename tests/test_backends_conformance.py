@@ -26,9 +26,11 @@ async def test_is_a_vm_backend(backend_case: BackendCase) -> None:
 
 async def test_list_names_and_states(backend_case: BackendCase) -> None:
     vms = await backend_case.settle(
-        lambda vms: (run := state_of(vms, backend_case.running)) is not None
-        and run.state is TartState.RUNNING
-        and run.stage is None
+        lambda vms: (
+            (run := state_of(vms, backend_case.running)) is not None
+            and run.state is TartState.RUNNING
+            and run.stage is None
+        )
     )
     stopped = state_of(vms, backend_case.stopped)
     assert stopped is not None and stopped.state is TartState.STOPPED
@@ -79,9 +81,11 @@ async def test_stop_then_start(backend_case: BackendCase) -> None:
     note = await backend.start(name)
     assert note == (RECREATED_NOTE if backend_case.kind == "orchard" else None)
     vms = await backend_case.settle(
-        lambda vms: (v := state_of(vms, name)) is not None
-        and v.state is TartState.RUNNING
-        and v.stage is None
+        lambda vms: (
+            (v := state_of(vms, name)) is not None
+            and v.state is TartState.RUNNING
+            and v.stage is None
+        )
     )
     assert state_of(vms, name) is not None
     with pytest.raises(BackendError) as caught:

@@ -17,10 +17,10 @@ import contextlib
 import signal
 import sys
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from megatui.sources.orchard import OrchardClient, OrchardError
-from megatui.sources.orchard_config import OrchardConfigError, resolve
+if TYPE_CHECKING:  # aiohttp is imported only when the proxy runs, not by `megatui --help`
+    from megatui.sources.orchard import OrchardClient
 
 #: How long the controller may wait for the VM to run and its port to answer.
 DEFAULT_WAIT = 30
@@ -72,6 +72,8 @@ async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 async def bridge(client: OrchardClient, args: ProxyArgs, stdin: BinaryIO, stdout: BinaryIO) -> None:
     """Pump both ways until one side ends; raise ProxyFailed with one line."""
+    from megatui.sources.orchard import OrchardError
+
     try:
         vm_reader, vm_writer = await client.open_port_forward(args.vm, args.port, wait=args.wait)
     except OrchardError as exc:
@@ -104,6 +106,9 @@ async def bridge(client: OrchardClient, args: ProxyArgs, stdin: BinaryIO, stdout
 
 
 async def _main(args: ProxyArgs, stdin: BinaryIO, stdout: BinaryIO) -> int:
+    from megatui.sources.orchard import OrchardClient
+    from megatui.sources.orchard_config import OrchardConfigError, resolve
+
     try:
         config = resolve(url=args.url, context=args.context, service_account=args.service_account)
     except OrchardConfigError as exc:

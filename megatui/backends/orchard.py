@@ -58,11 +58,16 @@ RECREATED_NOTE = (
 #: The port-forward's `wait` for readiness probes: the controller retries the dial
 #: about once a second within it, so a booting guest answers as soon as sshd does.
 PROBE_WAIT = 2
+#: `/ip`'s `wait`: with 0 a real controller may answer 500 before the worker could
+#: (orchard.md §5.2); one second lets a running VM's worker answer.
+IP_WAIT = 1
 #: How long `start` keeps re-posting a recreated VM while the controller still
 #: holds the deleted one (409).
 RECREATE_RETRY_SECONDS = 5.0
 #: The workers fetched with a list are reused by `workers()` for this long.
 FLEET_REUSE_SECONDS = 1.0
+#: `watch()` reads pending VMs against workers listed at most this long ago.
+WATCH_FLEET_AGE = 10.0
 #: A name no VM can have (`~` is outside Orchard's name rules): a DELETE of it tells
 #: whether the account may write (404) or not (401 with the role), changing nothing.
 _ACCESS_PROBE = "~megatui-access-check"
@@ -363,14 +368,14 @@ class OrchardBackend:
         return [worker_view(w, usage.get(w.name), self._vms, now) for w in self._workers]
 
     async def ip(self, name: str) -> str | None:
-        """`GET /v1/vms/{name}/ip?wait=0`; None while the VM or its worker cannot
+        """`GET /v1/vms/{name}/ip?wait=1`; None while the VM or its worker cannot
         tell yet (408, 417, 500, 503)."""
         try:
             obj = await self.client._call(
                 "GET",
                 self.client._url("vms", name, "ip"),
                 f"IP of VM '{name}'",
-                params={"wait": "0"},
+                params={"wait": str(IP_WAIT)},
             )
         except OrchardAPIError as exc:
             if exc.status in (408, 417, 500, 503):
@@ -450,6 +455,8 @@ class OrchardBackend:
 
     async def watch(self, name: str) -> AsyncIterator[BackendVM | None]:
         """Each change of the VM until the controller ends the stream (watch again)."""
+        # Stages and staleness are read against the workers: know them once.
+        await self._fleet(max_age=WATCH_FLEET_AGE)
         try:
             async for event in self.client.watch_vm(name):
                 if event.vm is None:

@@ -116,6 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true", help="serve the demo")
     p = add("forget-key", "forget a VM's trusted SSH host key (after a rebuild)")
     p.add_argument("vm", metavar="VM")
+    from megatui.orchard_proxy import add_arguments as add_proxy_arguments
+
+    p = sub.add_parser(
+        "orchard-proxy",
+        help="ssh ProxyCommand to a VM through an Orchard controller",
+        description="Bridge stdin/stdout to PORT of an Orchard VM through the controller's "
+        "port-forward (for ssh -o ProxyCommand=...). The token is read from the Orchard "
+        "contexts file or ORCHARD_SERVICE_ACCOUNT_TOKEN, never from arguments.",
+    )
+    add_proxy_arguments(p)
     return parser
 
 
@@ -164,6 +174,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     command = args.command or "tui"
+    if command == "orchard-proxy":
+        # Before any settings: a ProxyCommand must start fast and owes nothing to
+        # megatui's config file.
+        from megatui.orchard_proxy import args_from, run
+
+        raise SystemExit(run(args_from(args)))
     try:
         if command in ("demo", "lab"):
             from megatui.lab import demo

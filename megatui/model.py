@@ -226,3 +226,69 @@ class Snapshot:
             if vm.name == name:
                 return vm
         return None
+
+
+# --- VM backends (megatui.backends): local tart, tart over --host, Orchard ----------------
+
+
+class PreBootStage(StrEnum):
+    """Where a VM managed by a controller is before `tart run` started (Orchard)."""
+
+    SCHEDULING = "scheduling"  # pending, no worker chosen yet
+    PULLING = "pulling"  # the worker pulls the image
+    CLONING = "cloning"  # the worker clones and configures the VM
+    FAILED = "failed"  # terminal: the first line of the controller's message says why
+
+
+@dataclass(frozen=True, slots=True)
+class BackendVM:
+    """One VM as a backend lists it. `state` is Tart's vocabulary: for Orchard it is
+    the power state the VM has or is heading to (a pending VM is RUNNING with a
+    `stage`; a failed one STOPPED with stage FAILED). `stage` None means the VM is
+    past its pre-boot stages: from here on the boot phases are the same for every
+    backend (booting → ip → ssh-pending → ready)."""
+
+    name: str
+    state: TartState
+    stage: PreBootStage | None = None
+    #: Why it is in `stage` (scheduling: no free slot…; failed: the first line).
+    stage_message: str | None = None
+    worker: str | None = None
+    #: Orchard's uid: a new one means a new machine (new clone, new host key).
+    uid: str | None = None
+    image: str | None = None
+    restart_policy: str | None = None
+    restart_count: int = 0
+    backend: str = "tart"
+    #: Its worker is offline: what is shown is the last known state.
+    stale: bool = False
+    disk_gb: int | None = None
+    size_gb: int | None = None
+
+    @classmethod
+    def from_tart(cls, vm: TartVM, backend: str = "tart") -> BackendVM:
+        return cls(
+            name=vm.name, state=vm.state, backend=backend, disk_gb=vm.disk_gb, size_gb=vm.size_gb
+        )
+
+    def as_tart(self) -> TartVM:
+        """The TartVM the phase engine knows (state only; stages are extra)."""
+        return TartVM(name=self.name, state=self.state, disk_gb=self.disk_gb, size_gb=self.size_gb)
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """A Mac that runs VMs for a controller (Orchard), as the Workers panel shows it."""
+
+    name: str
+    online: bool
+    last_seen: float | None
+    scheduling_paused: bool
+    vms_running: int
+    vm_capacity: int
+    cpu_used: int
+    cpu_total: int
+    memory_used_mib: int
+    memory_total_mib: int
+    #: The controller's own words about a failing worker, e.g. its VMs' failure text.
+    failure: str | None = None

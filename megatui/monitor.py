@@ -33,13 +33,14 @@ from megatui.model import (
     ProbeStage,
     Snapshot,
     SourceStatus,
+    StatusKind,
     TartState,
     TartVM,
 )
 from megatui.phases import BootHistory, Observation, PhaseEngine
 from megatui.sources.hostkeys import HostKeyStore, HostKeyStoreError, default_path
 from megatui.sources.ssh_probe import Credentials, SSHProber
-from megatui.sources.tart import TartCLI, TartError
+from megatui.sources.tart import TartCLI, TartError, TartErrorKind
 from megatui.timeline import diff_events
 from megatui.transport import LocalTransport, Transport
 
@@ -56,6 +57,14 @@ MAX_EVENTS = 500
 ERROR_PROBE_INTERVAL = 10.0
 # How often the host's kubeconfig is fetched again with --host.
 KUBECONFIG_REFRESH = 30.0
+
+# What a failed `tart list` means for the tart source's status.
+_TART_KINDS = {
+    TartErrorKind.NOT_INSTALLED: StatusKind.NOT_INSTALLED,
+    TartErrorKind.TIMEOUT: StatusKind.TIMEOUT,
+    TartErrorKind.KEYCHAIN_LOCKED: StatusKind.LOCKED,
+    TartErrorKind.PARSE: StatusKind.BAD_DATA,
+}
 # How long a VM may stay "starting" without tart reporting it running.
 START_GRACE = 300.0
 
@@ -389,7 +398,7 @@ class Monitor:
             vms = await self.tart.list_vms()
         except TartError as exc:
             delay = backoff.next_delay()
-            self._fail("tart", str(exc), delay)
+            self._fail("tart", str(exc), delay, _TART_KINDS.get(exc.kind, StatusKind.ERROR))
             self._mark_first("ssh")
             return delay
         backoff.reset()
@@ -537,7 +546,12 @@ class Monitor:
                 else:
                     delay = backoff.next_delay()
                     error = self._remote_problem("docker") or status.error
-                    self._fail("docker", error or "Docker daemon unreachable", delay)
+                    self._fail(
+                        "docker",
+                        error or "Docker daemon unreachable",
+                        delay,
+                        StatusKind.UNREACHABLE,
+                    )
                 self._publish_now()
                 self._mark_first("docker")
                 await self._sleep(self._wake_docker, delay)
@@ -582,7 +596,9 @@ class Monitor:
         self._statuses[name] = SourceStatus(name, ok=True, updated_at=self.clock.now())
         self._retry_at.pop(name, None)
 
-    def _fail(self, name: str, error: str, retry_in: float) -> None:
+    def _fail(
+        self, name: str, error: str, retry_in: float, kind: StatusKind = StatusKind.ERROR
+    ) -> None:
         prev = self._statuses.get(name)
         self._statuses[name] = SourceStatus(
             name,
@@ -590,6 +606,7 @@ class Monitor:
             error=error,
             updated_at=prev.updated_at if prev else None,
             next_retry_at=self.clock.now() + retry_in,
+            kind=kind,
         )
         self._retry_at[name] = self.clock.monotonic() + retry_in
         self._schedule_publish()

@@ -38,7 +38,7 @@ import aiohttp
 
 from megatui.clock import Clock
 from megatui.config import Settings
-from megatui.model import Application, ArgoSummary, Node, Pod, SourceStatus
+from megatui.model import Application, ArgoSummary, Node, Pod, SourceStatus, StatusKind
 from megatui.sources.kube_status import application_row, argocd_summary, node_row, pod_row
 
 log = logging.getLogger(__name__)
@@ -312,6 +312,7 @@ class _Health:
     note: str | None = None
     updated_at: float | None = None
     next_retry_at: float | None = None
+    kind: StatusKind = StatusKind.OK
 
 
 class _Resource:
@@ -475,7 +476,7 @@ class KubeSource:
         h = self.apps.health
         if h.known:
             statuses[APPLICATIONS] = SourceStatus(
-                APPLICATIONS, h.ok, h.error, h.updated_at, h.next_retry_at, h.note
+                APPLICATIONS, h.ok, h.error, h.updated_at, h.next_retry_at, h.note, h.kind
             )
         return KubeState(
             nodes=self.nodes.rows.rows(),
@@ -502,13 +503,14 @@ class KubeSource:
         parts = [h for h in (a, b) if h.known]
         # A part not heard from yet (first list in flight) does not count as failing.
         ok = all(h.ok for h in parts)
-        error = next((h.error for h in parts if not h.ok and h.error), None)
+        failing = next((h for h in parts if not h.ok and h.error), None)
         stamps = [h.updated_at for h in (a, b) if h.updated_at is not None]
         retries = [h.next_retry_at for h in (a, b) if h.next_retry_at is not None]
         return SourceStatus(
             KUBERNETES,
             ok=ok,
-            error=error,
+            error=failing.error if failing else None,
+            kind=failing.kind if failing else StatusKind.OK,
             # As fresh as the stalest part that ever had data.
             updated_at=min(stamps) if stamps else None,
             next_retry_at=min(retries) if retries and not ok else None,
@@ -523,11 +525,13 @@ class KubeSource:
         h.next_retry_at = None
         h.error = None
         h.note = None
+        h.kind = StatusKind.OK
         if res is self.apps and self._crd_missing:
             self._crd_missing = False
         if res is self.pods and self._namespace_missing:
             h.ok = False
             h.error = f"namespace '{self.settings.namespace}' not found"
+            h.kind = StatusKind.MISSING_NAMESPACE
         self._changed(urgent=urgent or was_bad)
 
     def _fail(self, res: _Resource, message: str, retry_in: float | None) -> None:
@@ -536,6 +540,7 @@ class KubeSource:
         h.ok = False
         h.error = message
         h.note = None
+        h.kind = StatusKind.ERROR
         h.next_retry_at = self._now() + retry_in if retry_in is not None else None
         self._changed(urgent=True)
 
@@ -546,6 +551,7 @@ class KubeSource:
         h.ok = True
         h.error = None
         h.note = message
+        h.kind = StatusKind.MISSING_CRD
         h.updated_at = self._now()
         h.next_retry_at = self._now() + retry_in
         self._changed(urgent=True)

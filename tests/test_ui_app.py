@@ -611,33 +611,6 @@ async def test_keys_are_remappable(monitor: FakeMonitor, clock: FakeClock) -> No
         assert app.is_running
 
 
-async def test_key_conflicts_are_reported(
-    monitor: FakeMonitor, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    app = make_app(monitor, Settings(keys={"start": "x", "help": "/"}), clock=clock)
-    notes = record_notifications(app, monkeypatch)
-    async with app.run_test():
-        assert notes.messages("warning") == [
-            "key x is bound to both start_vm and stop_vm",
-            "key slash is bound to both filter and help",
-        ]
-
-
-def test_keymap_conflicts_normalises_keys() -> None:
-    from textual.binding import Binding
-
-    from megatui.ui.app import keymap_conflicts
-
-    bindings = [Binding("s", "a", id="one"), Binding("question_mark", "b", id="two")]
-    assert keymap_conflicts(bindings, {}) == []
-    assert keymap_conflicts(bindings, {"one": "?"}) == [
-        "key question_mark is bound to both a and b"
-    ]
-    assert keymap_conflicts(bindings, {"one": "ctrl+s,?"}) == [
-        "key question_mark is bound to both a and b"
-    ]
-
-
 # --- ctrl+p: palette -------------------------------------------------------------------
 
 

@@ -589,6 +589,16 @@ async def test_stop_dialog_keeps_30_s_on_one_line(app: MegatuiApp, width: int) -
         assert " 30 s " in text, text
 
 
+async def test_the_footer_keeps_q_quit_across_resizes(app: MegatuiApp) -> None:
+    async with app.run_test(size=(160, 48)) as pilot:
+        for width, height in ((80, 24), (160, 48), (80, 24)):
+            await pilot.resize_terminal(width, height)
+            await until(pilot, lambda w=width: app.screen.size.width == w, "the resize")
+            await pilot.pause()
+            footer = screen_text(app).splitlines()[-1]
+            assert "q quit" in footer and "^p palette" in footer, (width, footer)
+
+
 async def test_help_scrolls_at_80x24(app: MegatuiApp) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("question_mark")

@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
@@ -310,8 +310,11 @@ class MegatuiApp(App[None]):
         except Exception as exc:  # quitting must not fail because a source hangs up badly
             self.log.error(f"monitor.stop failed: {exc!r}")
 
-    def on_resize(self) -> None:
-        self.query_one(Footer).compact = self.size.width < 120
+    def on_resize(self, event: events.Resize) -> None:
+        # The event's size: this runs before App._on_resize updates self.size, so
+        # after a 160 → 80 resize self.size still said 160 and the footer, left wide,
+        # cut off `q quit`.
+        self.query_one(Footer).compact = event.size.width < 120
 
     # --- snapshots -----------------------------------------------------------------
 

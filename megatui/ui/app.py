@@ -173,6 +173,8 @@ class MegatuiApp(App[None]):
     TITLE = "megatui"
     #: Called (from a thread) when a hangup cannot be handled cleanly in time.
     hangup_cleanup: Callable[[], None] | None = None
+    #: Shown once the screen is up (the demo's logins).
+    startup_notice: str | None = None
     COMMANDS = App.COMMANDS | {MegatuiCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall"), (64, "-huge")]
@@ -289,6 +291,8 @@ class MegatuiApp(App[None]):
         self._unsubscribe = self.monitor.subscribe(self._on_monitor_snapshot)
         self.apply_snapshot(self.monitor.snapshot)
         self.query_one(VMPanel).focus_first()
+        if self.startup_notice:
+            self.notify(self.startup_notice, title="demo", timeout=20, markup=False)
         self.age_timer = self.set_interval(1.0, self.tick, name="age")
         self._install_hangup_handlers()
         self._start_monitor()
@@ -682,15 +686,18 @@ def run_app(
     clock: Clock | None = None,
     theme_store: Path | None = None,
     on_hangup: Callable[[], None] | None = None,
+    notice: str | None = None,
 ) -> int:
     """Run the control room until the user quits; the process exit code.
 
     The theme is remembered in the state directory unless `theme_store` says where.
     `on_hangup` runs if the terminal goes away (SIGHUP: the SSH session ended) and
-    the app cannot finish cleanly in time, e.g. to stop the demo's lab."""
+    the app cannot finish cleanly in time, e.g. to stop the demo's lab. `notice` is
+    shown once at the start (the demo's logins)."""
     store = theme_store if theme_store is not None else state_dir() / "theme"
     tune_gc()
     app = MegatuiApp(monitor, settings, clock=clock, theme_store=store)
     app.hangup_cleanup = on_hangup
+    app.startup_notice = notice
     app.run()
     return app.return_code or 0

@@ -59,7 +59,8 @@ class Phase(StrEnum):
 #: The boot phases in order; progress runs through them and ends at READY.
 BOOT_PHASES: tuple[Phase, ...] = (Phase.STARTING, Phase.BOOTING, Phase.IP, Phase.SSH_PENDING)
 
-#: Typical macOS guest durations (seconds) used until a VM has its own history.
+#: Typical macOS guest durations (seconds), used until megatui has seen any VM boot
+#: (then the last boots of any VM count, see phases.BootHistory).
 DEFAULT_PHASE_SECONDS: dict[Phase, float] = {
     Phase.STARTING: 30.0,
     Phase.BOOTING: 90.0,

@@ -589,6 +589,22 @@ async def test_stop_dialog_keeps_30_s_on_one_line(app: MegatuiApp, width: int) -
         assert " 30 s " in text, text
 
 
+async def test_keys_typed_right_after_slash_all_reach_the_filter(app: MegatuiApp) -> None:
+    from textual import events
+
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        # As a terminal delivers them to a busy app: all queued before any is handled.
+        for char in "/web":
+            key = "slash" if char == "/" else char
+            app.post_message(events.Key(key, char))
+        await until(pilot, lambda: vm_table(app).row_count == 1, "the filter to apply")
+        assert vm_table(app).cursor_key == "web-ip"
+        # "/" typed into the open filter is text, not a second "open".
+        app.post_message(events.Key("slash", "/"))
+        await until(pilot, lambda: app.query_one(VMPanel).filter_text == "web/", "the slash")
+
+
 async def test_the_footer_keeps_q_quit_across_resizes(app: MegatuiApp) -> None:
     async with app.run_test(size=(160, 48)) as pilot:
         for width, height in ((80, 24), (160, 48), (80, 24)):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from textual import events, on, work
+from textual.actions import SkipAction
 from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
@@ -187,7 +188,12 @@ class MegatuiApp(App[None]):
         Binding(DEFAULT_KEYS["ssh"], "ssh", "ssh", id="ssh"),
         Binding(DEFAULT_KEYS["copy"], "copy_ssh", "copy", id="copy"),
         Binding(DEFAULT_KEYS["detail"], "detail", "info", id="detail"),
-        Binding(DEFAULT_KEYS["filter"], "filter", "filter", id="filter", key_display="/"),
+        # priority: handled as the key arrives, before the keys typed after it are
+        # passed on; otherwise those reach the panel before the filter is open, and
+        # are lost when the app is busy (a user typing "/web" fast).
+        Binding(
+            DEFAULT_KEYS["filter"], "filter", "filter", id="filter", key_display="/", priority=True
+        ),
         Binding(DEFAULT_KEYS["refresh"], "refresh", "refresh", id="refresh"),
         Binding(DEFAULT_KEYS["help"], "help", "help", id="help", key_display="?"),
         Binding(DEFAULT_KEYS["quit"], "quit", "quit", id="quit"),
@@ -565,7 +571,11 @@ class MegatuiApp(App[None]):
         return panel_of(self.focused) or self.query_one(VMPanel)
 
     def action_filter(self) -> None:
-        self.active_panel().open_filter()
+        panel = self.active_panel()
+        if not isinstance(self.screen, MainScreen) or panel.editing_filter:
+            # A dialog's or the palette's "/", or one typed into the open filter: text.
+            raise SkipAction
+        panel.open_filter()
 
     def action_focus_panel(self, number: int) -> None:
         self.panels[number - 1].focus_first()

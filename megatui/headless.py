@@ -12,12 +12,13 @@ from typing import TextIO
 from megatui import report
 from megatui.config import ConfigError, Settings
 from megatui.model import (
-    SOURCE_APPLICATIONS,
-    SOURCE_KUBERNETES,
+    SOURCE_HOST,
+    SOURCE_STATUSES,
     VM,
     Phase,
     Snapshot,
     SourceStatus,
+    StatusKind,
 )
 from megatui.monitor import ALL_SOURCES, Monitor
 from megatui.transport import Transport, TransportError
@@ -69,11 +70,15 @@ async def _connect(monitor: Monitor) -> None:
 def _with_silent_sources(snap: Snapshot, enabled: Iterable[str], timeout: float) -> Snapshot:
     """Name the sources that gave no answer at all, rather than leave them out."""
     sources = dict(snap.sources)
-    names = {"kube": (SOURCE_KUBERNETES, SOURCE_APPLICATIONS)}
     for source in enabled:
-        for key in names.get(source, (source,)):
+        for key in SOURCE_STATUSES.get(source, (source,)):
             if key not in sources:
-                sources[key] = SourceStatus(key, ok=False, error=f"no answer within {timeout:g} s")
+                sources[key] = SourceStatus(
+                    key,
+                    ok=False,
+                    error=f"no answer within {timeout:g} s",
+                    kind=StatusKind.NO_ANSWER,
+                )
     return replace(snap, sources=sources)
 
 
@@ -94,7 +99,12 @@ async def status(settings: Settings, as_json: bool, timeout: float) -> int:
         print(report.dumps(report.snapshot_json(snap)))
     else:
         print(report.snapshot_text(snap))
-    return 0
+    return 0 if _any_answered(snap) else 1
+
+
+def _any_answered(snap: Snapshot) -> bool:
+    """Whether any source (the host connection is none) gave data: status exits 1 if not."""
+    return any(s.ok for name, s in snap.sources.items() if name != SOURCE_HOST)
 
 
 def _progress_line(vms: Sequence[VM], now: float, elapsed: float) -> str:
@@ -183,7 +193,7 @@ def _phases(line: str) -> str:
 
 def _tart_hopeless(monitor: Monitor) -> bool:
     status = monitor.snapshot.sources.get("tart")
-    return bool(status and status.error and "not installed" in status.error)
+    return bool(status and status.kind is StatusKind.NOT_INSTALLED)
 
 
 def _unknown_message(unknown: Sequence[str], monitor: Monitor) -> str:

@@ -18,6 +18,29 @@ SOURCE_APPLICATIONS = "applications"  # ArgoCD Applications
 SOURCE_DOCKER = "docker"
 SOURCE_HOST = "host"  # the SSH connection to the Mac host, with --host
 
+#: The statuses each enabled source (a `--sources` name) reports: "kube" is two.
+SOURCE_STATUSES: dict[str, tuple[str, ...]] = {
+    "tart": (SOURCE_TART,),
+    "ssh": (SOURCE_SSH,),
+    "kube": (SOURCE_KUBERNETES, SOURCE_APPLICATIONS),
+    "docker": (SOURCE_DOCKER,),
+}
+
+
+class StatusKind(StrEnum):
+    """What a source's status means, for code to decide on (never its wording)."""
+
+    OK = "ok"
+    ERROR = "error"  # failed, for a reason no other kind names
+    UNREACHABLE = "unreachable"  # the daemon or server did not take the connection
+    TIMEOUT = "timeout"  # a call did not answer in time (a hung tart, a frozen server)
+    NO_ANSWER = "no-answer"  # headless: the source said nothing before the deadline
+    BAD_DATA = "bad-data"  # it answered, but not in a shape we understand
+    NOT_INSTALLED = "not-installed"  # the program is not there (tart)
+    LOCKED = "locked"  # the macOS login keychain is locked (tart)
+    MISSING_NAMESPACE = "missing-namespace"  # the ArgoCD namespace does not exist
+    MISSING_CRD = "missing-crd"  # ok, but the Applications CRD is not installed
+
 
 class Phase(StrEnum):
     """Where a VM is on its way from power-off to a usable SSH login."""
@@ -36,7 +59,8 @@ class Phase(StrEnum):
 #: The boot phases in order; progress runs through them and ends at READY.
 BOOT_PHASES: tuple[Phase, ...] = (Phase.STARTING, Phase.BOOTING, Phase.IP, Phase.SSH_PENDING)
 
-#: Typical macOS guest durations (seconds) used until a VM has its own history.
+#: Typical macOS guest durations (seconds), used until megatui has seen any VM boot
+#: (then the last boots of any VM count, see phases.BootHistory).
 DEFAULT_PHASE_SECONDS: dict[Phase, float] = {
     Phase.STARTING: 30.0,
     Phase.BOOTING: 90.0,
@@ -123,6 +147,12 @@ class SourceStatus:
     #: A calm remark while ok: nothing broken, but something to know (the Applications
     #: CRD is not installed, so there is nothing to list).
     note: str | None = None
+    #: What the status means. Left at OK on a failing status, it reads ERROR.
+    kind: StatusKind = StatusKind.OK
+
+    def __post_init__(self) -> None:
+        if not self.ok and self.kind is StatusKind.OK:
+            object.__setattr__(self, "kind", StatusKind.ERROR)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from megatui import actions
+from megatui import actions, report
 from megatui.api import ActionError
 from megatui.clock import Clock, SystemClock
 from megatui.config import Settings, data_dir, state_dir
@@ -33,13 +33,14 @@ from megatui.model import (
     ProbeStage,
     Snapshot,
     SourceStatus,
+    StatusKind,
     TartState,
     TartVM,
 )
 from megatui.phases import BootHistory, Observation, PhaseEngine
 from megatui.sources.hostkeys import HostKeyStore, HostKeyStoreError, default_path
 from megatui.sources.ssh_probe import Credentials, SSHProber
-from megatui.sources.tart import TartCLI, TartError
+from megatui.sources.tart import TartCLI, TartError, TartErrorKind
 from megatui.timeline import diff_events
 from megatui.transport import LocalTransport, Transport
 
@@ -56,6 +57,32 @@ MAX_EVENTS = 500
 ERROR_PROBE_INTERVAL = 10.0
 # How often the host's kubeconfig is fetched again with --host.
 KUBECONFIG_REFRESH = 30.0
+
+#: The first line megatui writes to a VM's log before each `tart run` it starts.
+RUN_MARKER = "--- megatui: tart run started "
+# Append $2 as a line to the log $1 ("~/" is the home of whoever runs it: the Mac's
+# with --host, where the path is not expanded by a shell).
+_MARK_SCRIPT = (
+    'f=$1; case $f in "~/"*) f="$HOME/${f#"~/"}";; esac; '
+    'mkdir -p "$(dirname "$f")" && printf "%s\\n" "$2" >>"$f"'
+)
+
+
+def current_run(lines: list[str]) -> list[str]:
+    """The lines of the latest run: from its marker on, or all if there is none."""
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith(RUN_MARKER):
+            return lines[i:]
+    return lines
+
+
+# What a failed `tart list` means for the tart source's status.
+_TART_KINDS = {
+    TartErrorKind.NOT_INSTALLED: StatusKind.NOT_INSTALLED,
+    TartErrorKind.TIMEOUT: StatusKind.TIMEOUT,
+    TartErrorKind.KEYCHAIN_LOCKED: StatusKind.LOCKED,
+    TartErrorKind.PARSE: StatusKind.BAD_DATA,
+}
 # How long a VM may stay "starting" without tart reporting it running.
 START_GRACE = 300.0
 
@@ -293,6 +320,7 @@ class Monitor:
         self._action_errors.pop(name, None)
         self._start_requested[name] = self.clock.monotonic()
         self._schedule_publish()
+        await self._mark_log(name)
         try:
             await self.tart.start(name, self.log_path(name))
         except TartError as exc:
@@ -352,12 +380,22 @@ class Monitor:
         except TartError as exc:
             raise ActionError(str(exc)) from None
 
+    async def _mark_log(self, name: str) -> None:
+        """Start this run's part of the appended-to log with a marker line, so the
+        detail screen shows this run's lines, not the previous run's."""
+        line = f"{RUN_MARKER}{report.iso(self.clock.now())} ---"
+        with contextlib.suppress(Exception):  # the marker is a nicety, the start is not
+            await self.transport.run(
+                ["/bin/sh", "-c", _MARK_SCRIPT, "sh", self.log_path(name), line], timeout=5.0
+            )
+
     async def read_log_tail(self, name: str, lines: int = 50) -> list[str]:
+        """The last `lines` lines of the VM's latest run (from its start marker on)."""
         try:
             data = await self.transport.read_file(self.log_path(name), timeout=5.0)
         except (OSError, Exception):
             return []
-        return data.decode("utf-8", "replace").splitlines()[-lines:]
+        return current_run(data.decode("utf-8", "replace").splitlines())[-lines:]
 
     # --- for headless consumers --------------------------------------------------------
 
@@ -394,7 +432,7 @@ class Monitor:
             vms = await self.tart.list_vms()
         except TartError as exc:
             delay = backoff.next_delay()
-            self._fail("tart", str(exc), delay)
+            self._fail("tart", str(exc), delay, _TART_KINDS.get(exc.kind, StatusKind.ERROR))
             self._mark_first("ssh")
             return delay
         backoff.reset()
@@ -542,7 +580,12 @@ class Monitor:
                 else:
                     delay = backoff.next_delay()
                     error = self._remote_problem("docker") or status.error
-                    self._fail("docker", error or "Docker daemon unreachable", delay)
+                    self._fail(
+                        "docker",
+                        error or "Docker daemon unreachable",
+                        delay,
+                        StatusKind.UNREACHABLE,
+                    )
                 self._publish_now()
                 self._mark_first("docker")
                 await self._sleep(self._wake_docker, delay)
@@ -594,7 +637,9 @@ class Monitor:
         self._statuses[name] = SourceStatus(name, ok=True, updated_at=self.clock.now())
         self._retry_at.pop(name, None)
 
-    def _fail(self, name: str, error: str, retry_in: float) -> None:
+    def _fail(
+        self, name: str, error: str, retry_in: float, kind: StatusKind = StatusKind.ERROR
+    ) -> None:
         prev = self._statuses.get(name)
         self._statuses[name] = SourceStatus(
             name,
@@ -602,6 +647,7 @@ class Monitor:
             error=error,
             updated_at=prev.updated_at if prev else None,
             next_retry_at=self.clock.now() + retry_in,
+            kind=kind,
         )
         self._retry_at[name] = self.clock.monotonic() + retry_in
         self._schedule_publish()

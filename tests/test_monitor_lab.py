@@ -182,3 +182,27 @@ def _state(pid: int) -> str:
             return f.read().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return "?"
+
+
+async def test_log_tail_shows_only_the_latest_run(tart_lab: TartLabFactory, tmp_path: Path) -> None:
+    from megatui.monitor import RUN_MARKER
+
+    lab = tart_lab([fast_vm("alpha")])
+    monitor = Monitor(lab_settings(lab, tmp_path), sources={"tart", "ssh"})
+    await monitor.start()
+    try:
+        for run in range(2):
+            await wait_snapshot(monitor, lambda s: phase_of(s, "alpha") is Phase.STOPPED)
+            await monitor.start_vm("alpha")
+            await wait_snapshot(monitor, lambda s: phase_of(s, "alpha") is Phase.READY)
+            tail = await monitor.read_log_tail("alpha")
+            if run == 0:
+                await monitor.stop_vm("alpha")
+    finally:
+        await monitor.stop()
+    whole = Path(monitor.log_path("alpha")).read_text().splitlines()
+    assert sum(line.startswith(RUN_MARKER) for line in whole) == 2
+    # The second run's lines only, from its marker on.
+    assert tail[0].startswith(RUN_MARKER)
+    assert sum(line.startswith(RUN_MARKER) for line in tail) == 1
+    assert tail == whole[len(whole) - len(tail) :]

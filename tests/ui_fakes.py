@@ -36,6 +36,7 @@ from megatui.model import (
     SourceStatus,
     TartState,
 )
+from megatui.monitor import RUN_MARKER, current_run
 from megatui.ui.app import MegatuiApp
 
 #: The fake "now" of every UI test: FakeClock's default start.
@@ -127,7 +128,7 @@ class FakeMonitor:
 
     async def read_log_tail(self, name: str, lines: int = 50) -> list[str]:
         self.calls.append(("read_log_tail", name))
-        return self.logs.get(name, [])[-lines:]
+        return current_run(self.logs.get(name, []))[-lines:]
 
     # --- test controls ------------------------------------------------------------
 
@@ -449,12 +450,27 @@ def sample_monitor(
     )
     if stale:
         monitor.retry["docker"] = 8.0
+    # As megatui's log of a VM reads: a marker per run it started; a `tart run
+    # --no-graphics` that works prints nothing, one that is stopped "Stopping VM..."
+    # (tart.md §6). The previous run stays in the file but not on the screen.
     monitor.logs["dev-ready"] = [
-        "2026-05-28T19:05:01Z tart run --no-graphics dev-ready",
-        "2026-05-28T19:05:25Z VM started, waiting for the guest to boot",
-        "2026-05-28T19:06:46Z IP 192.168.64.10 (dhcp)",
-        "2026-05-28T19:07:29Z sshd answered, login ok",
+        f"{RUN_MARKER}2026-05-28T17:40:12Z ---",
+        "Stopping VM...",
+        f"{RUN_MARKER}2026-05-28T19:22:00Z ---",
     ]
+    # `tart get --format json` of a running VM (tart.md §4), in the random key order
+    # tart prints it in.
+    monitor.details["dev-ready"] = {
+        "Size": "22.518",
+        "Running": True,
+        "CPU": 4,
+        "State": "running",
+        "Display": "1024x768",
+        "Memory": 8192,
+        "DiskFormat": "raw",
+        "OS": "darwin",
+        "Disk": 50,
+    }
     return monitor
 
 

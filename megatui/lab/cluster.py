@@ -292,6 +292,24 @@ def _container_spec(name: str, image: str, port: int | None, probe: bool) -> JSO
     return spec
 
 
+#: The kubelet's restart back-off of a crash-looping container: 10 s, doubled after
+#: each crash, at most 5 min (kubernetes.md; kubelet's CrashLoopBackOff).
+CRASH_BACKOFF_INITIAL = 10.0
+CRASH_BACKOFF_MAX = 300.0
+
+
+def crash_backoff(crashes: int) -> float:
+    """Seconds the kubelet waits before restarting after the `crashes`-th crash."""
+    return min(CRASH_BACKOFF_INITIAL * 2.0 ** max(0, crashes - 1), CRASH_BACKOFF_MAX)
+
+
+def go_duration(seconds: float) -> str:
+    """A duration as Go prints it in kubelet messages: 10s, 1m20s, 5m0s."""
+    whole = int(seconds)
+    minutes, secs = divmod(whole, 60)
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
 def pod_object(
     comp: Component,
     stage: Stage,
@@ -302,6 +320,7 @@ def pod_object(
     last_restart: float | None = None,
     namespace: str = NAMESPACE,
     labels: dict[str, str] | None = None,
+    backoff: float = 40.0,
 ) -> JSON:
     """A pod of `comp` at `stage`, with statuses as the kubelet reports them."""
     node_suffix = comp.node.rsplit("-", 1)[-1]
@@ -502,7 +521,8 @@ def pod_object(
             main_state = {
                 "waiting": {
                     "reason": "CrashLoopBackOff",
-                    "message": f"back-off 40s restarting failed container={comp.container} "
+                    "message": f"back-off {go_duration(backoff)} restarting failed "
+                    f"container={comp.container} "
                     f"pod={comp.pod}_{namespace}({meta['uid']})",
                 }
             }
@@ -805,13 +825,13 @@ async def _drive(
 async def _crash_loop(
     cluster: LabCluster, start: float, speed: float, clock: Callable[[], float]
 ) -> None:
-    """The repo-server starts, fails its probe, exits with an error and backs off, with
-    the back-off doubling as the kubelet's does (10 s, 20 s, 40 s ... here scaled)."""
+    """The repo-server starts, fails its probe, exits with an error and backs off as
+    the kubelet does: 10 s, 20 s, 40 s ... 5 min (divided by `speed`), so Events get
+    a few lines a minute at first and one every 5 minutes after, not one every 9 s."""
     comp = next(
         c for c in argocd_components(cluster.cluster_name) if c.name == "argocd-repo-server"
     )
     restarts = 0
-    backoff = 1.0
     while True:
         await asyncio.sleep(1.0 / speed)
         now = clock()
@@ -823,6 +843,7 @@ async def _crash_loop(
         )
         restarts += 1
         last = now
+        backoff = crash_backoff(restarts)
         await asyncio.sleep(0.3 / speed)
         cluster.set_object(
             PODS,
@@ -833,10 +854,10 @@ async def _crash_loop(
                 now=clock(),
                 restarts=restarts,
                 last_restart=last,
+                backoff=backoff,
             ),
         )
         await asyncio.sleep(backoff / speed)
-        backoff = min(backoff * 2, 8.0)
         cluster.set_object(
             PODS,
             pod_object(
@@ -878,6 +899,7 @@ def populate_settled(
                 restarts=7,
                 last_restart=now - 12 * 60 - 30,
                 namespace=namespace,
+                backoff=crash_backoff(7),
             )
         else:
             pod = pod_object(comp, Stage.RUNNING, created=created, now=now, namespace=namespace)

@@ -49,7 +49,7 @@ import aiohttp
 
 from megatui.clock import Clock
 from megatui.config import Settings
-from megatui.model import Application, ArgoSummary, Node, Pod, SourceStatus
+from megatui.model import Application, ArgoSummary, Node, Pod, SourceStatus, StatusKind
 from megatui.sources.kube_status import (
     ShapeError,
     application_row,
@@ -374,6 +374,7 @@ class _Health:
     note: str | None = None
     updated_at: float | None = None
     next_retry_at: float | None = None
+    kind: StatusKind = StatusKind.OK
 
 
 class _Resource:
@@ -536,7 +537,7 @@ class KubeSource:
         h = self.apps.health
         if h.known:
             statuses[APPLICATIONS] = SourceStatus(
-                APPLICATIONS, h.ok, h.error, h.updated_at, h.next_retry_at, h.note
+                APPLICATIONS, h.ok, h.error, h.updated_at, h.next_retry_at, h.note, h.kind
             )
         return KubeState(
             nodes=self.nodes.rows.rows(),
@@ -563,13 +564,14 @@ class KubeSource:
         parts = [h for h in (a, b) if h.known]
         # A part not heard from yet (first list in flight) does not count as failing.
         ok = all(h.ok for h in parts)
-        error = next((h.error for h in parts if not h.ok and h.error), None)
+        failing = next((h for h in parts if not h.ok and h.error), None)
         stamps = [h.updated_at for h in (a, b) if h.updated_at is not None]
         retries = [h.next_retry_at for h in (a, b) if h.next_retry_at is not None]
         return SourceStatus(
             KUBERNETES,
             ok=ok,
-            error=error,
+            error=failing.error if failing else None,
+            kind=failing.kind if failing else StatusKind.OK,
             # As fresh as the stalest part that ever had data.
             updated_at=min(stamps) if stamps else None,
             next_retry_at=min(retries) if retries and not ok else None,
@@ -584,11 +586,13 @@ class KubeSource:
         h.next_retry_at = None
         h.error = None
         h.note = None
+        h.kind = StatusKind.OK
         if res is self.apps and self._crd_missing:
             self._crd_missing = False
         if res is self.pods and self._namespace_missing:
             h.ok = False
             h.error = f"namespace '{self.settings.namespace}' not found"
+            h.kind = StatusKind.MISSING_NAMESPACE
         self._changed(urgent=urgent or was_bad)
 
     def _fail(self, res: _Resource, message: str, retry_in: float | None) -> None:
@@ -597,6 +601,7 @@ class KubeSource:
         h.ok = False
         h.error = message
         h.note = None
+        h.kind = StatusKind.ERROR
         h.next_retry_at = self._now() + retry_in if retry_in is not None else None
         self._changed(urgent=True)
 
@@ -607,6 +612,7 @@ class KubeSource:
         h.ok = True
         h.error = None
         h.note = message
+        h.kind = StatusKind.MISSING_CRD
         h.updated_at = self._now()
         h.next_retry_at = self._now() + retry_in
         self._changed(urgent=True)

@@ -23,6 +23,7 @@ from textual.widgets import Static
 from megatui.model import (
     SOURCE_APPLICATIONS,
     SOURCE_DOCKER,
+    SOURCE_HOST,
     SOURCE_KUBERNETES,
     SOURCE_SSH,
     SOURCE_TART,
@@ -106,22 +107,37 @@ class HeaderBar(TextLine):
         text.append("  " if compact else "  ctx ", render.MUTED)
         text.append(snap.kube_context or "—", "bold" if snap.kube_context else render.MUTED)
         text.append("  ")
-        if snap.generated_at <= 0:
-            text.append("waiting for data…", render.MUTED)
-        else:
-            age = max(0, int(view.now - snap.generated_at))
-            ago = Text(f"{age} s ago", render.WARN if age >= 30 else render.MUTED)
-            if compact:
-                text.append_text(ago)
-            else:
-                text.append(f"updated {render.clock_time(snap.generated_at)} (", render.MUTED)
-                text.append_text(ago)
-                text.append(")", render.MUTED)
+        self._append_age(text, view, compact)
         failing = sorted(name for name, s in snap.sources.items() if not s.ok)
         if failing:
             text.append("  ")
             text.append(f"⚠ failing: {', '.join(failing)}", f"bold {render.BAD}")
         self.show(text)
+
+    @staticmethod
+    def _append_age(text: Text, view: View, compact: bool) -> None:
+        snap = view.snapshot
+        if snap.generated_at <= 0:
+            text.append("waiting for data…", render.MUTED)
+            return
+        at, label = snap.generated_at, "updated"
+        sources = [s for name, s in snap.sources.items() if name != SOURCE_HOST]
+        if sources and not any(s.ok for s in sources):
+            # Every source fails: the snapshot is new, its data is not. Say how old
+            # the oldest data on the screen is, or that there is none.
+            stamps = [s.updated_at for s in sources if s.updated_at is not None]
+            if not stamps:
+                text.append("no data", f"bold {render.BAD}")
+                return
+            at, label = min(stamps), "last data"
+        age = max(0, int(view.now - at))
+        ago = Text(f"{age} s ago", render.WARN if age >= 30 else render.MUTED)
+        if compact:
+            text.append_text(ago)
+        else:
+            text.append(f"{label} {render.clock_time(at)} (", render.MUTED)
+            text.append_text(ago)
+            text.append(")", render.MUTED)
 
 
 def panel_of(node: DOMNode | None) -> Panel | None:

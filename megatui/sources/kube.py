@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import dataclasses
 import errno as errno_mod
 import json
 import logging
@@ -40,6 +41,7 @@ from megatui.clock import Clock
 from megatui.config import Settings
 from megatui.model import Application, ArgoSummary, Node, Pod, SourceStatus
 from megatui.sources.kube_status import application_row, argocd_summary, node_row, pod_row
+from megatui.sources.pod_why import pod_clue
 
 log = logging.getLogger(__name__)
 
@@ -357,6 +359,9 @@ def _node_entry(obj: JSON, _now: float) -> tuple[str, Any]:
 
 def _pod_entry(obj: JSON, now: float) -> tuple[str, Any]:
     row = pod_row(obj, now)
+    clue = pod_clue(obj, row.status, row.running_ready)  # the pod's own side of its WHY
+    if clue is not None:
+        row = dataclasses.replace(row, clue=clue)
     return f"{row.namespace}/{row.name}", row
 
 

@@ -241,6 +241,7 @@ class Event:
     subject: str
     message: str
     severity: str = "info"  # info, warning, error
+    key: str = ""  # an identity (a Kubernetes event's namespace/name): a repeat replaces
 
 
 @dataclass(frozen=True, slots=True)

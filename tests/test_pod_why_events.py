@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from megatui.model import Pod
-from megatui.sources.kube_events import EventsState, age_text, parse_event, with_why
+from megatui.sources.kube_events import EventsState, age_text, parse_event
 from megatui.sources.kube_status import parse_time, pod_row
-from megatui.sources.pod_why import STUCK_AFTER, decide_why, one_line, pod_clue
+from megatui.sources.pod_why import STUCK_AFTER, decide_why, one_line, pod_clue, with_why
 
 FIXTURES = Path(__file__).parent / "fixtures" / "k8s"
 
@@ -155,9 +155,9 @@ def test_with_why_keeps_unchanged_pods_the_same_objects() -> None:
 
     fine = dataclasses.replace(fine, name="fine", clue=None)
     pods = (fine, pod)
-    first = with_why(pods, None, now)
+    first = with_why(pods, lambda _p: None, now)
     assert first[0] is fine and first[1].why == "main: Error, exit code 1"
-    assert with_why(first, None, now) is first
+    assert with_why(first, lambda _p: None, now) is first
 
 
 def test_one_line_folds_controls_and_cuts() -> None:

@@ -6,6 +6,7 @@ snapshots they want, read back the calls the app made, and make actions fail on 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +29,7 @@ from megatui.model import (
     Event,
     KindCluster,
     KindNodeContainer,
+    KubeEvent,
     Node,
     Phase,
     PhaseSpan,
@@ -36,6 +38,7 @@ from megatui.model import (
     SourceStatus,
     TartState,
 )
+from megatui.sources.kube_logs import LogBuffer, LogLine
 from megatui.ui.app import MegatuiApp
 
 #: The fake "now" of every UI test: FakeClock's default start.
@@ -67,6 +70,10 @@ class FakeMonitor:
         self.logs: dict[str, list[str]] = {}
         self.started = False
         self.stopped = False
+        self.kube_events: dict[str, list[KubeEvent]] = {}
+        self.events_error: str | None = None
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.pod_logs: dict[tuple[str, str, bool], list[LogLine]] = {}
 
     # --- MonitorAPI ---------------------------------------------------------------
 
@@ -128,6 +135,43 @@ class FakeMonitor:
     async def read_log_tail(self, name: str, lines: int = 50) -> list[str]:
         self.calls.append(("read_log_tail", name))
         return self.logs.get(name, [])[-lines:]
+
+    # --- drill-down -----------------------------------------------------------------
+
+    def pod_events(self, namespace: str, name: str, uid: str = "") -> list[KubeEvent]:
+        self.calls.append(("pod_events", namespace, name))
+        return list(self.kube_events.get(f"{namespace}/{name}", []))
+
+    def events_problem(self) -> str | None:
+        return self.events_error
+
+    async def kube_object(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        self.calls.append(("kube_object", kind, namespace, name))
+        self._maybe_fail("kube_object")
+        found = self.objects.get((kind, name))
+        if found is None:
+            raise ActionError(f'{kind}s "{name}" not found (404)')
+        return found
+
+    async def follow_pod_logs(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        buffer: LogBuffer,
+        on_lines: Callable[[list[LogLine]], None],
+        *,
+        previous: bool = False,
+    ) -> None:
+        self.calls.append(("follow_pod_logs", pod, container, "previous" if previous else ""))
+        self._maybe_fail("follow_pod_logs")
+        lines = self.pod_logs.get((pod, container, previous), [])
+        for line in lines:
+            buffer.add(line)
+        if lines:
+            on_lines(list(lines))
+        if not previous:
+            await asyncio.Event().wait()  # a follow lasts until the screen cancels it
 
     # --- test controls ------------------------------------------------------------
 

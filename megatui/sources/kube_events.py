@@ -27,7 +27,6 @@ from megatui.config import Settings
 from megatui.model import KubeEvent, Pod, SourceStatus
 from megatui.sources.kube import KubeSource, KubeState, KubeTiming, _Resource
 from megatui.sources.kube_status import parse_time
-from megatui.sources.pod_why import decide_why, one_line
 
 EVENTS = "events"
 MAX_MESSAGE = 1024  # notes may be up to 64 kB; a line in a table needs far less
@@ -135,23 +134,6 @@ class EventsState:
         return [e for e in self.events if e.type == "Warning"]
 
 
-def with_why(pods: tuple[Pod, ...], events: EventsState | None, now: float) -> tuple[Pod, ...]:
-    """Pods with `why` set; unchanged pods are the same objects as before."""
-    import dataclasses
-
-    out: list[Pod] | None = None
-    for i, pod in enumerate(pods):
-        if pod.clue is None and pod.why is None:
-            continue
-        warning = events.latest_warning(pod) if events is not None else None
-        why = decide_why(pod.clue, warning, now)
-        if why != pod.why:
-            if out is None:
-                out = list(pods)
-            out[i] = dataclasses.replace(pod, why=why)
-    return pods if out is None else tuple(out)
-
-
 class EventsSource(KubeSource):
     """List + watch of the namespace's events with KubeSource's loop (RV, bookmarks,
     410 relist, backoff, one-line errors)."""
@@ -200,9 +182,3 @@ class EventsSource(KubeSource):
 
     def _report(self, state: KubeState) -> None:
         self.on_events(EventsState.build(self.events.rows.rows(), state.statuses.get(EVENTS)))
-
-
-def timeline_line(event: KubeEvent) -> str:
-    """The Events panel's text for a Warning event: reason, count, message."""
-    times = f" (x{event.count})" if event.count > 1 else ""
-    return one_line(f"{event.reason}{times}: {event.message}", 200)

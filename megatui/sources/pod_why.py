@@ -18,9 +18,11 @@ seconds, as a normal start takes a few.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Any
 
-from megatui.model import PodClue
+from megatui.model import Pod, PodClue
 from megatui.sources.kube_status import parse_time
 
 STUCK_AFTER = 30.0
@@ -149,3 +151,22 @@ def decide_why(
         times = f" (x{count})" if count > 1 else ""
         return one_line(f"{reason}{times}: {message}")
     return clue.detail
+
+
+Warning = tuple[str, str, int]  # the latest Warning event's reason, message, count
+
+
+def with_why(
+    pods: tuple[Pod, ...], warning_of: Callable[[Pod], Warning | None], now: float
+) -> tuple[Pod, ...]:
+    """Pods with `why` set; pods whose WHY did not change are the same objects."""
+    out: list[Pod] | None = None
+    for i, pod in enumerate(pods):
+        if pod.clue is None and pod.why is None:
+            continue
+        why = decide_why(pod.clue, warning_of(pod) if pod.clue else None, now)
+        if why != pod.why:
+            if out is None:
+                out = list(pods)
+            out[i] = dataclasses.replace(pod, why=why)
+    return pods if out is None else tuple(out)

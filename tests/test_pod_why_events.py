@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from megatui.model import Pod
-from megatui.sources.kube_events import EventsState, age_text, parse_event
+from megatui.sources.kube_events import EventsState, parse_event
 from megatui.sources.kube_status import parse_time, pod_row
 from megatui.sources.pod_why import STUCK_AFTER, decide_why, one_line, pod_clue, with_why
+from megatui.ui.describe import age_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "k8s"
 

@@ -336,6 +336,7 @@ def sample_pods(now: float = NOW) -> tuple[Pod, ...]:
         restarts: str = "0",
         age: float = 2 * 86400,
         node: str = "megalopolis-control-plane",
+        why: str | None = None,
     ) -> Pod:
         return Pod(
             name,
@@ -347,6 +348,7 @@ def sample_pods(now: float = NOW) -> tuple[Pod, ...]:
             now - age,
             component=component,
             running_ready=status == "Running" and ready.split("/")[0] == ready.split("/")[1],
+            why=why,
         )
 
     return (
@@ -361,6 +363,7 @@ def sample_pods(now: float = NOW) -> tuple[Pod, ...]:
             ready="0/1",
             restarts="7 (2m14s ago)",
             node="megalopolis-worker",
+            why="dex: Error, exit code 2: failed to initialize storage: permission denied",
         ),
         pod("argocd-notifications-controller-7b9f8c6d4-h3j5k", "argocd-notifications-controller"),
         pod("argocd-redis-6c8d7f9b5-x7z2c", "argocd-redis", age=5 * 3600 + 20 * 60),

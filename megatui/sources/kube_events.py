@@ -86,18 +86,6 @@ def _event_entry(obj: JSON, _now: float) -> tuple[str, Any]:
     return event.key, event
 
 
-def age_text(event: KubeEvent, now: float) -> str:
-    """kubectl describe's Age: `5m (x3 over 10m)` or just the first time (§3.3)."""
-    from megatui.sources.kube_status import human_duration
-
-    def since(t: float | None) -> str:
-        return "<unknown>" if t is None else human_duration(now - t)
-
-    if event.count > 1:
-        return f"{since(event.last)} (x{event.count} over {since(event.first)})"
-    return since(event.first or event.last)
-
-
 @dataclass(frozen=True, slots=True)
 class EventsState:
     events: tuple[KubeEvent, ...] = ()

@@ -214,6 +214,11 @@ async def test_logs_refusal_is_one_line() -> None:
         assert isinstance(screen, LogsScreen)
         await until(pilot, lambda: screen.error is not None, "the refusal")
         assert 'cannot get resource "pods/log"' in screen_text(app)
+    # Opened from the pods table, the screen read the pod's containers first and
+    # asked for the first regular one, as kubectl does.
+    calls = app.monitor.calls  # type: ignore[attr-defined]
+    assert ("kube_object", "pod", "argocd", DEX) in calls
+    assert ("follow_pod_logs", DEX, "dex", "") in calls
 
 
 async def test_app_detail_orders_bad_resources_first_and_enter_opens_a_pod() -> None:

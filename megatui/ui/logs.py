@@ -62,8 +62,9 @@ class LogsScreen(ModalScreen[None]):
         self.monitor = monitor
         self.namespace = namespace
         self.pod = pod
-        self.containers = containers or [pod]
-        self.container = self.containers[0]
+        # Empty: the pod's containers are read from the API before the first stream.
+        self.containers = containers
+        self.container = containers[0] if containers else ""
         self.previous = False
         self.timestamps = False
         self.buffer = LogBuffer()
@@ -101,6 +102,16 @@ class LogsScreen(ModalScreen[None]):
 
     # --- the stream ----------------------------------------------------------------
 
+    async def _resolve_containers(self) -> None:
+        """kubectl's default: the regular containers first, then the init ones."""
+        from megatui.ui.describe import container_names
+
+        pod = await self.monitor.kube_object("pod", self.namespace, self.pod)
+        self.containers = container_names(pod)
+        if not self.containers:
+            raise ActionError(f"pod {self.pod} has no containers")
+        self.container = self.containers[0]
+
     @work(group="logs-follow", exclusive=True, exit_on_error=False)
     async def stream(self) -> None:
         self.buffer = LogBuffer()
@@ -109,6 +120,8 @@ class LogsScreen(ModalScreen[None]):
         self.text_area.load_text("")
         self._status()
         try:
+            if not self.containers:
+                await self._resolve_containers()
             await self.monitor.follow_pod_logs(
                 self.namespace,
                 self.pod,
@@ -149,7 +162,7 @@ class LogsScreen(ModalScreen[None]):
     def _status(self) -> None:
         if not self.is_mounted:
             return
-        parts: list[str | tuple[str, str]] = [("container ", render.MUTED), self.container]
+        parts: list[str | tuple[str, str]] = [("container ", render.MUTED), self.container or "…"]
         if len(self.containers) > 1:
             parts.append((f" (one of {len(self.containers)}, c: next)", render.MUTED))
         if self.error:

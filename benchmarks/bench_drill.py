@@ -1,0 +1,166 @@
+"""Drill-down budgets (issue #12), measured headless (not a test).
+
+1. Pod detail opens with its events <= 200 ms after the key: the real Monitor on the
+   lab's API server (settled scenario, plain HTTP, in this process), the TUI headless
+   at 160x48; from posting the `d` key on the crash-looping repo-server's row until the
+   detail screen has the Pod object from the API and its events drawn.
+2. Search over 10,000 lines <= 100 ms: the logs screen holding 10,000 lines (its
+   buffer's limit), from submitting the search until the first match is selected;
+   and the bare `search()` over the same lines.
+
+Run: python benchmarks/bench_drill.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from textual import events
+from textual.app import App
+
+from megatui.config import load_settings
+from megatui.lab.cluster import start_lab_cluster
+from megatui.monitor import Monitor
+from megatui.sources.kube_logs import LogLine, search
+from megatui.ui.app import MegatuiApp
+from megatui.ui.logs import LogsScreen
+from megatui.ui.pod_detail import PodDetailScreen
+from megatui.ui.table import KeyedTable
+
+REPO = "argocd/argocd-repo-server-6c46b7867b-2x59w"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def until(pilot: object, predicate: object, timeout: float = 10.0) -> None:
+    deadline = time.perf_counter() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.perf_counter() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.001)
+
+
+async def bench_pod_detail(runs: int) -> list[float]:
+    work = Path(tempfile.mkdtemp(prefix="bench-drill-"))
+    lab = await start_lab_cluster(tls=False, animate=False, workdir=work / "kube")
+    config = work / "megatui.toml"
+    config.write_text(f'[kube]\nkubeconfig = "{lab.kubeconfig_path}"\n')
+    monitor = Monitor(load_settings(config, environ={}), sources={"kube"})
+    app = MegatuiApp(monitor, load_settings(config, environ={}))
+    app.animation_level = "none"
+    times: list[float] = []
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            table = app.query_one("#pod-table", KeyedTable)
+            await until(pilot, lambda: REPO in table.keys and monitor.drill.answered)
+            for _ in range(runs):
+                table.focus()
+                table.select_key(REPO)
+                await pilot.pause()
+                start = time.perf_counter()
+                app.post_message(events.Key("d", "d"))
+
+                def ready() -> bool:
+                    screen = app.screen
+                    return (
+                        isinstance(screen, PodDetailScreen)
+                        and screen.loaded
+                        and screen.obj is not None
+                        and bool(monitor.pod_events("argocd", REPO.split("/")[1]))
+                    )
+
+                await until(pilot, ready)
+                await pilot.pause()  # the frame with the object and its events
+                times.append((time.perf_counter() - start) * 1000)
+                await pilot.press("escape")
+                await until(pilot, lambda: not isinstance(app.screen, PodDetailScreen))
+    finally:
+        await lab.stop()
+    return times
+
+
+class _LinesMonitor:
+    """Just enough MonitorAPI for a LogsScreen: hands over the lines, then follows."""
+
+    def __init__(self, lines: list[LogLine]) -> None:
+        self.lines = lines
+
+    async def follow_pod_logs(self, *args: Any, **kwargs: Any) -> None:
+        buffer, on_lines = args[3], args[4]
+        for line in self.lines:
+            buffer.add(line)
+        on_lines(self.lines)
+        await asyncio.Event().wait()
+
+
+class SearchApp(App[None]):
+    def __init__(self, lines: list[LogLine]) -> None:
+        super().__init__()
+        self.lines = lines
+
+    def on_mount(self) -> None:
+        monitor: Any = _LinesMonitor(self.lines)
+        self.push_screen(LogsScreen(monitor, "argocd", "bench", ["app"]))
+
+
+async def bench_search(runs: int) -> tuple[list[float], list[float]]:
+    lines = [
+        LogLine(f"2026-01-01T00:00:{i % 60:02d}.{i:09d}Z", f'level=info msg="request {i} served"')
+        for i in range(10_000)
+    ]
+    lines[9_990] = LogLine(lines[9_990].stamp, 'level=fatal msg="needle in the haystack"')
+    bare = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        found = search([line.text for line in lines], "NEEDLE")
+        bare.append((time.perf_counter() - start) * 1000)
+        assert found == [9_990]
+
+    app = SearchApp(lines)
+    screen_times: list[float] = []
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, LogsScreen))
+        screen = app.screen
+        assert isinstance(screen, LogsScreen)
+        await until(pilot, lambda: screen.text_area.document.line_count >= 10_000)
+        for _ in range(runs):
+            screen.needle = "needle"
+            screen.text_area.move_cursor((0, 0))
+            start = time.perf_counter()
+            screen._find(keep=False)
+            screen_times.append((time.perf_counter() - start) * 1000)
+            assert screen.matches == [9_990]
+    return bare, screen_times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    detail = asyncio.run(bench_pod_detail(args.runs))
+    print(
+        f"pod detail open (key -> object + events drawn), {len(detail)} runs: "
+        f"median {statistics.median(detail):.1f} ms, p95 {pct(detail, 0.95):.1f} ms, "
+        f"max {max(detail):.1f} ms (budget 200 ms)"
+    )
+    bare, screen = asyncio.run(bench_search(args.runs))
+    print(
+        f"search over 10,000 lines: search() median {statistics.median(bare):.2f} ms, "
+        f"p95 {pct(bare, 0.95):.2f} ms; logs screen find+select median "
+        f"{statistics.median(screen):.2f} ms, p95 {pct(screen, 0.95):.2f} ms (budget 100 ms)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

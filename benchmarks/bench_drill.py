@@ -2,8 +2,10 @@
 
 1. Pod detail opens with its events <= 200 ms after the key: the real Monitor on the
    lab's API server (settled scenario, plain HTTP, in this process), the TUI headless
-   at 160x48; from posting the `d` key on the crash-looping repo-server's row until the
-   detail screen has the Pod object from the API and its events drawn.
+   at 160x48; from posting the `d` key on the crash-looping repo-server's row until
+   the first frame (encoded to terminal bytes) of the detail screen showing its events
+   (held by the monitor's events watch), and until the frame that also shows the Pod
+   object fetched from the API.
 2. Search over 10,000 lines <= 100 ms: the logs screen holding 10,000 lines (its
    buffer's limit), from submitting the search until the first match is selected;
    and the bare `search()` over the same lines.
@@ -22,8 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.console import RenderableType
 from textual import events
+from textual._compositor import CompositorUpdate
 from textual.app import App
+from textual.screen import Screen
 
 from megatui.config import load_settings
 from megatui.lab.cluster import start_lab_cluster
@@ -50,15 +55,36 @@ async def until(pilot: object, predicate: object, timeout: float = 10.0) -> None
         await asyncio.sleep(0.001)
 
 
-async def bench_pod_detail(runs: int) -> list[float]:
+class TimedApp(MegatuiApp):
+    """Records when each frame reaches the terminal (encoded, as a real one would)."""
+
+    frames: list[tuple[float, Screen[Any]]]
+
+    def _display(self, screen: Screen[Any], renderable: RenderableType | None) -> None:
+        super()._display(screen, renderable)
+        if not isinstance(renderable, CompositorUpdate) or self._batch_count:
+            return
+        renderable.render_segments(self.console)  # the headless driver skips this
+        self.frames.append((time.perf_counter(), screen))
+
+
+async def first_frame_after(pilot: object, app: TimedApp, drawn: float) -> float:
+    """When the first frame after `drawn` reached the terminal."""
+    await until(pilot, lambda: any(t >= drawn for t, _s in app.frames))
+    return next(t for t, _s in app.frames if t >= drawn)
+
+
+async def bench_pod_detail(runs: int) -> tuple[list[float], list[float]]:
     work = Path(tempfile.mkdtemp(prefix="bench-drill-"))
     lab = await start_lab_cluster(tls=False, animate=False, workdir=work / "kube")
     config = work / "megatui.toml"
     config.write_text(f'[kube]\nkubeconfig = "{lab.kubeconfig_path}"\n')
     monitor = Monitor(load_settings(config, environ={}), sources={"kube"})
-    app = MegatuiApp(monitor, load_settings(config, environ={}))
+    app = TimedApp(monitor, load_settings(config, environ={}))
+    app.frames = []
     app.animation_level = "none"
     times: list[float] = []
+    with_events: list[float] = []
     try:
         async with app.run_test(size=(160, 48)) as pilot:
             table = app.query_one("#pod-table", KeyedTable)
@@ -79,14 +105,20 @@ async def bench_pod_detail(runs: int) -> list[float]:
                         and bool(monitor.pod_events("argocd", REPO.split("/")[1]))
                     )
 
+                def mounted() -> bool:
+                    return isinstance(app.screen, PodDetailScreen) and app.screen.is_mounted
+
+                await until(pilot, mounted)  # its first draw shows the events it holds
+                events_frame = await first_frame_after(pilot, app, time.perf_counter())
                 await until(pilot, ready)
-                await pilot.pause()  # the frame with the object and its events
-                times.append((time.perf_counter() - start) * 1000)
+                object_frame = await first_frame_after(pilot, app, time.perf_counter())
+                with_events.append((events_frame - start) * 1000)
+                times.append((object_frame - start) * 1000)
                 await pilot.press("escape")
                 await until(pilot, lambda: not isinstance(app.screen, PodDetailScreen))
     finally:
         await lab.stop()
-    return times
+    return with_events, times
 
 
 class _LinesMonitor:
@@ -147,12 +179,15 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
-    detail = asyncio.run(bench_pod_detail(args.runs))
-    print(
-        f"pod detail open (key -> object + events drawn), {len(detail)} runs: "
-        f"median {statistics.median(detail):.1f} ms, p95 {pct(detail, 0.95):.1f} ms, "
-        f"max {max(detail):.1f} ms (budget 200 ms)"
-    )
+    with_events, detail = asyncio.run(bench_pod_detail(args.runs))
+    for what, values in (
+        ("key -> frame with its events", with_events),
+        ("key -> frame with the Pod object from the API too", detail),
+    ):
+        print(
+            f"pod detail, {what}, {len(values)} runs: median {statistics.median(values):.1f} "
+            f"ms, p95 {pct(values, 0.95):.1f} ms, max {max(values):.1f} ms (budget 200 ms)"
+        )
     bare, screen = asyncio.run(bench_search(args.runs))
     print(
         f"search over 10,000 lines: search() median {statistics.median(bare):.2f} ms, "

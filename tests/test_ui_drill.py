@@ -124,12 +124,16 @@ async def test_pod_row_shows_why_and_d_opens_a_describe_grade_detail() -> None:
     assert events.index("BackOff") < events.index("Started container") < events.index("assigned")
 
 
-async def test_enter_on_a_pod_opens_its_detail_not_ssh() -> None:
+async def test_enter_on_a_pod_opens_its_detail_and_vm_keys_stay_out() -> None:
     app = drill_app()
     async with app.run_test(size=(160, 48)) as pilot:
         await open_pod("enter")(pilot)
-    monitor = app.monitor
-    assert not any(c[0] == "ssh_argv" for c in monitor.calls)  # type: ignore[attr-defined]
+        for key in ("s", "x", "d", "c"):  # the main screen's VM keys
+            await pilot.press(key)
+            await pilot.pause()
+            assert isinstance(app.screen, PodDetailScreen), key
+    verbs = {c[0] for c in app.monitor.calls}  # type: ignore[attr-defined]
+    assert not verbs & {"ssh_argv", "start_vm", "stop_vm", "vm_details"}
 
 
 async def test_a_pod_deleted_while_its_detail_is_open_says_so() -> None:

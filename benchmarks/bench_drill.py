@@ -6,6 +6,8 @@
    the first frame (encoded to terminal bytes) of the detail screen showing its events
    (held by the monitor's events watch), and until the frame that also shows the Pod
    object fetched from the API.
+3. Logs: a pod writing 2,000 lines/s followed for 60 s: keypress -> repaint p95 <= 50
+   ms and RSS growth <= 50 MB (`--follow-seconds`, `--rate`).
 2. Search over 10,000 lines <= 100 ms: the logs screen holding 10,000 lines (its
    buffer's limit), from submitting the search until the first match is selected;
    and the bare `search()` over the same lines.
@@ -164,10 +166,10 @@ async def bench_search(runs: int) -> tuple[list[float], list[float]]:
         await until(pilot, lambda: isinstance(app.screen, LogsScreen))
         screen = app.screen
         assert isinstance(screen, LogsScreen)
-        await until(pilot, lambda: screen.text_area.document.line_count >= 10_000)
+        await until(pilot, lambda: len(screen.view.lines) >= 10_000)
         for _ in range(runs):
             screen.needle = "needle"
-            screen.text_area.move_cursor((0, 0))
+            screen.view.scroll_home(animate=False, immediate=True)
             start = time.perf_counter()
             screen._find(keep=False)
             screen_times.append((time.perf_counter() - start) * 1000)
@@ -175,9 +177,67 @@ async def bench_search(runs: int) -> tuple[list[float], list[float]]:
     return bare, screen_times
 
 
+def rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def bench_follow(seconds: float, rate: int, key: str) -> tuple[list[float], float, int]:
+    """A pod writing `rate` lines/s followed for `seconds`: keypress -> next frame,
+    RSS growth, lines held at the end."""
+    work = Path(tempfile.mkdtemp(prefix="bench-follow-"))
+    lab = await start_lab_cluster(tls=False, animate=False, workdir=work / "kube")
+    config = work / "megatui.toml"
+    config.write_text(f'[kube]\nkubeconfig = "{lab.kubeconfig_path}"\n')
+    monitor = Monitor(load_settings(config, environ={}), sources={"kube"})
+    app = TimedApp(monitor, load_settings(config, environ={}))
+    app.frames = []
+    pod, container = "argocd-server-7b67dbdff8-2xzs9", "argocd-server"
+    book = lab.api.ext.logs
+    stop = asyncio.Event()
+
+    async def writer() -> None:
+        n = 0
+        batch = max(1, rate // 20)
+        while not stop.is_set():
+            for _ in range(batch):
+                book.write("argocd", pod, container, f'level=info msg="request {n}" path=/api/v1')
+                n += 1
+            await asyncio.sleep(0.05)
+
+    latencies: list[float] = []
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await until(pilot, lambda: monitor.drill.answered, 15)
+            app.push_screen(LogsScreen(monitor, "argocd", pod, [container]))
+            await until(pilot, lambda: isinstance(app.screen, LogsScreen))
+            screen = app.screen
+            assert isinstance(screen, LogsScreen)
+            before = rss_mb()
+            task = asyncio.create_task(writer())
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                await asyncio.sleep(0.5)
+                start = time.perf_counter()
+                app.post_message(events.Key(key, None))
+                latencies.append((await first_frame_after(pilot, app, start) - start) * 1000)
+            stop.set()
+            await task
+            growth = rss_mb() - before
+            held = len(screen.buffer.lines)
+    finally:
+        await lab.stop()
+    return latencies, growth, held
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--follow-seconds", type=float, default=60.0)
+    parser.add_argument("--rate", type=int, default=2000, help="log lines per second")
     args = parser.parse_args()
     with_events, detail = asyncio.run(bench_pod_detail(args.runs))
     for what, values in (
@@ -194,6 +254,13 @@ def main() -> int:
         f"p95 {pct(bare, 0.95):.2f} ms; logs screen find+select median "
         f"{statistics.median(screen):.2f} ms, p95 {pct(screen, 0.95):.2f} ms (budget 100 ms)"
     )
+    for key in ("up", "w"):
+        keys, growth, held = asyncio.run(bench_follow(args.follow_seconds, args.rate, key))
+        print(
+            f"logs following {args.rate} lines/s for {args.follow_seconds:g} s: {key!r} -> frame "
+            f"median {statistics.median(keys):.1f} ms, p95 {pct(keys, 0.95):.1f} ms "
+            f"(budget 50 ms); RSS growth {growth:.1f} MB (budget 50 MB); {held:,} lines held"
+        )
     return 0
 
 

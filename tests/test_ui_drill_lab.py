@@ -62,11 +62,11 @@ async def test_crash_loop_from_row_to_detail_to_logs(lab: LabCluster, tmp_path: 
         await until(pilot, lambda: isinstance(app.screen, LogsScreen), "the logs")
         logs = app.screen
         assert isinstance(logs, LogsScreen)
-        await until(pilot, lambda: "level=fatal" in logs.text_area.text, "the crash's log")
+        await until(pilot, lambda: "level=fatal" in logs.view.text, "the crash's log")
         assert logs.container == "argocd-repo-server"
         await pilot.press("p")  # the previous run: in CrashLoopBackOff, the same run
         await until(pilot, lambda: logs.state == "previous run", "previous")
-        await until(pilot, lambda: "level=fatal" in logs.text_area.text, "the previous log")
+        await until(pilot, lambda: "level=fatal" in logs.view.text, "the previous log")
         await pilot.press("c")  # the init container
         await until(pilot, lambda: logs.container == "copyutil", "the init container")
         await until(pilot, lambda: logs.error is not None, "the API's refusal")

@@ -5,8 +5,8 @@ search (highlighted as a selection), `n`/`N` next/previous match, `w` wrap, `t`
 timestamps, `s` save the buffer to a file (the path is shown). The follow stream
 is a worker of this screen: closing the screen cancels it. The buffer keeps the
 last 10,000 lines, and the status line says so. Text arrives inert (control
-bytes replaced by visible glyphs in sources/kube_logs.py), and a read-only
-TextArea shows it literally: nothing in a log is interpreted.
+bytes replaced by visible glyphs in sources/kube_logs.py), and
+LogView (ui/log_view.py) draws it as literal text: nothing in a log is interpreted.
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Input, TextArea
-from textual.widgets.text_area import Selection
+from textual.timer import Timer
+from textual.widgets import Footer, Input
 
 from megatui.api import ActionError, MonitorAPI
 from megatui.config import state_dir
 from megatui.sources.kube_logs import MAX_LINES, LogBuffer, LogLine, search
 from megatui.ui import render
+from megatui.ui.log_view import LogView
 from megatui.ui.panels import TextLine
 from megatui.ui.render import literal
 
@@ -35,6 +36,7 @@ _KEYS_WHILE_TYPING = frozenset({"close"})
 
 
 class LogsScreen(ModalScreen[None]):
+    FLUSH = 0.1  # seconds between two appends to the text
     DEFAULT_CSS = """
     LogsScreen { align: center middle; }
     #logs { width: 100%; height: 1fr; border: round $accent; background: $surface; }
@@ -74,20 +76,20 @@ class LogsScreen(ModalScreen[None]):
         self.matches: list[int] = []
         self.match_at = -1
         self.saved_to: Path | None = None
+        self._pending: list[LogLine] = []
+        self._flush_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="logs") as box:
             box.border_title = Text(f"Logs {self.namespace}/{self.pod}")
             yield TextLine(id="logs-status")
-            yield TextArea(
-                "", id="logs-text", read_only=True, soft_wrap=False, show_line_numbers=False
-            )
+            yield LogView(id="logs-text")
             yield Input(placeholder="search, enter to find", id="logs-search")
         yield Footer()
 
     @property
-    def text_area(self) -> TextArea:
-        return self.query_one("#logs-text", TextArea)
+    def view(self) -> LogView:
+        return self.query_one("#logs-text", LogView)
 
     def on_mount(self) -> None:
         self._status()
@@ -115,9 +117,10 @@ class LogsScreen(ModalScreen[None]):
     @work(group="logs-follow", exclusive=True, exit_on_error=False)
     async def stream(self) -> None:
         self.buffer = LogBuffer()
+        self._pending = []
         self.error = None
         self.state = "previous run" if self.previous else "following"
-        self.text_area.load_text("")
+        self.view.set_lines([])
         self._status()
         try:
             if not self.containers:
@@ -135,26 +138,29 @@ class LogsScreen(ModalScreen[None]):
             self.error = str(exc)
         except Exception as exc:  # a core bug or I/O failure: one line, keep the screen
             self.error = f"cannot read the log: {exc}"
+        self._flush()
         self._status()
 
     def _format(self, line: LogLine) -> str:
         return f"{line.stamp} {line.text}" if self.timestamps and line.stamp else line.text
 
     def _arrived(self, lines: list[LogLine]) -> None:
-        if not self.is_mounted:
+        """Lines are shown in batches at most every FLUSH seconds: a pod writing
+        thousands of lines a second costs a few edits of the text, not thousands."""
+        self._pending.extend(lines)
+        if self._flush_timer is None and self.is_mounted:
+            self._flush_timer = self.set_timer(self.FLUSH, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_timer = None
+        lines, self._pending = self._pending[-MAX_LINES:], []
+        if not lines or not self.is_mounted:
             return
-        area = self.text_area
-        doc = area.document
-        text = "\n".join(self._format(line) for line in lines)
-        at_end = doc.line_count <= 1 and not doc.text
-        area.insert(text if at_end else "\n" + text, doc.end)
-        excess = area.document.line_count - MAX_LINES
-        if excess > 1000:  # trim in steps, not on every line
-            area.delete((0, 0), (excess, 0))
+        self.view.append([self._format(line) for line in lines])
         self._status()
 
     def _rebuild(self) -> None:
-        self.text_area.load_text("\n".join(self._format(line) for line in self.buffer.lines))
+        self.view.set_lines(self._format(line) for line in self.buffer.lines)
         self._find(keep=True)
 
     # --- status --------------------------------------------------------------------
@@ -186,7 +192,7 @@ class LogsScreen(ModalScreen[None]):
         search_box = self.query_one("#logs-search", Input)
         if search_box.has_class("open"):
             search_box.remove_class("open")
-            self.text_area.focus()
+            self.view.focus()
             return
         self.dismiss(None)
 
@@ -202,7 +208,7 @@ class LogsScreen(ModalScreen[None]):
         self.stream()
 
     def action_wrap(self) -> None:
-        self.text_area.soft_wrap = not self.text_area.soft_wrap
+        self.view.set_wrap(not self.view.wrap)
 
     def action_timestamps(self) -> None:
         self.timestamps = not self.timestamps
@@ -217,41 +223,46 @@ class LogsScreen(ModalScreen[None]):
     def _searched(self, event: Input.Submitted) -> None:
         self.needle = event.value
         event.input.remove_class("open")
-        self.text_area.focus()
+        self.view.focus()
         self._find(keep=False)
 
     def _find(self, *, keep: bool) -> None:
-        if not self.needle:
-            self.matches = []
-            self._status()
-            return
-        lines = self.text_area.document.lines
-        self.matches = search(lines, self.needle)
+        """All matches; the current one is kept (`keep`) or is the first at or below
+        the top of the view."""
+        self.matches = search(list(self.view.lines), self.needle) if self.needle else []
+        current = self.view.current if keep else None
         if not self.matches:
             self.match_at = -1
-        elif not keep or self.match_at >= len(self.matches):
-            row = self.text_area.cursor_location[0]
-            self.match_at = next((i for i, r in enumerate(self.matches) if r >= row), 0)
+        elif current is not None and current in self.matches:
+            self.match_at = self.matches.index(current)
+        else:
+            top = 0 if self.view.wrap else int(self.view.scroll_y)
+            self.match_at = next((i for i, row in enumerate(self.matches) if row >= top), 0)
         self._select()
         self._status()
 
     def action_match(self, step: int) -> None:
+        # Lines fall off the front as new ones arrive: find again, then step from the
+        # line that is the current match now.
+        current = self.view.current
+        self.matches = search(list(self.view.lines), self.needle) if self.needle else []
         if not self.matches:
             self.notify("nothing to find: / searches", severity="warning", timeout=2)
+            self._status()
             return
-        self.match_at = (self.match_at + step) % len(self.matches)
+        if current is None:
+            self.match_at = 0 if step > 0 else len(self.matches) - 1
+        elif step > 0:
+            self.match_at = next((i for i, r in enumerate(self.matches) if r > current), 0)
+        else:
+            before = [i for i, r in enumerate(self.matches) if r < current]
+            self.match_at = before[-1] if before else len(self.matches) - 1
         self._select()
         self._status()
 
     def _select(self) -> None:
-        if not self.matches or self.match_at < 0:
-            return
-        row = self.matches[self.match_at]
-        line = self.text_area.document.get_line(row)
-        col = line.lower().find(self.needle.lower())
-        area = self.text_area
-        area.selection = Selection((row, col), (row, col + len(self.needle)))
-        area.scroll_cursor_visible(center=True, animate=False)
+        row = self.matches[self.match_at] if self.matches and self.match_at >= 0 else None
+        self.view.highlight(self.needle, row)
 
     def action_save(self) -> None:
         folder = state_dir() / "pod-logs"

@@ -118,6 +118,7 @@ DEFAULT_KEYS: dict[str, str] = {
     "ssh": "enter",
     "copy": "c",
     "detail": "d",
+    "logs": "l",
     "filter": "slash",
     "refresh": "r",
     "help": "question_mark",
@@ -259,10 +260,7 @@ SCHEMA: dict[str, dict[str, Checker]] = {
         "vms": _str_list,
         "timeout": _positive,
     },
-    "keys": dict.fromkeys(
-        ("start", "stop", "ssh", "copy", "detail", "filter", "refresh", "help", "quit"),
-        _key_list,
-    ),
+    "keys": dict.fromkeys(DEFAULT_KEYS, _key_list),
 }
 
 VM_SCHEMA: dict[str, Checker] = {

@@ -406,6 +406,8 @@ def _describe_pod(pod: Pod) -> str:
     text = f"{pod.name} {pod.status} {pod.ready}"
     if pod.restarts and pod.restarts != "0":
         text += f", restarts {pod.restarts}"
+    if pod.why:
+        text += f" ({pod.why})"
     return text
 
 

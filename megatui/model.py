@@ -167,6 +167,18 @@ class Node:
 
 
 @dataclass(frozen=True, slots=True)
+class PodClue:
+    """What the pod object itself says about a pod that is not running and ready
+    (sources/pod_why.py); the monitor turns it and the pod's events into `Pod.why`."""
+
+    uid: str
+    since: float  # when the pod entered its present trouble (or was created)
+    failing: bool  # a failure state (CrashLoopBackOff, ImagePullBackOff...), not start-up
+    crashed: bool  # the detail is a container's last termination: the most telling clue
+    detail: str | None  # a container's waiting message or last termination, a condition
+
+
+@dataclass(frozen=True, slots=True)
 class Pod:
     name: str
     namespace: str
@@ -177,6 +189,8 @@ class Pod:
     created: float | None
     component: str | None = None  # app.kubernetes.io/name, used for the ArgoCD summary
     running_ready: bool = False  # Running phase and every container ready
+    why: str | None = None  # one short line saying why a stuck pod is stuck
+    clue: PodClue | None = None  # the pod's own evidence for `why` (not reported)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +239,30 @@ class ArgoSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class KubeEvent:
+    """A Kubernetes Event (core/v1 or events.k8s.io/v1), repeats folded as kubectl
+    folds them: one object per identity (namespace/name) with its count."""
+
+    namespace: str
+    name: str
+    type: str  # Normal, Warning
+    reason: str
+    message: str
+    object_kind: str  # "" when the event names no object
+    object_name: str
+    object_uid: str
+    field_path: str
+    count: int
+    first: float | None  # eventTime, else firstTimestamp
+    last: float | None  # series.lastObservedTime, else lastTimestamp, else first
+    source: str  # source.component, else reportingComponent
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """One line of the timeline: a phase change, a status change, a source going bad."""
 
@@ -233,6 +271,7 @@ class Event:
     subject: str
     message: str
     severity: str = "info"  # info, warning, error
+    key: str = ""  # an identity (a Kubernetes event's namespace/name): a repeat replaces
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,18 +16,20 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from megatui import actions, report
 from megatui.api import ActionError
 from megatui.clock import Clock, SystemClock
 from megatui.config import Settings, data_dir, state_dir
+from megatui.drill import DrillDown
 from megatui.model import (
     BOOT_PHASES,
     SOURCE_HOST,
     VM,
     DockerStatus,
     Event,
+    KubeEvent,
     Node,
     ProbeResult,
     ProbeStage,
@@ -39,6 +41,7 @@ from megatui.model import (
 )
 from megatui.phases import BootHistory, Observation, PhaseEngine
 from megatui.sources.hostkeys import HostKeyStore, HostKeyStoreError, default_path
+from megatui.sources.pod_why import with_why
 from megatui.sources.ssh_probe import Credentials, SSHProber
 from megatui.sources.tart import TartCLI, TartError, TartErrorKind
 from megatui.timeline import diff_events
@@ -47,6 +50,7 @@ from megatui.transport import LocalTransport, Transport
 if TYPE_CHECKING:  # kube.py pulls in the kubernetes client: import it only when used
     from megatui.remote import RemoteSetup
     from megatui.sources.kube import KubeSource, KubeState
+    from megatui.sources.kube_logs import LogBuffer, LogLine
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +169,7 @@ class Monitor:
         self._kube_source: KubeSource | None = None
         self._wake_probes: dict[str, asyncio.Event] = {}
         self._publish_scheduled = False
+        self._timeline_news = False
         self._first_round: dict[str, asyncio.Event] = {}
         self._started = False
         self._background: set[asyncio.Task[None]] = set()
@@ -173,6 +178,7 @@ class Monitor:
         #: Settings the kube and docker sources use: with --host, pointing at the
         #: local ends of the forwards to the host's API server and Docker socket.
         self.source_settings = settings
+        self.drill = DrillDown(settings, self.clock, self._drill_changed, self._add_event)
 
     # --- MonitorAPI ------------------------------------------------------------------
 
@@ -213,6 +219,7 @@ class Monitor:
             self._tasks.append(asyncio.create_task(self._docker_loop(), name="docker"))
         if "kube" in self.enabled:
             self._tasks.append(asyncio.create_task(self._kube_task(), name="kube"))
+            self._tasks.append(asyncio.create_task(self._drill_task(), name="kube-events"))
         if "ssh" in self.enabled and "tart" not in self.enabled:
             self._mark_first("ssh")
 
@@ -398,6 +405,27 @@ class Monitor:
         return current_run(data.decode("utf-8", "replace").splitlines())[-lines:]
 
     # --- for headless consumers --------------------------------------------------------
+
+    def pod_events(self, namespace: str, name: str, uid: str = "") -> list[KubeEvent]:
+        return self.drill.pod_events(namespace, name, uid)
+
+    def events_problem(self) -> str | None:
+        return self.drill.problem()
+
+    async def kube_object(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        return await self.drill.get_object(kind, namespace, name)
+
+    async def follow_pod_logs(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        buffer: LogBuffer,
+        on_lines: Callable[[list[LogLine]], None],
+        *,
+        previous: bool = False,
+    ) -> None:
+        await self.drill.follow_logs(namespace, pod, container, buffer, on_lines, previous=previous)
 
     async def wait_first_round(self, timeout: float) -> bool:
         """Wait until every enabled source has answered (or failed) once."""
@@ -619,8 +647,9 @@ class Monitor:
                     self._retry_at[name] = self.clock.monotonic() + max(
                         0.0, status.next_retry_at - now
                     )
-            if state.answered:
-                # Not before: the first list to arrive (say nodes) is not the whole state.
+            if state.answered and self.drill.answered:
+                # Not before: the first list to arrive (say nodes) is not the whole state,
+                # and a pod's WHY may need its events.
                 self._mark_first("kube")
             self._schedule_publish()
 
@@ -630,6 +659,23 @@ class Monitor:
             await source.run()
         finally:
             self._kube_source = None
+
+    async def _drill_task(self) -> None:
+        await asyncio.to_thread(importlib.import_module, "megatui.sources.kube")
+        await self.drill.run(self.source_settings)
+
+    def _drill_changed(self) -> None:
+        if self._kube_state is not None and self._kube_state.answered:
+            self._mark_first("kube")
+        self._schedule_publish()
+
+    def _add_event(self, event: Event) -> None:
+        """A timeline line; one with a key replaces the earlier line of that key."""
+        if event.key:
+            for old in [e for e in self._events if e.key == event.key]:
+                self._events.remove(old)
+        self._events.append(event)
+        self._timeline_news = True  # subscribers must hear of it even if nothing else moved
 
     # --- folding ---------------------------------------------------------------------------------
 
@@ -736,7 +782,9 @@ class Monitor:
             sources=dict(self._statuses),
             vms=self._build_vms(),
             nodes=self._build_nodes(),
-            pods=state.pods if state is not None else (),
+            pods=with_why(state.pods, self.drill.latest_warning, self.clock.now())
+            if state is not None
+            else (),
             applications=state.applications if state is not None else (),
             docker=self._docker,
             argocd=state.argocd if state is not None else None,
@@ -745,7 +793,8 @@ class Monitor:
             readonly=self.settings.readonly,
         )
         old = self._snapshot
-        if _same(old, snap):
+        news, self._timeline_news = self._timeline_news, False
+        if _same(old, snap) and not news:
             return
         self._events.extend(diff_events(old, snap))
         self._snapshot = snap

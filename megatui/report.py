@@ -56,6 +56,7 @@ def pod_json(pod: Pod) -> dict[str, Any]:
         "restarts": pod.restarts,
         "node": pod.node,
         "created": iso(pod.created),
+        "why": pod.why,
     }
 
 

@@ -28,6 +28,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from megatui.lab import drill_scenario
 from megatui.lab.kube_api import (
     APPLICATIONS,
     NAMESPACES,
@@ -778,6 +779,8 @@ def _script(cluster: LabCluster, start: float, clock: Callable[[], float]) -> li
             obj = application_object(
                 name_, sync=sync, health=health, created=start, now=clock(), **kw
             )
+            if health == "Degraded":
+                obj = drill_scenario.degrade_application(obj)
             cluster.set_object(APPLICATIONS, obj)
 
         return action
@@ -835,12 +838,13 @@ async def _crash_loop(
     while True:
         await asyncio.sleep(1.0 / speed)
         now = clock()
-        cluster.set_object(
+        crashed = cluster.set_object(
             PODS,
             pod_object(
                 comp, Stage.ERROR, created=start, now=now, restarts=restarts, last_restart=now
             ),
         )
+        drill_scenario.repo_server_run(cluster.api, crashed, now, crashed=True)
         restarts += 1
         last = now
         backoff = crash_backoff(restarts)
@@ -991,8 +995,10 @@ async def start_lab_cluster(
                 path="kustomize-guestbook",
             ),
         )
+        drill_scenario.seed_orchard(api, now)
     else:
         populate_settled(store, now=now, cluster=name)
+        drill_scenario.seed(api, now)
     for pod in load_pods(extra_pods, created=now - 3600, now=now, cluster=name):
         store.set(PODS, pod)
     url = await api.start(host, port)

@@ -107,7 +107,8 @@ PODS = ResourceType("", "v1", "pods", "pod", "Pod", True, ("po",), ("all",))
 APPLICATIONS = ResourceType(
     "argoproj.io", "v1alpha1", "applications", "application", "Application", True, ("app", "apps")
 )
-RESOURCES: tuple[ResourceType, ...] = (NAMESPACES, NODES, PODS, APPLICATIONS)
+EVENTS = ResourceType("", "v1", "events", "event", "Event", True, ("ev",))
+RESOURCES: tuple[ResourceType, ...] = (NAMESPACES, NODES, PODS, APPLICATIONS, EVENTS)
 
 
 # --------------------------------------------------------------------------- time
@@ -857,6 +858,10 @@ class FakeKubeAPI:
         self._stopping = False
         self.url = ""
         self.port = 0
+        # events.k8s.io and pods/log are served by their own modules (kube_extensions).
+        from megatui.lab.kube_extensions import Extensions
+
+        self.ext = Extensions(self)
 
     # -- life
 
@@ -1134,6 +1139,7 @@ class FakeKubeAPI:
             if self.crd_installed:
                 gv = {"groupVersion": APPLICATIONS.group_version, "version": "v1alpha1"}
                 groups.append({"name": "argoproj.io", "versions": [gv], "preferredVersion": gv})
+            groups.extend(self.ext.groups())
             return web.json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
         if path == "/apis/argoproj.io" and self.crd_installed:
             gv = {"groupVersion": APPLICATIONS.group_version, "version": "v1alpha1"}
@@ -1146,6 +1152,9 @@ class FakeKubeAPI:
                     "preferredVersion": gv,
                 }
             )
+        handled = await self.ext.dispatch(request, path)
+        if handled is not None:
+            return handled
         route = self._route(path)
         if route == "discovery":
             core = path == "/api/v1"

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import dataclasses
 import errno as errno_mod
 import json
 import logging
@@ -59,6 +60,7 @@ from megatui.sources.kube_status import (
     pod_row,
     resource_version,
 )
+from megatui.sources.pod_why import pod_clue
 
 log = logging.getLogger(__name__)
 
@@ -420,6 +422,9 @@ def _node_entry(obj: JSON, _now: float) -> tuple[str, Any]:
 
 def _pod_entry(obj: JSON, now: float) -> tuple[str, Any]:
     row = pod_row(obj, now)
+    clue = pod_clue(obj, row.status, row.running_ready)  # the pod's own side of its WHY
+    if clue is not None:
+        row = dataclasses.replace(row, clue=clue)
     return f"{row.namespace}/{row.name}", row
 
 

@@ -41,6 +41,7 @@ from megatui.api import ActionError, MonitorAPI
 from megatui.clock import Clock, SystemClock
 from megatui.config import DEFAULT_KEYS, Settings, state_dir
 from megatui.model import BOOT_PHASES, Phase, Snapshot, TartState
+from megatui.ui import drill_keys
 from megatui.ui.commands import MegatuiCommands, PaletteCommand
 from megatui.ui.panels import (
     ArgoPanel,
@@ -75,6 +76,7 @@ ACTION_HELP: dict[str, str] = {
     "ssh": "interactive ssh to the selected VM; offers to wait while it boots",
     "copy_ssh": "copy the ssh command to the clipboard (OSC 52, works over SSH)",
     "detail": "the selected VM: phase timeline, tart get, log tail",
+    "logs": "the selected pod's logs (d or enter on a pod, app or node: its detail)",
     "filter": "filter the focused panel by name; enter keeps it, escape drops it",
     "refresh": "poll every source now",
     "help": "this help",
@@ -188,6 +190,7 @@ class MegatuiApp(App[None]):
         Binding(DEFAULT_KEYS["ssh"], "ssh", "ssh", id="ssh"),
         Binding(DEFAULT_KEYS["copy"], "copy_ssh", "copy", id="copy"),
         Binding(DEFAULT_KEYS["detail"], "detail", "info", id="detail"),
+        Binding(DEFAULT_KEYS["logs"], "logs", "logs", id="logs", show=False),
         # priority: handled as the key arrives, before the keys typed after it are
         # passed on; otherwise those reach the panel before the filter is open, and
         # are lost when the app is busy (a user typing "/web" fast).
@@ -477,6 +480,8 @@ class MegatuiApp(App[None]):
             self.notify(f"{verb} requested for {name}", markup=False)
 
     def action_ssh(self, name: str | None = None) -> None:
+        if name is None and drill_keys.open_detail(self):
+            return
         vm_name = self._vm_or_warn(name)
         if vm_name is None:
             return
@@ -561,9 +566,14 @@ class MegatuiApp(App[None]):
         self.notify(f"copied: {command}", markup=False)
 
     def action_detail(self) -> None:
+        if drill_keys.open_detail(self):
+            return
         name = self._vm_or_warn(None)
         if name is not None:
             self.push_screen(DetailScreen(name, self.monitor, self.snapshot, self.clock.now()))
+
+    def action_logs(self) -> None:
+        drill_keys.open_logs(self)
 
     # --- actions: navigation -------------------------------------------------------
 

@@ -465,8 +465,10 @@ class ArgoPanel(Panel):
         Column("ready", "READY", 5),
         Column("status", "STATUS", 18),
         Column("restarts", "RESTARTS", 14),
-        Column("node", "NODE", 26),
         Column("age", "AGE", 6),
+        # Why a stuck pod is stuck (sources/pod_why.py): before NODE, so it shows at 160.
+        Column("note", "NOTE", 70),
+        Column("node", "NODE", 26),
     )
     APP_COLUMNS = (
         Column("name", "APPLICATION", 28),
@@ -498,8 +500,9 @@ class ArgoPanel(Panel):
             literal(pod.ready),
             render.pod_status_cell(pod),
             render.restarts_cell(pod),
-            literal(pod.node or "<none>"),
             render.age_cell(pod.created, now),
+            literal(pod.why or "", render.WARN),
+            literal(pod.node or "<none>"),
         )
 
     def draw(self, view: View) -> None:

@@ -58,6 +58,11 @@ ERROR_PROBE_INTERVAL = 10.0
 KUBECONFIG_REFRESH = 30.0
 # How long a VM may stay "starting" without tart reporting it running.
 START_GRACE = 300.0
+# Between health checks of a READY VM, how often its port is checked with a bare TCP
+# connect: a listener that died must not leave the VM "ready" for a whole health
+# interval (and forever, while the kept session lives). Detection takes at most this
+# plus the SSH connect timeout (3 + 5 s by default, within the promised 10 s).
+READY_CHECK_INTERVAL = 3.0
 
 
 @dataclass
@@ -321,12 +326,17 @@ class Monitor:
         if vm is None:
             raise ActionError(f"unknown VM '{name}'")
         try:
-            known = self.hostkeys.lookup(name)
+            trusted = self.hostkeys.all()
         except HostKeyStoreError as exc:
             raise ActionError(str(exc)) from None
+        known = trusted.get(name)
         known_hosts = state_dir() / "known_hosts"
-        if known:
-            actions.write_known_hosts(known_hosts, {name: known})
+        # Every trusted VM, not only this one: a command copied earlier for another VM
+        # names the same file and must keep working.
+        try:
+            actions.write_known_hosts(known_hosts, trusted)
+        except OSError as exc:
+            raise ActionError(f"cannot write {known_hosts}: {exc.strerror or exc}") from None
         return actions.ssh_argv(
             vm,
             self.settings.vm(name),
@@ -487,22 +497,53 @@ class Monitor:
                 # The tunnel is down, not the VM: keep the last known state.
                 await self._sleep(self._wake_probes[name], 1.0)
                 continue
-            previous = self._probes.get(name)
-            self._probes[name] = result
-            if (
-                result.stage is ProbeStage.CLOSED
-                and previous
-                and previous.stage is ProbeStage.READY
-            ):
-                # A ready VM whose port closed may have rebooted with a new lease.
-                self._ips.pop(name, None)
-                self._wake_tart.set()
-            if result.stage is not ProbeStage.ERROR:
-                self._ok("ssh")
-            if previous is None or previous.stage != result.stage or previous.error != result.error:
-                self._publish_now()
-            self._mark_first_probe()
+            self._record_probe(name, result)
+            if result.stage is ProbeStage.READY:
+                closed = await self._watch_ready(name, ip, login.port)
+                if closed is not None and not self._host_down():
+                    self._record_probe(name, closed)
+                    await self._sleep(self._wake_probes[name], self._probe_delay(closed))
+                continue
             await self._sleep(self._wake_probes[name], self._probe_delay(result))
+
+    def _record_probe(self, name: str, result: ProbeResult) -> None:
+        previous = self._probes.get(name)
+        self._probes[name] = result
+        if result.stage is ProbeStage.CLOSED and previous and previous.stage is ProbeStage.READY:
+            # A ready VM whose port closed may have rebooted with a new lease.
+            self._ips.pop(name, None)
+            self._wake_tart.set()
+        if result.stage is not ProbeStage.ERROR:
+            self._ok("ssh")
+        if previous is None or previous.stage != result.stage or previous.error != result.error:
+            self._publish_now()
+        self._mark_first_probe()
+
+    async def _watch_ready(self, name: str, ip: str, port: int) -> ProbeResult | None:
+        """Between health checks of a READY VM, check its port with a bare TCP connect.
+
+        Returns None when the next full probe is due: the health interval passed, a
+        refresh asked for it, or the kept connection died. Returns CLOSED as soon as
+        the port stops accepting: a VM whose sshd listener died keeps its old session
+        alive, and the kept connection alone would call it ready forever."""
+        wake = self._wake_probes[name]
+        due = self.clock.monotonic() + self.settings.ssh_health_interval
+        while self._ips.get(name) == ip:
+            remaining = due - self.clock.monotonic()
+            if remaining <= 0:
+                return None
+            await self._sleep(wake, min(READY_CHECK_INTERVAL, remaining), keep=True)
+            if wake.is_set():
+                wake.clear()  # a refresh: probe now, once
+                return None
+            if due <= self.clock.monotonic():
+                return None
+            if not self.prober.has_connection(name):
+                return None
+            if not await self.prober.port_open(ip, port):
+                await self.prober.drop(name)
+                return ProbeResult(stage=ProbeStage.CLOSED, checked_at=self.clock.now())
+        return None
 
     def _probe_delay(self, result: ProbeResult) -> float:
         if result.stage is ProbeStage.READY:
@@ -599,14 +640,15 @@ class Monitor:
         if event is not None:
             event.set()
 
-    async def _sleep(self, wake: asyncio.Event, delay: float) -> None:
+    async def _sleep(self, wake: asyncio.Event, delay: float, *, keep: bool = False) -> None:
         with contextlib.suppress(TimeoutError):
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
             # cancellation that races with the event being set, and the task would
             # then never stop.
             async with asyncio.timeout(delay):
                 await wake.wait()
-        wake.clear()
+        if not keep:
+            wake.clear()
 
     def _observation(self, vm: TartVM) -> Observation:
         probe = self._probes.get(vm.name)

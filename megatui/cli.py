@@ -114,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up after S seconds (default 600)",
     )
     p.add_argument("--json", action="store_true", help="print the VMs as JSON when done")
+    p.add_argument(
+        "--start",
+        action="store_true",
+        help="start VMs that are stopped or suspended (without it, they end the wait)",
+    )
     p = add("doctor", "check the whole platform, like a test suite")
     p.add_argument("--json", action="store_true")
     p.add_argument("--junit", metavar="FILE", help="also write JUnit XML to FILE")
@@ -216,7 +221,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise SystemExit(asyncio.run(headless.status(settings, args.json, args.timeout)))
         if command == "wait":
             raise SystemExit(
-                asyncio.run(headless.wait(settings, args.vms, args.timeout, args.json))
+                asyncio.run(
+                    headless.wait(settings, args.vms, args.timeout, args.json, start=args.start)
+                )
             )
         if command == "doctor":
             from megatui import doctor

@@ -39,7 +39,7 @@ from megatui.model import (
 from megatui.phases import BootHistory, Observation, PhaseEngine
 from megatui.sources.hostkeys import HostKeyStore, HostKeyStoreError, default_path
 from megatui.sources.ssh_probe import Credentials, SSHProber
-from megatui.sources.tart import TartCLI, TartError
+from megatui.sources.tart import TartCLI, TartError, TartErrorKind
 from megatui.timeline import diff_events
 from megatui.transport import LocalTransport, Transport
 
@@ -146,6 +146,8 @@ class Monitor:
         self._background: set[asyncio.Task[None]] = set()
         self._wake_host = asyncio.Event()
         self._remote_setup: RemoteSetup | None = None
+        #: Why the last `tart list` failed, None after a good one.
+        self.tart_failure: TartErrorKind | None = None
         #: Settings the kube and docker sources use: with --host, pointing at the
         #: local ends of the forwards to the host's API server and Docker socket.
         self.source_settings = settings
@@ -376,6 +378,14 @@ class Monitor:
             return False
         return True
 
+    def tart_hopeless(self) -> bool:
+        """tart fails in a way that does not pass by itself: it is not installed."""
+        return self.tart_failure is TartErrorKind.NOT_INSTALLED
+
+    def first_round_done(self) -> bool:
+        """Every enabled source has answered (or failed) once."""
+        return all(event.is_set() for event in self._first_round.values())
+
     def known_vm_names(self) -> set[str] | None:
         """The VMs tart listed, or None before the first successful list."""
         return set(self._all_names) if self._tart_listed else None
@@ -398,10 +408,17 @@ class Monitor:
         try:
             vms = await self.tart.list_vms()
         except TartError as exc:
+            self.tart_failure = exc.kind
             delay = backoff.next_delay()
             self._fail("tart", str(exc), delay)
+            if "ssh" in self.enabled and "ssh" not in self._statuses:
+                # Say why nothing was probed, not "no answer" from a source never asked.
+                self._statuses["ssh"] = SourceStatus(
+                    "ssh", ok=False, error="no VM probed: tart list failed"
+                )
             self._mark_first("ssh")
             return delay
+        self.tart_failure = None
         backoff.reset()
         self._all_names = {vm.name for vm in vms}
         if self.vm_filter is not None:
@@ -412,6 +429,8 @@ class Monitor:
         await self._resolve_ips()
         self._ok("tart")
         self._sync_probe_tasks()
+        if "ssh" in self.enabled and not self._probe_tasks:
+            self._ok("ssh", note="no running VM with an address to probe")
         self._publish_now()
         if not self._probe_tasks:
             self._mark_first("ssh")
@@ -619,8 +638,8 @@ class Monitor:
 
     # --- folding ---------------------------------------------------------------------------------
 
-    def _ok(self, name: str) -> None:
-        self._statuses[name] = SourceStatus(name, ok=True, updated_at=self.clock.now())
+    def _ok(self, name: str, note: str | None = None) -> None:
+        self._statuses[name] = SourceStatus(name, ok=True, updated_at=self.clock.now(), note=note)
         self._retry_at.pop(name, None)
 
     def _fail(self, name: str, error: str, retry_in: float) -> None:

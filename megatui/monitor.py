@@ -117,6 +117,7 @@ class Monitor:
         self._tart_listed = False
         self._all_names: set[str] = set()  # before vm_filter: for "unknown VM" messages
         self._ips: dict[str, str] = {}
+        self._ip_recheck: set[str] = set()  # addresses to ask tart for again
         self._probes: dict[str, ProbeResult] = {}
         self._start_requested: dict[str, float] = {}
         self._stop_requested: set[str] = set()
@@ -137,6 +138,7 @@ class Monitor:
         self._subscribers: list[Callable[[Snapshot], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._probe_tasks: dict[str, asyncio.Task[None]] = {}
+        self._probe_ips: dict[str, str] = {}  # the address each probe task probes
         self._wake_tart = asyncio.Event()
         self._wake_docker = asyncio.Event()
         self._wake_probes: dict[str, asyncio.Event] = {}
@@ -269,6 +271,7 @@ class Monitor:
                 await task
         self._tasks.clear()
         self._probe_tasks.clear()
+        self._probe_ips.clear()
         await self.prober.close()
         self._save_history()
         self._started = False
@@ -463,8 +466,9 @@ class Monitor:
         wanted = [
             name
             for name, vm in self._tart_vms.items()
-            if vm.state is TartState.RUNNING and name not in self._ips
+            if vm.state is TartState.RUNNING and (name not in self._ips or name in self._ip_recheck)
         ]
+        self._ip_recheck.clear()
         overrides = {n: self.settings.vm(n).host for n in wanted if self.settings.vm(n).host}
         for name, host in overrides.items():
             assert host is not None
@@ -489,7 +493,9 @@ class Monitor:
         if "ssh" not in self.enabled:
             return
         for name in list(self._probe_tasks):
-            if name not in self._ips:
+            if self._ips.get(name) != self._probe_ips.get(name):
+                # Gone, or a new address (a reboot's new lease): start afresh.
+                self._probe_ips.pop(name, None)
                 self._probe_tasks.pop(name).cancel()
                 self._wake_probes.pop(name, None)
                 drop = asyncio.create_task(self.prober.drop(name))
@@ -497,6 +503,7 @@ class Monitor:
                 drop.add_done_callback(self._background.discard)
         for name, ip in self._ips.items():
             if name not in self._probe_tasks:
+                self._probe_ips[name] = ip
                 self._wake_probes[name] = asyncio.Event()
                 self._probe_tasks[name] = asyncio.create_task(
                     self._probe_loop(name, ip), name=f"probe:{name}"
@@ -529,8 +536,9 @@ class Monitor:
         previous = self._probes.get(name)
         self._probes[name] = result
         if result.stage is ProbeStage.CLOSED and previous and previous.stage is ProbeStage.READY:
-            # A ready VM whose port closed may have rebooted with a new lease.
-            self._ips.pop(name, None)
+            # A ready VM whose port closed may have rebooted with a new lease: ask tart
+            # again, but keep the address meanwhile (it is "ip", not "booting").
+            self._ip_recheck.add(name)
             self._wake_tart.set()
         if result.stage is not ProbeStage.ERROR:
             self._ok("ssh")

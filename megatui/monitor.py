@@ -148,6 +148,7 @@ class Monitor:
         self._background: set[asyncio.Task[None]] = set()
         self._wake_host = asyncio.Event()
         self._remote_setup: RemoteSetup | None = None
+        self._tart_backoff = _Backoff(base=settings.tart_boot_poll_interval)
         #: Why the last `tart list` failed, None after a good one.
         self.tart_failure: TartErrorKind | None = None
         #: Settings the kube and docker sources use: with --host, pointing at the
@@ -277,6 +278,9 @@ class Monitor:
         self._started = False
 
     def refresh(self) -> None:
+        # A refresh is the user saying "try now": a failing tart starts over at its
+        # shortest delay instead of the backoff it had reached.
+        self._tart_backoff.reset()
         self._wake_tart.set()
         self._wake_docker.set()
         for event in self._wake_probes.values():
@@ -401,7 +405,7 @@ class Monitor:
         return all(vm.phase not in BOOT_PHASES for vm in self._snapshot.vms)
 
     async def _tart_loop(self) -> None:
-        backoff = _Backoff(base=self.settings.tart_boot_poll_interval)
+        backoff = self._tart_backoff
         while True:
             delay = await self._tart_poll(backoff)
             self._mark_first("tart")

@@ -208,6 +208,26 @@ async def test_tart_fault_is_shown_and_recovers(
             await _stopped(monitor)
 
 
+async def test_refresh_resets_tart_backoff(tart_lab: TartLabFactory, tmp_path: Path) -> None:
+    lab = tart_lab([fast_vm("alpha", initial="running")])
+    lab.set_fault("list", "garbage")
+    with _no_leaks(lab):
+        monitor = Monitor(_settings(lab, tmp_path), sources={"tart", "ssh"})
+        await monitor.start()
+        try:
+            # Failures every 0.2, 0.4, 0.8 s...: wait until backoff passed 1 s.
+            await wait_snapshot(monitor, lambda s: (monitor.retry_in("tart") or 0.0) > 1.0)
+            before = monitor.snapshot.sources["tart"].next_retry_at
+            monitor.refresh()
+            await wait_snapshot(
+                monitor, lambda s: s.sources["tart"].next_retry_at != before, 2.0 + SLACK
+            )
+            # Back at the first step: 0.2 s (boot poll interval) with 20 % jitter.
+            assert (monitor.retry_in("tart") or 0.0) <= 0.2 * 1.2
+        finally:
+            await _stopped(monitor)
+
+
 async def test_tart_missing_then_installed(tart_lab: TartLabFactory, tmp_path: Path) -> None:
     lab = tart_lab([fast_vm("alpha", initial="running")])
     missing = tmp_path / "bin" / "tart"

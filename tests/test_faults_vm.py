@@ -92,12 +92,13 @@ async def _until(condition: Callable[[], bool], timeout: float, what: str) -> No
 @contextmanager
 def _no_leaks(lab: TartLab | None) -> Iterator[None]:
     """What was open before is all that is open after (lab VMs aside)."""
-    fds, temps = _fds(), _temp_entries()
+    fds, temps, before = _fds(), _temp_entries(), set(_children())
     yield
-    allowed = {pid for s in (lab.specs if lab else ()) if (pid := lab.run_pid(s.name)) if lab}
+    allowed = before | {p for s in (lab.specs if lab else ()) if lab and (p := lab.run_pid(s.name))}
     deadline = time.monotonic() + 5.0
     while True:
-        extra = {p: st for p, st in _children().items() if p not in allowed}
+        # Anything new, and any zombie at all.
+        extra = {p: st for p, st in _children().items() if p not in allowed or st == "Z"}
         new_fds = _fds() - fds
         if not extra and len(new_fds) <= 1:  # listdir's own descriptor
             break

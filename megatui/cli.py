@@ -11,6 +11,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from megatui import __version__
@@ -53,13 +54,29 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         help="Docker daemon, e.g. unix:///var/run/docker.sock",
     )
     g.add_argument("--vm-user", metavar="USER", default=default, help="SSH user for VMs")
+    # Not a value on the command line: argv is readable by every local user (`ps`).
+    g.add_argument("--vm-password", nargs="?", action=_RefusePassword, help=argparse.SUPPRESS)
     g.add_argument(
-        "--vm-password",
-        metavar="PASSWORD",
+        "--vm-password-file",
+        metavar="FILE",
         default=default,
-        help="SSH password for VMs (prefer MEGATUI_VM_PASSWORD)",
+        help="file holding the SSH password for VMs (or set MEGATUI_VM_PASSWORD)",
     )
     g.add_argument("--vm-key", metavar="FILE", default=default, help="SSH private key for VMs")
+
+
+class _RefusePassword(argparse.Action):
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        parser.error(
+            "--vm-password is not accepted (any local user can read it with `ps`): "
+            "set MEGATUI_VM_PASSWORD or use --vm-password-file FILE"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up after S seconds (default 600)",
     )
     p.add_argument("--json", action="store_true", help="print the VMs as JSON when done")
+    p.add_argument(
+        "--start",
+        action="store_true",
+        help="start VMs that are stopped or suspended (without it, they end the wait)",
+    )
     p = add("doctor", "check the whole platform, like a test suite")
     p.add_argument("--json", action="store_true")
     p.add_argument("--junit", metavar="FILE", help="also write JUnit XML to FILE")
@@ -138,7 +160,6 @@ _FLAG_TO_SETTING = {
     "namespace": "namespace",
     "docker_host": "docker_host",
     "vm_user": "ssh_user",
-    "vm_password": "ssh_password",
     "vm_key": "ssh_key",
 }
 
@@ -149,9 +170,25 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         for flag, setting in _FLAG_TO_SETTING.items()
         if getattr(args, flag, None) not in (None, False)
     }
+    password_file = getattr(args, "vm_password_file", None)
+    if password_file:
+        overrides["ssh_password"] = _read_password(password_file)
     if getattr(args, "timeout", None) is not None and args.command == "doctor":
         overrides["doctor_timeout"] = args.timeout
     return load_settings(getattr(args, "config", None), overrides)
+
+
+def _read_password(path: str) -> str:
+    """The first line of FILE, without its line end (a file written by `echo`)."""
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UsageError(f"cannot read --vm-password-file {path}: {reason}") from None
+    lines = text.splitlines()
+    if not lines or not lines[0]:
+        raise UsageError(f"--vm-password-file {path} is empty")
+    return lines[0]
 
 
 def _seconds(text: str) -> float:
@@ -200,7 +237,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise SystemExit(asyncio.run(headless.status(settings, args.json, args.timeout)))
         if command == "wait":
             raise SystemExit(
-                asyncio.run(headless.wait(settings, args.vms, args.timeout, args.json))
+                asyncio.run(
+                    headless.wait(settings, args.vms, args.timeout, args.json, start=args.start)
+                )
             )
         if command == "doctor":
             from megatui import doctor
@@ -236,7 +275,7 @@ def _forget_key(vm: str) -> int:
         print(f"forgot the host key of VM '{vm}'; the next login trusts the new one")
         return 0
     print(f"megatui: no host key stored for VM '{vm}'", file=sys.stderr)
-    return 1
+    return 2
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TextIO
 
-from megatui import __version__, report
+from megatui import __version__, readiness, report
 from megatui.config import Settings
 from megatui.headless import build_monitor
 from megatui.model import VM, Phase, Pod, Snapshot, StatusKind, TartState
@@ -559,7 +559,15 @@ async def _wait_running_vms(ctx: Context) -> Snapshot:
             while True:
                 snap = ctx.monitor.snapshot
                 running = [vm for vm in snap.vms if _in_scope(ctx, vm)]
-                waiting = [vm for vm in running if vm.phase not in (Phase.READY, Phase.ERROR)]
+                # The same stop rule as `megatui wait` and the TUI's wait dialog.
+                tart = snap.sources.get("tart")
+                hopeless = ctx.monitor.tart_hopeless()
+                waiting = [
+                    vm
+                    for vm in running
+                    if readiness.decide(vm.name, vm, tart, tart_fatal=hopeless).verdict
+                    is readiness.Verdict.WAITING
+                ]
                 if waiting:
                     ctx.progress.note(
                         "waiting for VMs: "

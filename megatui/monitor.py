@@ -89,6 +89,11 @@ _TART_KINDS = {
 }
 # How long a VM may stay "starting" without tart reporting it running.
 START_GRACE = 300.0
+# Between health checks of a READY VM, how often its port is checked with a bare TCP
+# connect: a listener that died must not leave the VM "ready" for a whole health
+# interval (and forever, while the kept session lives). Detection takes at most this
+# plus the SSH connect timeout (3 + 5 s by default, within the promised 10 s).
+READY_CHECK_INTERVAL = 3.0
 
 
 @dataclass
@@ -143,6 +148,7 @@ class Monitor:
         self._tart_listed = False
         self._all_names: set[str] = set()  # before vm_filter: for "unknown VM" messages
         self._ips: dict[str, str] = {}
+        self._ip_recheck: set[str] = set()  # addresses to ask tart for again
         self._probes: dict[str, ProbeResult] = {}
         self._start_requested: dict[str, float] = {}
         self._stop_requested: set[str] = set()
@@ -163,6 +169,7 @@ class Monitor:
         self._subscribers: list[Callable[[Snapshot], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._probe_tasks: dict[str, asyncio.Task[None]] = {}
+        self._probe_ips: dict[str, str] = {}  # the address each probe task probes
         self._wake_tart = asyncio.Event()
         self._wake_docker = asyncio.Event()
         self._docker_refreshed = False  # `r` was pressed: forget the docker backoff
@@ -175,6 +182,9 @@ class Monitor:
         self._background: set[asyncio.Task[None]] = set()
         self._wake_host = asyncio.Event()
         self._remote_setup: RemoteSetup | None = None
+        self._tart_backoff = _Backoff(base=settings.tart_boot_poll_interval)
+        #: Why the last `tart list` failed, None after a good one.
+        self.tart_failure: TartErrorKind | None = None
         #: Settings the kube and docker sources use: with --host, pointing at the
         #: local ends of the forwards to the host's API server and Docker socket.
         self.source_settings = settings
@@ -298,11 +308,15 @@ class Monitor:
                 await task
         self._tasks.clear()
         self._probe_tasks.clear()
+        self._probe_ips.clear()
         await self.prober.close()
         self._save_history()
         self._started = False
 
     def refresh(self) -> None:
+        # A refresh is the user saying "try now": a failing tart starts over at its
+        # shortest delay instead of the backoff it had reached.
+        self._tart_backoff.reset()
         self._wake_tart.set()
         self._docker_refreshed = True
         self._wake_docker.set()
@@ -361,12 +375,17 @@ class Monitor:
         if vm is None:
             raise ActionError(f"unknown VM '{name}'")
         try:
-            known = self.hostkeys.lookup(name)
+            trusted = self.hostkeys.all()
         except HostKeyStoreError as exc:
             raise ActionError(str(exc)) from None
+        known = trusted.get(name)
         known_hosts = state_dir() / "known_hosts"
-        if known:
-            actions.write_known_hosts(known_hosts, {name: known})
+        # Every trusted VM, not only this one: a command copied earlier for another VM
+        # names the same file and must keep working.
+        try:
+            actions.write_known_hosts(known_hosts, trusted)
+        except OSError as exc:
+            raise ActionError(f"cannot write {known_hosts}: {exc.strerror or exc}") from None
         return actions.ssh_argv(
             vm,
             self.settings.vm(name),
@@ -437,6 +456,14 @@ class Monitor:
             return False
         return True
 
+    def tart_hopeless(self) -> bool:
+        """tart fails in a way that does not pass by itself: it is not installed."""
+        return self.tart_failure is TartErrorKind.NOT_INSTALLED
+
+    def first_round_done(self) -> bool:
+        """Every enabled source has answered (or failed) once."""
+        return all(event.is_set() for event in self._first_round.values())
+
     def known_vm_names(self) -> set[str] | None:
         """The VMs tart listed, or None before the first successful list."""
         return set(self._all_names) if self._tart_listed else None
@@ -449,7 +476,7 @@ class Monitor:
         return all(vm.phase not in BOOT_PHASES for vm in self._snapshot.vms)
 
     async def _tart_loop(self) -> None:
-        backoff = _Backoff(base=self.settings.tart_boot_poll_interval)
+        backoff = self._tart_backoff
         while True:
             delay = await self._tart_poll(backoff)
             self._mark_first("tart")
@@ -459,10 +486,17 @@ class Monitor:
         try:
             vms = await self.tart.list_vms()
         except TartError as exc:
+            self.tart_failure = exc.kind
             delay = backoff.next_delay()
             self._fail("tart", str(exc), delay, _TART_KINDS.get(exc.kind, StatusKind.ERROR))
+            if "ssh" in self.enabled and "ssh" not in self._statuses:
+                # Say why nothing was probed, not "no answer" from a source never asked.
+                self._statuses["ssh"] = SourceStatus(
+                    "ssh", ok=False, error="no VM probed: tart list failed"
+                )
             self._mark_first("ssh")
             return delay
+        self.tart_failure = None
         backoff.reset()
         self._all_names = {vm.name for vm in vms}
         if self.vm_filter is not None:
@@ -473,6 +507,8 @@ class Monitor:
         await self._resolve_ips()
         self._ok("tart")
         self._sync_probe_tasks()
+        if "ssh" in self.enabled and not self._probe_tasks:
+            self._ok("ssh", note="no running VM with an address to probe")
         self._publish_now()
         if not self._probe_tasks:
             self._mark_first("ssh")
@@ -505,8 +541,9 @@ class Monitor:
         wanted = [
             name
             for name, vm in self._tart_vms.items()
-            if vm.state is TartState.RUNNING and name not in self._ips
+            if vm.state is TartState.RUNNING and (name not in self._ips or name in self._ip_recheck)
         ]
+        self._ip_recheck.clear()
         overrides = {n: self.settings.vm(n).host for n in wanted if self.settings.vm(n).host}
         for name, host in overrides.items():
             assert host is not None
@@ -531,7 +568,9 @@ class Monitor:
         if "ssh" not in self.enabled:
             return
         for name in list(self._probe_tasks):
-            if name not in self._ips:
+            if self._ips.get(name) != self._probe_ips.get(name):
+                # Gone, or a new address (a reboot's new lease): start afresh.
+                self._probe_ips.pop(name, None)
                 self._probe_tasks.pop(name).cancel()
                 self._wake_probes.pop(name, None)
                 drop = asyncio.create_task(self.prober.drop(name))
@@ -539,6 +578,7 @@ class Monitor:
                 drop.add_done_callback(self._background.discard)
         for name, ip in self._ips.items():
             if name not in self._probe_tasks:
+                self._probe_ips[name] = ip
                 self._wake_probes[name] = asyncio.Event()
                 self._probe_tasks[name] = asyncio.create_task(
                     self._probe_loop(name, ip), name=f"probe:{name}"
@@ -558,22 +598,54 @@ class Monitor:
                 # The tunnel is down, not the VM: keep the last known state.
                 await self._sleep(self._wake_probes[name], 1.0)
                 continue
-            previous = self._probes.get(name)
-            self._probes[name] = result
-            if (
-                result.stage is ProbeStage.CLOSED
-                and previous
-                and previous.stage is ProbeStage.READY
-            ):
-                # A ready VM whose port closed may have rebooted with a new lease.
-                self._ips.pop(name, None)
-                self._wake_tart.set()
-            if result.stage is not ProbeStage.ERROR:
-                self._ok("ssh")
-            if previous is None or previous.stage != result.stage or previous.error != result.error:
-                self._publish_now()
-            self._mark_first_probe()
+            self._record_probe(name, result)
+            if result.stage is ProbeStage.READY:
+                closed = await self._watch_ready(name, ip, login.port)
+                if closed is not None and not self._host_down():
+                    self._record_probe(name, closed)
+                    await self._sleep(self._wake_probes[name], self._probe_delay(closed))
+                continue
             await self._sleep(self._wake_probes[name], self._probe_delay(result))
+
+    def _record_probe(self, name: str, result: ProbeResult) -> None:
+        previous = self._probes.get(name)
+        self._probes[name] = result
+        if result.stage is ProbeStage.CLOSED and previous and previous.stage is ProbeStage.READY:
+            # A ready VM whose port closed may have rebooted with a new lease: ask tart
+            # again, but keep the address meanwhile (it is "ip", not "booting").
+            self._ip_recheck.add(name)
+            self._wake_tart.set()
+        if result.stage is not ProbeStage.ERROR:
+            self._ok("ssh")
+        if previous is None or previous.stage != result.stage or previous.error != result.error:
+            self._publish_now()
+        self._mark_first_probe()
+
+    async def _watch_ready(self, name: str, ip: str, port: int) -> ProbeResult | None:
+        """Between health checks of a READY VM, check its port with a bare TCP connect.
+
+        Returns None when the next full probe is due: the health interval passed, a
+        refresh asked for it, or the kept connection died. Returns CLOSED as soon as
+        the port stops accepting: a VM whose sshd listener died keeps its old session
+        alive, and the kept connection alone would call it ready forever."""
+        wake = self._wake_probes[name]
+        due = self.clock.monotonic() + self.settings.ssh_health_interval
+        while self._ips.get(name) == ip:
+            remaining = due - self.clock.monotonic()
+            if remaining <= 0:
+                return None
+            await self._sleep(wake, min(READY_CHECK_INTERVAL, remaining), keep=True)
+            if wake.is_set():
+                wake.clear()  # a refresh: probe now, once
+                return None
+            if due <= self.clock.monotonic():
+                return None
+            if not self.prober.has_connection(name):
+                return None
+            if not await self.prober.port_open(ip, port):
+                await self.prober.drop(name)
+                return ProbeResult(stage=ProbeStage.CLOSED, checked_at=self.clock.now())
+        return None
 
     def _probe_delay(self, result: ProbeResult) -> float:
         if result.stage is ProbeStage.READY:
@@ -679,8 +751,8 @@ class Monitor:
 
     # --- folding ---------------------------------------------------------------------------------
 
-    def _ok(self, name: str) -> None:
-        self._statuses[name] = SourceStatus(name, ok=True, updated_at=self.clock.now())
+    def _ok(self, name: str, note: str | None = None) -> None:
+        self._statuses[name] = SourceStatus(name, ok=True, updated_at=self.clock.now(), note=note)
         self._retry_at.pop(name, None)
 
     def _fail(
@@ -703,14 +775,15 @@ class Monitor:
         if event is not None:
             event.set()
 
-    async def _sleep(self, wake: asyncio.Event, delay: float) -> None:
+    async def _sleep(self, wake: asyncio.Event, delay: float, *, keep: bool = False) -> None:
         with contextlib.suppress(TimeoutError):
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
             # cancellation that races with the event being set, and the task would
             # then never stop.
             async with asyncio.timeout(delay):
                 await wake.wait()
-        wake.clear()
+        if not keep:
+            wake.clear()
 
     def _observation(self, vm: TartVM) -> Observation:
         probe = self._probes.get(vm.name)

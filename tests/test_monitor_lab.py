@@ -163,7 +163,7 @@ async def test_readonly_refuses_start_and_stop(tart_lab: TartLabFactory, tmp_pat
 
 
 def test_no_zombie_children_left(tart_lab: TartLabFactory) -> None:
-    # Detached starts go through `sh ... &`, so tart run is never our child.
+    # Detached starts are our children, reaped by a thread as soon as they exit.
     children = [p for p in os.listdir("/proc") if p.isdigit() and _ppid(int(p)) == os.getpid()]
     assert all(_state(int(p)) != "Z" for p in children)
 

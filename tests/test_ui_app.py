@@ -395,7 +395,7 @@ async def test_wait_gives_up_when_the_vm_fails(
         await pilot.press("enter")
         set_vm_phase(monitor, "ci-booting", Phase.ERROR)
         await until(pilot, lambda: not isinstance(app.screen, WaitScreen), "giving up")
-        assert notes.messages("error") == ["ci-booting: the VM is error"]
+        assert notes.messages("error") == ["ci-booting: the VM is in error"]
 
 
 async def test_enter_on_stopped_vm_explains(

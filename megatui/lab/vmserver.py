@@ -35,6 +35,11 @@ if TYPE_CHECKING:
 
 from megatui.lab.fake_tart import LabPaths, lab_spec, timeline, write_lease
 
+#: Faults of a VM's sshd that `TartLab.set_sshd_fault` switches on, and how often
+#: the VM looks for them.
+SSHD_FAULTS = frozenset({"down", "listener-dead"})
+_FAULT_POLL = 0.05
+
 #: What the fake guest answers to `uname -r` and `sw_vers`.
 _DARWIN_RELEASE = "24.6.0"
 _MACOS_VERSION = ("15.6", "24G84")
@@ -173,6 +178,7 @@ class _VM:
         self.resumed = resumed
         self.spec = lab_spec(paths, name)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._conns: set[socket.socket] = set()
 
     # ----------------------------------------------------------------- timeline
 
@@ -221,7 +227,15 @@ class _VM:
         listener.listen(64)
         listener.setblocking(False)
         while True:
-            conn, _peer = await loop.sock_accept(listener)
+            if self._sshd_fault() is not None:
+                listener.close()
+                await self._sshd_fault_passes()
+                return await self._listen(ip, port, login_after, ssh_ready)
+            try:
+                async with asyncio.timeout(_FAULT_POLL):
+                    conn, _peer = await loop.sock_accept(listener)
+            except TimeoutError:
+                continue
             if time.time() < self.started_at + login_after:
                 conn.close()  # booting: the port answers, sshd is not up yet
                 continue
@@ -231,6 +245,25 @@ class _VM:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    # ----------------------------------------------------------------- faults
+
+    def _sshd_fault(self) -> str | None:
+        """`TartLab.set_sshd_fault`: "down" (sshd gone, sessions cut) or
+        "listener-dead" (no new connections; open sessions live on)."""
+        try:
+            text = (self.paths.lab_vm_dir(self.name) / "sshd_fault").read_text().strip()
+        except OSError:
+            return None
+        return text if text in SSHD_FAULTS else None
+
+    async def _sshd_fault_passes(self) -> None:
+        while (fault := self._sshd_fault()) is not None:
+            if fault == "down":
+                for conn in list(self._conns):
+                    with contextlib.suppress(OSError):
+                        conn.shutdown(socket.SHUT_RDWR)
+            await asyncio.sleep(_FAULT_POLL)
+
     async def _serve(self, conn: socket.socket, ssh_ready: asyncio.Future[SSHHandler]) -> None:
         try:
             serve = await ssh_ready
@@ -238,7 +271,11 @@ class _VM:
             conn.close()
             print(f"lab VM {self.name}: no SSH server: {exc}", file=sys.stderr, flush=True)
             return
-        await serve(conn)
+        self._conns.add(conn)
+        try:
+            await serve(conn)
+        finally:
+            self._conns.discard(conn)
 
     # ----------------------------------------------------------------- sessions
 

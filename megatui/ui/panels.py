@@ -410,6 +410,9 @@ class VMPanel(Panel):
             line.show(render.vm_line(vm, view.now))
         elif not view.snapshot.vms and "tart" not in view.snapshot.sources:
             line.show(literal("waiting for tart…", render.MUTED))
+        elif not view.snapshot.vms and not view.snapshot.sources["tart"].ok:
+            # tart failed: its error says it all; "the list is empty" would be a guess.
+            line.show(literal(view.snapshot.sources["tart"].error or "tart failed", render.BAD))
         elif not view.snapshot.vms:
             line.show(literal("no VMs: tart list is empty", render.MUTED))
         else:

@@ -19,8 +19,10 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, RichLog, Static
 
+from megatui import readiness
 from megatui.api import ActionError, MonitorAPI
 from megatui.model import BOOT_PHASES, VM, Phase, Snapshot
+from megatui.readiness import Verdict
 from megatui.report import duration
 from megatui.ui import render
 from megatui.ui.panels import TextLine
@@ -190,7 +192,8 @@ class WaitScreen(LiveScreen, ModalScreen[bool]):
         if vm is None:
             status.show(literal("The VM is no longer in tart list.", render.BAD))
             return
-        if vm.phase is Phase.READY and self.waiting:
+        decision = readiness.decide(self.vm_name, vm, self._snapshot.sources.get("tart"))
+        if decision.verdict is Verdict.READY and self.waiting:
             self._finish(True)
             return
         prefix = "waiting · " if self.waiting else ""
@@ -202,10 +205,10 @@ class WaitScreen(LiveScreen, ModalScreen[bool]):
                 render.progress_cell(vm, self._now),
             )
         )
-        if self.waiting and vm.phase in (Phase.ERROR, Phase.STOPPED, Phase.SUSPENDED):
-            # It will not get ready by itself: stop waiting and say why.
+        if self.waiting and decision.verdict is Verdict.GIVE_UP:
+            # It will not get ready by itself (the rule `megatui wait` uses): say why.
             self.waiting = False
-            reason = vm.error or f"the VM is {vm.phase}"
+            reason = decision.reason or f"the VM is {vm.phase}"
             self.app.notify(f"{self.vm_name}: {reason}", severity="error", markup=False)
             self._finish(False)
 

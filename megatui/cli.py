@@ -1,7 +1,8 @@
 """The `megatui` command: the TUI by default, and headless subcommands for scripts.
 
 Exit codes: 0 success; 1 a check failed or a wait timed out; 2 bad usage, bad
-config or an unknown VM; 130 interrupted. Errors are one line on stderr.
+config or an unknown VM; 130 interrupted; the TUI exits 129 on SIGHUP (its
+terminal went away) and 143 on SIGTERM, after closing everything. Errors are one line on stderr.
 """
 
 from __future__ import annotations
@@ -204,7 +205,16 @@ def run_tui(settings: Settings) -> int:
     from megatui.ui.app import run_app
 
     monitor = build_monitor(settings)
-    return run_app(monitor, settings)
+    # The app closes the host connection when it unmounts (Monitor.stop). This is the
+    # last resort for the exits that skip that (a crash before mounting, the hard exit
+    # of a hangup the app could not finish in time): the private directory holds a copy
+    # of the host's kubeconfig, client key included, and must not outlive us.
+    discard = getattr(monitor.transport, "discard", None)
+    try:
+        return run_app(monitor, settings, on_hangup=discard)
+    finally:
+        if discard is not None:
+            discard()
 
 
 def _forget_key(vm: str) -> int:

@@ -123,6 +123,8 @@ class SourceStatus:
     #: A calm remark while ok: nothing broken, but something to know (the Applications
     #: CRD is not installed, so there is nothing to list).
     note: str | None = None
+    #: The whole story behind `error` for a detail view (the last attempt, the fix).
+    detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

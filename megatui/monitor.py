@@ -24,7 +24,12 @@ from megatui.clock import Clock, SystemClock
 from megatui.config import Settings, data_dir, state_dir
 from megatui.model import (
     BOOT_PHASES,
+    SOURCE_APPLICATIONS,
+    SOURCE_DOCKER,
     SOURCE_HOST,
+    SOURCE_KUBERNETES,
+    SOURCE_SSH,
+    SOURCE_TART,
     VM,
     DockerStatus,
     Event,
@@ -58,6 +63,19 @@ ERROR_PROBE_INTERVAL = 10.0
 KUBECONFIG_REFRESH = 30.0
 # How long a VM may stay "starting" without tart reporting it running.
 START_GRACE = 300.0
+# With --host, the statuses of each enabled source that lives behind the connection.
+BEHIND_HOST = {
+    "tart": (SOURCE_TART,),
+    "ssh": (SOURCE_SSH,),
+    "kube": (SOURCE_KUBERNETES, SOURCE_APPLICATIONS),
+    "docker": (SOURCE_DOCKER,),
+}
+# After the host comes back, how long a source behind it may take to report again
+# before its own (possibly outage-made) status is shown instead of the one it had
+# before the outage.
+HOST_RECOVERY_GRACE = 20.0
+# How long the host may take to answer when a VM probe through it failed.
+HOST_CHECK_TIMEOUT = 3.0
 
 
 @dataclass
@@ -141,6 +159,12 @@ class Monitor:
         self._background: set[asyncio.Task[None]] = set()
         self._wake_host = asyncio.Event()
         self._remote_setup: RemoteSetup | None = None
+        # Host outages (see _shown_sources): the statuses before the host went down,
+        # and after it came back, those that must report again before they are shown.
+        self._pre_outage: dict[str, SourceStatus] = {}
+        self._recovered_from: dict[str, SourceStatus] = {}
+        self._recovered_at = 0.0
+        self._masked: frozenset[str] = frozenset()
         #: Settings the kube and docker sources use: with --host, pointing at the
         #: local ends of the forwards to the host's API server and Docker socket.
         self.source_settings = settings
@@ -228,30 +252,111 @@ class Monitor:
                     await refresh_kubeconfig(transport, setup)
 
     def _on_host_change(self, transport: object) -> None:
-        connected = bool(getattr(transport, "connected", False))
+        from megatui.remote import RemoteTransport
+
+        assert isinstance(transport, RemoteTransport)
         was = self._statuses.get(SOURCE_HOST)
-        if connected:
+        problem = transport.problem()
+        if problem is None and not transport.in_doubt:
             self._ok(SOURCE_HOST)
             if was is not None and not was.ok:
                 # Back after a drop: poll everything at once, not at the next tick.
+                self._recovered_from = dict(self._statuses)
+                self._recovered_at = self.clock.monotonic()
                 self.refresh()
                 self._wake_host.set()
-        else:
-            line = getattr(transport, "status_line", lambda: "disconnected")()
-            self._statuses[SOURCE_HOST] = SourceStatus(
-                SOURCE_HOST,
-                ok=False,
-                error=line,
-                updated_at=was.updated_at if was else None,
-            )
+            self._schedule_publish()
+            return
+        if was is not None and was.ok:
+            self._pre_outage = dict(self._statuses)
+        if problem is None:
+            problem = f"{transport.label} is not answering (checking the connection)"
+        retry = transport.reconnect_in()
+        self._statuses[SOURCE_HOST] = SourceStatus(
+            SOURCE_HOST,
+            ok=False,
+            error=problem,
+            updated_at=was.updated_at if was else None,
+            next_retry_at=self.clock.now() + retry if retry is not None else None,
+            detail=transport.problem_detail(),
+        )
         self._schedule_publish()
+
+    def _shown_sources(self) -> tuple[dict[str, SourceStatus], frozenset[str]]:
+        """The statuses to publish, and which of them stand in for the host's.
+
+        While the host is down or in doubt, every source behind it says the host's
+        line (one cause, one line, one countdown), keeping the age of its data: what
+        failed through a dead connection says nothing about the source. Once the host
+        is back, a source shows what it had before the outage until it reports again."""
+        statuses = dict(self._statuses)
+        host = statuses.get(SOURCE_HOST)
+        if not self.transport.is_remote or host is None:
+            return statuses, frozenset()
+        behind = [name for source in self.enabled for name in BEHIND_HOST.get(source, ())]
+        masked = set()
+        if not host.ok:
+            for name in behind:
+                own = statuses.get(name)
+                statuses[name] = SourceStatus(
+                    name,
+                    ok=False,
+                    error=host.error,
+                    updated_at=own.updated_at if own else None,
+                    next_retry_at=host.next_retry_at,
+                    detail=host.detail,
+                )
+                masked.add(name)
+        elif self.clock.monotonic() - self._recovered_at < HOST_RECOVERY_GRACE:
+            for name in behind:
+                if statuses.get(name) is not self._recovered_from.get(name):
+                    continue  # it reported since the host came back
+                before = self._pre_outage.get(name)
+                if before is not None:
+                    statuses[name] = before
+                else:
+                    statuses.pop(name, None)
+                masked.add(name)
+        return statuses, frozenset(masked)
+
+    def _source_events(self, events: list[Event], masked: frozenset[str]) -> list[Event]:
+        """Drop the source events the host's outage made: the host has its own."""
+        hidden = self._masked | masked
+
+        def shown(event: Event) -> bool:
+            if event.kind != "source" or event.subject not in hidden:
+                return True
+            # Unmasked and failing for a reason of its own: that is news.
+            return event.subject not in masked and event.severity == "error"
+
+        return [event for event in events if shown(event)]
+
+    async def _blame_host(self, name: str, result: ProbeResult) -> bool:
+        """Whether a probe's result says more about the host connection than the VM:
+        the host is down, or a VM's state got worse and the host does not answer."""
+        if not self.transport.is_remote:
+            return False
+        if not getattr(self.transport, "connected", True):
+            return True
+        previous = self._probes.get(name)
+        in_doubt = bool(getattr(self.transport, "in_doubt", False))
+        changed = previous is not None and previous.stage != result.stage
+        if not in_doubt and (not changed or result.stage is ProbeStage.READY):
+            return False
+        confirm = getattr(self.transport, "confirm_alive", None)
+        if confirm is None:
+            return False
+        return not await confirm(HOST_CHECK_TIMEOUT)
 
     def _remote_problem(self, source: str) -> str | None:
         setup = self._remote_setup
         return setup.problems.get(source) if setup is not None else None
 
     def _host_down(self) -> bool:
-        return self.transport.is_remote and not bool(getattr(self.transport, "connected", True))
+        if not self.transport.is_remote:
+            return False
+        connected = bool(getattr(self.transport, "connected", True))
+        return not connected or bool(getattr(self.transport, "in_doubt", False))
 
     async def stop(self) -> None:
         tasks = [*self._tasks, *self._probe_tasks.values()]
@@ -265,14 +370,26 @@ class Monitor:
         await self.prober.close()
         self._save_history()
         self._started = False
+        # The monitor is the transport's last user: with --host this ends the one
+        # connection and removes the private directory (kubeconfig, sockets).
+        await self.transport.close()
 
     def refresh(self) -> None:
+        retry_now = getattr(self.transport, "retry_now", None)
+        if retry_now is not None:
+            retry_now()  # a reconnecting host: try at once, with the backoff reset
         self._wake_tart.set()
         self._wake_docker.set()
         for event in self._wake_probes.values():
             event.set()
 
     def retry_in(self, source: str) -> float | None:
+        if source == SOURCE_HOST or source in self._masked:
+            # Behind a down host, the host's countdown is the only one.
+            host = self._snapshot.sources.get(SOURCE_HOST)
+            if host is None or host.next_retry_at is None:
+                return None
+            return max(0.0, host.next_retry_at - self.clock.now())
         at = self._retry_at.get(source)
         if at is None:
             return None
@@ -483,7 +600,7 @@ class Monitor:
         )
         while self._ips.get(name) == ip:
             result = await self.prober.probe(name, ip, login.port, creds, login.command)
-            if self._host_down():
+            if await self._blame_host(name, result):
                 # The tunnel is down, not the VM: keep the last known state.
                 await self._sleep(self._wake_probes[name], 1.0)
                 continue
@@ -672,10 +789,11 @@ class Monitor:
     def _publish_now(self) -> None:
         self._publish_scheduled = False
         state = self._kube_state
+        sources, masked = self._shown_sources()
         snap = Snapshot(
             generated_at=self.clock.now(),
             host=self.transport.label,
-            sources=dict(self._statuses),
+            sources=sources,
             vms=self._build_vms(),
             nodes=self._build_nodes(),
             pods=state.pods if state is not None else (),
@@ -689,7 +807,8 @@ class Monitor:
         old = self._snapshot
         if _same(old, snap):
             return
-        self._events.extend(diff_events(old, snap))
+        self._events.extend(self._source_events(diff_events(old, snap), masked))
+        self._masked = masked
         self._snapshot = snap
         for callback in list(self._subscribers):
             try:

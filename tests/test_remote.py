@@ -667,7 +667,10 @@ async def test_unreachable_host_is_one_line() -> None:
     )
     with pytest.raises(ConnectionLost) as lost:
         await t.run(["true"], timeout=5)
-    assert str(lost.value).startswith("not connected to me@127.0.0.1")
+    assert str(lost.value) == f"cannot connect to me@127.0.0.1:{port}: connection refused"
+    assert t.problem() == str(lost.value)
+    detail = t.problem_detail() or ""
+    assert "fix: turn on Remote Login on the Mac" in detail
     await t.close()
 
 
@@ -963,7 +966,8 @@ async def test_prepared_while_the_host_is_down_then_filled_in(
         with pytest.raises(HostUnreachable):
             await t.connect(keep_trying=True)
         setup = await prepare_remote(t, Settings(), docker_sockets=(str(tmp_path / "x.sock"),))
-        assert setup.problems["kube"].startswith(f"connection to {t.label} lost; reconnecting")
+        # Never connected: "cannot connect" and why, never "lost".
+        assert setup.problems["kube"].startswith(f"cannot connect to {t.label}: connection refused")
         assert setup.settings.docker_host and setup.settings.kubeconfig
         assert not Path(setup.settings.kubeconfig).exists()
         await loopback_host.start()

@@ -23,6 +23,7 @@ from textual.widgets import Static
 from megatui.model import (
     SOURCE_APPLICATIONS,
     SOURCE_DOCKER,
+    SOURCE_HOST,
     SOURCE_KUBERNETES,
     SOURCE_SSH,
     SOURCE_TART,
@@ -117,7 +118,17 @@ class HeaderBar(TextLine):
                 text.append(f"updated {render.clock_time(snap.generated_at)} (", render.MUTED)
                 text.append_text(ago)
                 text.append(")", render.MUTED)
-        failing = sorted(name for name, s in snap.sources.items() if not s.ok)
+        host = snap.sources.get(SOURCE_HOST)
+        host_error = host.error if host is not None and not host.ok else None
+        if host_error:
+            # The one cause of everything behind it: said once, not as a list of sources.
+            text.append("  ")
+            text.append(f"⚠ {host_error}", f"bold {render.BAD}")
+        failing = sorted(
+            name
+            for name, s in snap.sources.items()
+            if not s.ok and name != SOURCE_HOST and not (host_error and s.error == host_error)
+        )
         if failing:
             text.append("  ")
             text.append(f"⚠ failing: {', '.join(failing)}", f"bold {render.BAD}")
@@ -390,8 +401,12 @@ class VMPanel(Panel):
             return
         name = self.selected
         vm = view.snapshot.vm(name) if name is not None else None
+        host = view.snapshot.sources.get(SOURCE_HOST)
         if vm is not None:
             line.show(render.vm_line(vm, view.now))
+        elif not view.snapshot.vms and host is not None and not host.ok:
+            # No VMs because the host is out of reach (d shows the reason and the fix).
+            line.show(literal(f"{host.error} · d: details", render.BAD))
         elif not view.snapshot.vms and "tart" not in view.snapshot.sources:
             line.show(literal("waiting for tart…", render.MUTED))
         elif not view.snapshot.vms:

@@ -356,6 +356,7 @@ class RemoteTransport:
         self._next_attempt: float | None = None  # loop time of the next reconnect
         self._failures = 0
         self._drop_reason: str | None = None
+        self._needs_user = False
         self._closed = False
         self._listeners: list[Callable[[RemoteTransport], None]] = []
         self._forwards: dict[str, _Forward] = {}
@@ -420,7 +421,10 @@ class RemoteTransport:
             return f"connection to {self.label} is closed"
         if self.connections_opened == 0:
             return f"cannot connect to {self.label}: {self._reason or 'connecting'}"
-        return f"connection to {self.label} lost: {self._drop_reason or 'closed by the host'}"
+        # The drop's reason for the whole outage, unless reconnecting needs the user
+        # (a changed host key, a refused login): that is a new cause, worth its line.
+        reason = self._reason if self._needs_user else self._drop_reason
+        return f"connection to {self.label} lost: {reason or 'closed by the host'}"
 
     def problem_detail(self) -> str | None:
         """The whole story for a detail view: the line, the last attempt, the fix."""
@@ -620,6 +624,7 @@ class RemoteTransport:
         self.connections_opened += 1
         self.last_error = None
         self._reason = self._fix = self._drop_reason = None
+        self._needs_user = False
         self.in_doubt = False
         self._failures = 0
         self._next_attempt = None
@@ -758,6 +763,7 @@ class RemoteTransport:
     def _failed(self, exc: RemoteError) -> None:
         self.last_error = str(exc)
         self._reason, self._fix = exc.reason, exc.fix
+        self._needs_user = isinstance(exc, HostKeyChanged | HostKeyUnknown | LoginRefused)
 
     async def confirm_alive(self, timeout: float = 3.0) -> bool:
         """Whether the host answers right now. Called when something behind it (a VM

@@ -165,6 +165,10 @@ class Monitor:
         self._recovered_from: dict[str, SourceStatus] = {}
         self._recovered_at = 0.0
         self._masked: frozenset[str] = frozenset()
+        # Sources behind the host that just failed while the host seemed fine, with
+        # what they showed before: held back until the host has answered a check.
+        self._held: dict[str, SourceStatus | None] = {}
+        self._host_check: asyncio.Task[None] | None = None
         #: Settings the kube and docker sources use: with --host, pointing at the
         #: local ends of the forwards to the host's API server and Docker socket.
         self.source_settings = settings
@@ -307,9 +311,16 @@ class Monitor:
                     detail=host.detail,
                 )
                 masked.add(name)
-        elif self.clock.monotonic() - self._recovered_at < HOST_RECOVERY_GRACE:
+        else:
+            for name, before in self._held.items():
+                if before is not None:
+                    statuses[name] = before
+                else:
+                    statuses.pop(name, None)
+                masked.add(name)
+        if host.ok and self.clock.monotonic() - self._recovered_at < HOST_RECOVERY_GRACE:
             for name in behind:
-                if statuses.get(name) is not self._recovered_from.get(name):
+                if self._statuses.get(name) is not self._recovered_from.get(name):
                     continue  # it reported since the host came back
                 before = self._pre_outage.get(name)
                 if before is not None:
@@ -318,6 +329,30 @@ class Monitor:
                     statuses.pop(name, None)
                 masked.add(name)
         return statuses, frozenset(masked)
+
+    def _hold_for_host(self, name: str, before: SourceStatus | None) -> None:
+        """A source behind the host started failing while the host looked fine: a
+        frozen host fails its sources before keepalives can tell. Ask the host
+        before the failure is shown: if it does not answer, the host is in doubt and
+        the failure is the host's; if it does, the failure is the source's own."""
+        if not self.transport.is_remote or self._host_down():
+            return
+        if not any(name in BEHIND_HOST.get(source, ()) for source in self.enabled):
+            return
+        if before is not None and not before.ok:
+            return  # already failing: shown as it is
+        self._held.setdefault(name, before)
+        if self._host_check is None or self._host_check.done():
+            self._host_check = asyncio.create_task(self._check_host(), name="host check")
+
+    async def _check_host(self) -> None:
+        confirm = getattr(self.transport, "confirm_alive", None)
+        try:
+            if confirm is not None:
+                await confirm(HOST_CHECK_TIMEOUT)
+        finally:
+            self._held.clear()
+            self._schedule_publish()
 
     def _source_events(self, events: list[Event], masked: frozenset[str]) -> list[Event]:
         """Drop the source events the host's outage made: the host has its own."""
@@ -360,6 +395,8 @@ class Monitor:
 
     async def stop(self) -> None:
         tasks = [*self._tasks, *self._probe_tasks.values()]
+        if self._host_check is not None:
+            tasks.append(self._host_check)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -674,6 +711,8 @@ class Monitor:
             now = self.clock.now()
             for name, status in state.statuses.items():
                 problem = self._remote_problem("kube")
+                if not status.ok:
+                    self._hold_for_host(name, self._statuses.get(name))
                 if problem and not status.ok:
                     # The local end of a forward failed because the host side did:
                     # say what went wrong on the host, not which temp file is missing.
@@ -701,6 +740,7 @@ class Monitor:
 
     def _fail(self, name: str, error: str, retry_in: float) -> None:
         prev = self._statuses.get(name)
+        self._hold_for_host(name, prev)
         self._statuses[name] = SourceStatus(
             name,
             ok=False,

@@ -147,8 +147,9 @@ async def monitored(host: HostLab, **transport_kwargs: Any) -> AsyncIterator[Run
         # The log pipe of a restarted sshd belongs to the fixture, not to megatui.
         proc = host.sshd._proc
         keep = {str(proc.stderr.fileno())} if proc is not None and proc.stderr else set()
+        fresh = set(_fds().items()) - set(fds_before.items())
         left.clear()
-        left.update(fd for fd in set(_fds().items()) - set(fds_before.items()) if fd[0] not in keep)
+        left.update(fd for fd in fresh if fd[0] not in keep and fd[1] != str(host.sshd.log_path))
         return not left
 
     with contextlib.suppress(pytest.fail.Exception):
@@ -187,3 +188,149 @@ async def test_host_sshd_killed(host_lab: HostLab, press_r: bool) -> None:
             (SOURCE_HOST, "info"),
         ], run.source_events(since)
         assert phases(run.snaps[first:]) == {Phase.READY}, "the VM was blamed for the host"
+
+
+@pytest.mark.parametrize("press_r", [False, True], ids=["wait", "r"])
+async def test_host_frozen(host_lab: HostLab, press_r: bool) -> None:
+    # A Mac asleep or sshd stopped: no reset, no answer; only keepalives tell. The
+    # listener is frozen too, so reconnecting fails until the fault is removed.
+    # The transport's default keepalives are what is tested here.
+    async with monitored(host_lab, **(SLOW_BACKOFF if press_r else QUICK_BACKOFF)) as run:
+        await run.until(healthy, 30, "everything up")
+        since, first = len(run.monitor.events), len(run.snaps)
+        frozen = [*host_lab.listener_pids(), *host_lab.connection_pids()]
+        _freeze(frozen, signal.SIGSTOP)
+        try:
+            line = f"connection to {run.transport.label} lost: Server not responding to keepalive"
+            seen = await run.until(behind_say(line), 20, f"every source to say {line!r}")
+            assert seen < 15.0
+            assert phases(run.snaps[first:]) == {Phase.READY}, "the VM was blamed for the host"
+        finally:
+            _freeze(frozen, signal.SIGCONT)
+        if press_r:
+            run.monitor.refresh()
+        back = await run.until(healthy, 20, "recovery")
+        # Without r: an attempt already under way may wait out its connect timeout (5 s).
+        assert back < (6.0 if press_r else 10.0)
+        assert phases(run.snaps[first:]) == {Phase.READY}, "the VM was blamed for the host"
+        events = [(e.subject, e.severity) for e in run.source_events(since)]
+        # Maybe one "not answering" before the keepalives declare the connection lost.
+        assert events in (
+            [(SOURCE_HOST, "error"), (SOURCE_HOST, "info")],
+            [(SOURCE_HOST, "error"), (SOURCE_HOST, "error"), (SOURCE_HOST, "info")],
+        ), run.source_events(since)
+
+
+@pytest.mark.parametrize("press_r", [False, True], ids=["wait", "r"])
+async def test_host_rekeyed(host_lab: HostLab, press_r: bool) -> None:
+    # The Mac was reinstalled (or an attacker answers): the new key is never trusted
+    # silently; once the user accepts it, megatui comes back by itself.
+    async with monitored(host_lab, **(SLOW_BACKOFF if press_r else QUICK_BACKOFF)) as run:
+        await run.until(healthy, 30, "everything up")
+        since, first = len(run.monitor.events), len(run.snaps)
+        await asyncio.to_thread(host_lab.sshd.restart, new_host_key=True)
+        if press_r:
+            run.monitor.refresh()  # retry at once: the key change is seen at once
+        key = host_lab.sshd.host_public_key.split()[0]
+
+        def key_changed(snap: Snapshot) -> bool:
+            host = snap.sources.get(SOURCE_HOST)
+            return bool(host and host.error and "HOST KEY CHANGED" in host.error)
+
+        seen = await run.until(key_changed, 10, "the changed key")
+        assert seen < (3.0 if press_r else 5.0)
+        line = run.host_line() or ""
+        prefix = f"connection to {run.transport.label} lost: HOST KEY CHANGED (now {key} SHA256:"
+        assert line.startswith(prefix) and line.endswith(")"), line
+        await run.until(behind_say(line), 5, "every source to say the host's line")
+        detail = run.snap.sources[SOURCE_HOST].detail or ""
+        assert "ssh-keygen -R" in detail, detail
+        assert phases(run.snaps[first:]) == {Phase.READY}, "the VM was blamed for the host"
+
+        host_lab.trust()
+        if press_r:
+            run.monitor.refresh()
+        back = await run.until(healthy, 15, "recovery")
+        assert back < (6.0 if press_r else 10.0)
+        subjects = {e.subject for e in run.source_events(since)}
+        assert subjects == {SOURCE_HOST}, run.source_events(since)
+
+
+@pytest.mark.parametrize("press_r", [False, True], ids=["wait", "r"])
+async def test_host_key_unknown(host_lab: HostLab, press_r: bool) -> None:
+    host_lab.known_hosts.write_text("")
+    async with monitored(host_lab, **(SLOW_BACKOFF if press_r else QUICK_BACKOFF)) as run:
+        label = run.transport.label
+        # known_hosts is the default one, in the (test's) HOME.
+        line = f"cannot connect to {label}: host key not trusted yet (not in ~/.ssh/known_hosts)"
+        seen = await run.until(behind_say(line), 5, f"every source to say {line!r}")
+        assert seen < 3.0
+        detail = run.snap.sources[SOURCE_HOST].detail or ""
+        key = host_lab.sshd.host_public_key.split()[0]
+        assert detail.startswith(line + "\n"), detail
+        assert f"check that the Mac's key is {key} SHA256:" in detail
+        assert f"`ssh -p {host_lab.sshd.port} {host_lab.sshd.user}@{host_lab.sshd.host}`" in detail
+        assert f"ssh-keyscan -p {host_lab.sshd.port} {host_lab.sshd.host}" in detail
+        assert not any("lost" in e.message for e in run.monitor.events), "never connected"
+
+        host_lab.trust()
+        if press_r:
+            run.monitor.refresh()
+        back = await run.until(healthy, 30, "recovery")
+        assert back < (10.0 if press_r else 15.0)
+
+
+@pytest.mark.parametrize("press_r", [False, True], ids=["wait", "r"])
+async def test_remote_login_off(host_lab: HostLab, press_r: bool) -> None:
+    # Nothing listens on the port (Remote Login off, or a wrong port): refused.
+    await asyncio.to_thread(host_lab.sshd.stop)
+    async with monitored(host_lab, **(SLOW_BACKOFF if press_r else QUICK_BACKOFF)) as run:
+        line = f"cannot connect to {run.transport.label}: connection refused"
+        seen = await run.until(behind_say(line), 5, f"every source to say {line!r}")
+        assert seen < 3.0
+        assert "Remote Login" in (run.snap.sources[SOURCE_HOST].detail or "")
+        # One countdown: every source behind the host counts down to the host's retry.
+        retries = {run.monitor.retry_in(name) is not None for name in (SOURCE_HOST, *BEHIND)}
+        host_retry = run.monitor.retry_in(SOURCE_HOST)
+        assert (
+            all(
+                abs((run.monitor.retry_in(name) or -99) - (host_retry or 0)) < 0.5
+                for name in BEHIND
+            )
+            or host_retry is None
+        ), retries
+
+        await asyncio.to_thread(host_lab.sshd.start)
+        if press_r:
+            run.monitor.refresh()
+        back = await run.until(healthy, 30, "recovery")
+        assert back < (10.0 if press_r else 15.0)
+
+
+async def test_wrong_address(host_lab: HostLab) -> None:
+    # An address where something accepts TCP but never speaks SSH (a wrong machine,
+    # a blackholing firewall): the connect timeout bounds it.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        transport = RemoteTransport(
+            f"admin@127.0.0.1:{port}",
+            known_hosts=str(host_lab.known_hosts),
+            config_paths=[str(host_lab.ssh_config)],
+            connect_timeout=2.0,
+            **QUICK_BACKOFF,
+        )
+        monitor = Monitor(host_lab.settings(**FAST), transport=transport)
+        await monitor.start()
+        try:
+            line = f"cannot connect to admin@127.0.0.1:{port}: no answer within 2 s"
+            started = time.monotonic()
+            await eventually(lambda: behind_say(line)(monitor.snapshot), 10, repr(line))
+            assert time.monotonic() - started < 5.0
+            detail = monitor.snapshot.sources[SOURCE_HOST].detail or ""
+            assert "fix: check the address 127.0.0.1" in detail
+            assert all(not task.done() for task in monitor._tasks)
+        finally:
+            await monitor.stop()
+    assert not host_lab.private_dirs()

@@ -163,7 +163,8 @@ class Monitor:
         # and after it came back, those that must report again before they are shown.
         self._pre_outage: dict[str, SourceStatus] = {}
         self._recovered_from: dict[str, SourceStatus] = {}
-        self._recovered_at = 0.0
+        self._recovered_at: float | None = None
+        self._recovery_timer: asyncio.TimerHandle | None = None
         self._masked: frozenset[str] = frozenset()
         # Sources behind the host that just failed while the host seemed fine, with
         # what they showed before: held back until the host has answered a check.
@@ -267,6 +268,10 @@ class Monitor:
                 # Back after a drop: poll everything at once, not at the next tick.
                 self._recovered_from = dict(self._statuses)
                 self._recovered_at = self.clock.monotonic()
+                # Whoever has not reported by then shows its own status after all.
+                self._recovery_timer = asyncio.get_running_loop().call_later(
+                    HOST_RECOVERY_GRACE + 0.1, self._schedule_publish
+                )
                 self.refresh()
                 self._wake_host.set()
             self._schedule_publish()
@@ -318,7 +323,10 @@ class Monitor:
                 else:
                     statuses.pop(name, None)
                 masked.add(name)
-        if host.ok and self.clock.monotonic() - self._recovered_at < HOST_RECOVERY_GRACE:
+        recovering = self._recovered_at is not None and (
+            self.clock.monotonic() - self._recovered_at < HOST_RECOVERY_GRACE
+        )
+        if host.ok and recovering:
             for name in behind:
                 if self._statuses.get(name) is not self._recovered_from.get(name):
                     continue  # it reported since the host came back
@@ -397,6 +405,8 @@ class Monitor:
         tasks = [*self._tasks, *self._probe_tasks.values()]
         if self._host_check is not None:
             tasks.append(self._host_check)
+        if self._recovery_timer is not None:
+            self._recovery_timer.cancel()
         for task in tasks:
             task.cancel()
         for task in tasks:

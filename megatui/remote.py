@@ -1031,12 +1031,9 @@ class RemoteTransport:
         if existing is not None:
             return int(existing.local)
         forward = _Forward(description=f"{remote_host}:{remote_port}", local="")
+        opener = self._tcp_opener(forward, remote_host, remote_port)
         forward.server = await asyncio.start_server(
-            lambda r, w: self._accept(
-                forward, self._tcp_opener(forward, remote_host, remote_port), r, w
-            ),
-            "127.0.0.1",
-            0,
+            lambda r, w: self._accept(forward, opener, r, w), "127.0.0.1", 0
         )
         forward.local = str(forward.server.sockets[0].getsockname()[1])
         self._forwards[key] = forward

@@ -364,6 +364,30 @@ async def test_forward_tcp(transport: RemoteTransport) -> None:
     assert transport.connections_opened == 1
 
 
+async def test_a_tcp_docker_host_is_forwarded_to_a_private_socket(
+    transport: RemoteTransport,
+) -> None:
+    # A plain tcp:// Docker daemon has no authentication: its local end must be
+    # usable by this user only, so a unix socket in the 0700 private directory, not
+    # a loopback port any local user can reach.
+    server, port = await _echo_server()
+    async with server:
+        setup = await prepare_remote(
+            transport, Settings(docker_host=f"tcp://127.0.0.1:{port}"), docker_sockets=()
+        )
+        docker_host = setup.settings.docker_host or ""
+        assert docker_host.startswith("unix://"), docker_host
+        local = Path(docker_host.removeprefix("unix://"))
+        assert local.parent == transport.private_dir()
+        assert stat.S_IMODE(local.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE(local.stat().st_mode) == 0o600
+        reader, writer = await asyncio.open_unix_connection(str(local))
+        assert await _roundtrip(reader, writer, b"ping") == b"ping"
+        await _closed(writer)
+    await transport.close()
+    assert not local.parent.exists()
+
+
 async def test_forward_unix_tries_paths_in_order(
     transport: RemoteTransport, loopback_host: LoopbackHost
 ) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import os
 import sys
 from collections.abc import Sequence
@@ -205,16 +207,31 @@ def run_tui(settings: Settings) -> int:
     from megatui.ui.app import run_app
 
     monitor = build_monitor(settings)
-    # The app closes the host connection when it unmounts (Monitor.stop). This is the
-    # last resort for the exits that skip that (a crash before mounting, the hard exit
-    # of a hangup the app could not finish in time): the private directory holds a copy
-    # of the host's kubeconfig, client key included, and must not outlive us.
-    discard = getattr(monitor.transport, "discard", None)
+    cleanup = functools.partial(_remove_secrets, monitor.transport)
     try:
-        return run_app(monitor, settings, on_hangup=discard)
+        return run_app(monitor, settings, on_hangup=cleanup)
     finally:
-        if discard is not None:
-            discard()
+        cleanup()
+
+
+def _remove_secrets(transport: object) -> None:
+    """The last resort of the exits that skip the app's own cleanup (a crash before
+    it mounted, the hard exit after a hangup it could not finish in time): copies of
+    credentials must not outlive megatui. Runs without the event loop, from any thread.
+
+    With --host the app closes the connection when it unmounts (Monitor.stop), which
+    removes the private directory holding the host's kubeconfig (client key
+    included); here it is removed in any case. The kubernetes client writes a
+    kubeconfig's inline certificates and key to temp files that only its atexit
+    hook removes, and a hard exit (`os._exit`) skips atexit."""
+    discard = getattr(transport, "discard", None)
+    if callable(discard):
+        discard()
+    kube_config = sys.modules.get("kubernetes.aio.config.kube_config")
+    remove_temp_files = getattr(kube_config, "_cleanup_temp_files", None)
+    if callable(remove_temp_files):
+        with contextlib.suppress(Exception):
+            remove_temp_files()
 
 
 def _forget_key(vm: str) -> int:

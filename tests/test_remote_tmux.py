@@ -180,6 +180,8 @@ def test_host_tui_exit_closes_the_connection_and_removes_the_private_dir(
         else:
             assert "Traceback" not in log
         assert not host_lab.private_dirs(), "the private directory (kubeconfig copy) is left"
+        # Nor any other temp file: the kubernetes client's copies of the key included.
+        assert not list(host_lab.tmpdir.iterdir()), list(host_lab.tmpdir.iterdir())
         _wait(lambda: not host_lab.connection_pids(), 10, "sshd to see the connection closed")
     finally:
         if pid is not None:

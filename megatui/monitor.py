@@ -70,8 +70,8 @@ BEHIND_HOST = {
     "kube": (SOURCE_KUBERNETES, SOURCE_APPLICATIONS),
     "docker": (SOURCE_DOCKER,),
 }
-# After the host comes back, how long a source behind it may take to report again
-# before its own (possibly outage-made) status is shown instead of the one it had
+# After the host comes back, how long a source behind it may take to report ok
+# before its own (possibly outage-made) failure is shown instead of the status it had
 # before the outage.
 HOST_RECOVERY_GRACE = 20.0
 # How long the host may take to answer when a VM probe through it failed.
@@ -165,6 +165,7 @@ class Monitor:
         self._recovered_from: dict[str, SourceStatus] = {}
         self._recovered_at: float | None = None
         self._recovery_timer: asyncio.TimerHandle | None = None
+        self._answered_since_recovery: set[str] = set()  # reported ok since the host came back
         self._masked: frozenset[str] = frozenset()
         # Sources behind the host that just failed while the host seemed fine, with
         # what they showed before: held back until the host has answered a check.
@@ -268,6 +269,7 @@ class Monitor:
                 # Back after a drop: poll everything at once, not at the next tick.
                 self._recovered_from = dict(self._statuses)
                 self._recovered_at = self.clock.monotonic()
+                self._answered_since_recovery = set()
                 # Whoever has not reported by then shows its own status after all.
                 self._recovery_timer = asyncio.get_running_loop().call_later(
                     HOST_RECOVERY_GRACE + 0.1, self._schedule_publish
@@ -297,7 +299,8 @@ class Monitor:
         While the host is down or in doubt, every source behind it says the host's
         line (one cause, one line, one countdown), keeping the age of its data: what
         failed through a dead connection says nothing about the source. Once the host
-        is back, a source shows what it had before the outage until it reports again."""
+        is back, a source shows what it had before the outage until it reports ok, or
+        HOST_RECOVERY_GRACE has passed (then its failure is its own)."""
         statuses = dict(self._statuses)
         host = statuses.get(SOURCE_HOST)
         if not self.transport.is_remote or host is None:
@@ -328,8 +331,15 @@ class Monitor:
         )
         if host.ok and recovering:
             for name in behind:
-                if self._statuses.get(name) is not self._recovered_from.get(name):
-                    continue  # it reported since the host came back
+                own = self._statuses.get(name)
+                if name in self._answered_since_recovery or (
+                    own is not None and own.ok and own is not self._recovered_from.get(name)
+                ):
+                    # It answered since the host came back: from now on it speaks for
+                    # itself. Until then a failure is likely the outage's last echo (a
+                    # request through the dead connection), shown only if it lasts.
+                    self._answered_since_recovery.add(name)
+                    continue
                 before = self._pre_outage.get(name)
                 if before is not None:
                     statuses[name] = before

@@ -1,13 +1,16 @@
 """The `megatui` command: the TUI by default, and headless subcommands for scripts.
 
 Exit codes: 0 success; 1 a check failed or a wait timed out; 2 bad usage, bad
-config or an unknown VM; 130 interrupted. Errors are one line on stderr.
+config or an unknown VM; 130 interrupted; the TUI exits 129 on SIGHUP (its
+terminal went away) and 143 on SIGTERM, after closing everything. Errors are one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import os
 import sys
 from collections.abc import Sequence
@@ -259,7 +262,31 @@ def run_tui(settings: Settings) -> int:
     from megatui.ui.app import run_app
 
     monitor = build_monitor(settings)
-    return run_app(monitor, settings)
+    cleanup = functools.partial(_remove_secrets, monitor.transport)
+    try:
+        return run_app(monitor, settings, on_hangup=cleanup)
+    finally:
+        cleanup()
+
+
+def _remove_secrets(transport: object) -> None:
+    """The last resort of the exits that skip the app's own cleanup (a crash before
+    it mounted, the hard exit after a hangup it could not finish in time): copies of
+    credentials must not outlive megatui. Runs without the event loop, from any thread.
+
+    With --host the app closes the connection when it unmounts (Monitor.stop), which
+    removes the private directory holding the host's kubeconfig (client key
+    included); here it is removed in any case. The kubernetes client writes a
+    kubeconfig's inline certificates and key to temp files that only its atexit
+    hook removes, and a hard exit (`os._exit`) skips atexit."""
+    discard = getattr(transport, "discard", None)
+    if callable(discard):
+        discard()
+    kube_config = sys.modules.get("kubernetes.aio.config.kube_config")
+    remove_temp_files = getattr(kube_config, "_cleanup_temp_files", None)
+    if callable(remove_temp_files):
+        with contextlib.suppress(Exception):
+            remove_temp_files()
 
 
 def _forget_key(vm: str) -> int:

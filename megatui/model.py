@@ -149,6 +149,8 @@ class SourceStatus:
     note: str | None = None
     #: What the status means. Left at OK on a failing status, it reads ERROR.
     kind: StatusKind = StatusKind.OK
+    #: The whole story behind `error` for a detail view (the last attempt, the fix).
+    detail: str | None = None
 
     def __post_init__(self) -> None:
         if not self.ok and self.kind is StatusKind.OK:

@@ -25,7 +25,12 @@ from megatui.config import Settings, data_dir, state_dir
 from megatui.drill import DrillDown
 from megatui.model import (
     BOOT_PHASES,
+    SOURCE_APPLICATIONS,
+    SOURCE_DOCKER,
     SOURCE_HOST,
+    SOURCE_KUBERNETES,
+    SOURCE_SSH,
+    SOURCE_TART,
     VM,
     DockerStatus,
     Event,
@@ -94,6 +99,19 @@ START_GRACE = 300.0
 # interval (and forever, while the kept session lives). Detection takes at most this
 # plus the SSH connect timeout (3 + 5 s by default, within the promised 10 s).
 READY_CHECK_INTERVAL = 3.0
+# With --host, the statuses of each enabled source that lives behind the connection.
+BEHIND_HOST = {
+    "tart": (SOURCE_TART,),
+    "ssh": (SOURCE_SSH,),
+    "kube": (SOURCE_KUBERNETES, SOURCE_APPLICATIONS),
+    "docker": (SOURCE_DOCKER,),
+}
+# After the host comes back, how long a source behind it may take to report ok
+# before its own (possibly outage-made) failure is shown instead of the status it had
+# before the outage.
+HOST_RECOVERY_GRACE = 20.0
+# How long the host may take to answer when a VM probe through it failed.
+HOST_CHECK_TIMEOUT = 3.0
 
 
 @dataclass
@@ -185,6 +203,18 @@ class Monitor:
         self._tart_backoff = _Backoff(base=settings.tart_boot_poll_interval)
         #: Why the last `tart list` failed, None after a good one.
         self.tart_failure: TartErrorKind | None = None
+        # Host outages (see _shown_sources): the statuses before the host went down,
+        # and after it came back, those that must report again before they are shown.
+        self._pre_outage: dict[str, SourceStatus] = {}
+        self._recovered_from: dict[str, SourceStatus] = {}
+        self._recovered_at: float | None = None
+        self._recovery_timer: asyncio.TimerHandle | None = None
+        self._answered_since_recovery: set[str] = set()  # reported ok since the host came back
+        self._masked: frozenset[str] = frozenset()
+        # Sources behind the host that just failed while the host seemed fine, with
+        # what they showed before: held back until the host has answered a check.
+        self._held: dict[str, SourceStatus | None] = {}
+        self._host_check: asyncio.Task[None] | None = None
         #: Settings the kube and docker sources use: with --host, pointing at the
         #: local ends of the forwards to the host's API server and Docker socket.
         self.source_settings = settings
@@ -274,33 +304,165 @@ class Monitor:
                     await refresh_kubeconfig(transport, setup)
 
     def _on_host_change(self, transport: object) -> None:
-        connected = bool(getattr(transport, "connected", False))
+        from megatui.remote import RemoteTransport
+
+        assert isinstance(transport, RemoteTransport)
         was = self._statuses.get(SOURCE_HOST)
-        if connected:
+        problem = transport.problem()
+        if problem is None and not transport.in_doubt:
             self._ok(SOURCE_HOST)
             if was is not None and not was.ok:
                 # Back after a drop: poll everything at once, not at the next tick.
+                self._recovered_from = dict(self._statuses)
+                self._recovered_at = self.clock.monotonic()
+                self._answered_since_recovery = set()
+                # Whoever has not reported by then shows its own status after all.
+                self._recovery_timer = asyncio.get_running_loop().call_later(
+                    HOST_RECOVERY_GRACE + 0.1, self._schedule_publish
+                )
                 self.refresh()
                 self._wake_host.set()
-        else:
-            line = getattr(transport, "status_line", lambda: "disconnected")()
-            self._statuses[SOURCE_HOST] = SourceStatus(
-                SOURCE_HOST,
-                ok=False,
-                error=line,
-                updated_at=was.updated_at if was else None,
-            )
+            self._schedule_publish()
+            return
+        if was is not None and was.ok:
+            self._pre_outage = dict(self._statuses)
+        if problem is None:
+            problem = f"{transport.label} is not answering (checking the connection)"
+        retry = transport.reconnect_in()
+        self._statuses[SOURCE_HOST] = SourceStatus(
+            SOURCE_HOST,
+            ok=False,
+            error=problem,
+            updated_at=was.updated_at if was else None,
+            next_retry_at=self.clock.now() + retry if retry is not None else None,
+            detail=transport.problem_detail(),
+        )
         self._schedule_publish()
+
+    def _shown_sources(self) -> tuple[dict[str, SourceStatus], frozenset[str]]:
+        """The statuses to publish, and which of them stand in for the host's.
+
+        While the host is down or in doubt, every source behind it says the host's
+        line (one cause, one line, one countdown), keeping the age of its data: what
+        failed through a dead connection says nothing about the source. Once the host
+        is back, a source shows what it had before the outage until it reports ok, or
+        HOST_RECOVERY_GRACE has passed (then its failure is its own)."""
+        statuses = dict(self._statuses)
+        host = statuses.get(SOURCE_HOST)
+        if not self.transport.is_remote or host is None:
+            return statuses, frozenset()
+        behind = [name for source in self.enabled for name in BEHIND_HOST.get(source, ())]
+        masked = set()
+        if not host.ok:
+            for name in behind:
+                own = statuses.get(name)
+                statuses[name] = SourceStatus(
+                    name,
+                    ok=False,
+                    error=host.error,
+                    updated_at=own.updated_at if own else None,
+                    next_retry_at=host.next_retry_at,
+                    detail=host.detail,
+                )
+                masked.add(name)
+        else:
+            for name, before in self._held.items():
+                if before is not None:
+                    statuses[name] = before
+                else:
+                    statuses.pop(name, None)
+                masked.add(name)
+        recovering = self._recovered_at is not None and (
+            self.clock.monotonic() - self._recovered_at < HOST_RECOVERY_GRACE
+        )
+        if host.ok and recovering:
+            for name in behind:
+                own = self._statuses.get(name)
+                if name in self._answered_since_recovery or (
+                    own is not None and own.ok and own is not self._recovered_from.get(name)
+                ):
+                    # It answered since the host came back: from now on it speaks for
+                    # itself. Until then a failure is likely the outage's last echo (a
+                    # request through the dead connection), shown only if it lasts.
+                    self._answered_since_recovery.add(name)
+                    continue
+                before = self._pre_outage.get(name)
+                if before is not None:
+                    statuses[name] = before
+                else:
+                    statuses.pop(name, None)
+                masked.add(name)
+        return statuses, frozenset(masked)
+
+    def _hold_for_host(self, name: str, before: SourceStatus | None) -> None:
+        """A source behind the host started failing while the host looked fine: a
+        frozen host fails its sources before keepalives can tell. Ask the host
+        before the failure is shown: if it does not answer, the host is in doubt and
+        the failure is the host's; if it does, the failure is the source's own."""
+        if not self.transport.is_remote or self._host_down():
+            return
+        if not any(name in BEHIND_HOST.get(source, ()) for source in self.enabled):
+            return
+        if before is not None and not before.ok:
+            return  # already failing: shown as it is
+        self._held.setdefault(name, before)
+        if self._host_check is None or self._host_check.done():
+            self._host_check = asyncio.create_task(self._check_host(), name="host check")
+
+    async def _check_host(self) -> None:
+        confirm = getattr(self.transport, "confirm_alive", None)
+        try:
+            if confirm is not None:
+                await confirm(HOST_CHECK_TIMEOUT)
+        finally:
+            self._held.clear()
+            self._schedule_publish()
+
+    def _source_events(self, events: list[Event], masked: frozenset[str]) -> list[Event]:
+        """Drop the source events the host's outage made: the host has its own."""
+        hidden = self._masked | masked
+
+        def shown(event: Event) -> bool:
+            if event.kind != "source" or event.subject not in hidden:
+                return True
+            # Unmasked and failing for a reason of its own: that is news.
+            return event.subject not in masked and event.severity == "error"
+
+        return [event for event in events if shown(event)]
+
+    async def _blame_host(self, name: str, result: ProbeResult) -> bool:
+        """Whether a probe's result says more about the host connection than the VM:
+        the host is down, or a VM's state got worse and the host does not answer."""
+        if not self.transport.is_remote:
+            return False
+        if not getattr(self.transport, "connected", True):
+            return True
+        previous = self._probes.get(name)
+        in_doubt = bool(getattr(self.transport, "in_doubt", False))
+        changed = previous is not None and previous.stage != result.stage
+        if not in_doubt and (not changed or result.stage is ProbeStage.READY):
+            return False
+        confirm = getattr(self.transport, "confirm_alive", None)
+        if confirm is None:
+            return False
+        return not await confirm(HOST_CHECK_TIMEOUT)
 
     def _remote_problem(self, source: str) -> str | None:
         setup = self._remote_setup
         return setup.problems.get(source) if setup is not None else None
 
     def _host_down(self) -> bool:
-        return self.transport.is_remote and not bool(getattr(self.transport, "connected", True))
+        if not self.transport.is_remote:
+            return False
+        connected = bool(getattr(self.transport, "connected", True))
+        return not connected or bool(getattr(self.transport, "in_doubt", False))
 
     async def stop(self) -> None:
         tasks = [*self._tasks, *self._probe_tasks.values()]
+        if self._host_check is not None:
+            tasks.append(self._host_check)
+        if self._recovery_timer is not None:
+            self._recovery_timer.cancel()
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -312,11 +474,17 @@ class Monitor:
         await self.prober.close()
         self._save_history()
         self._started = False
+        # The monitor is the transport's last user: with --host this ends the one
+        # connection and removes the private directory (kubeconfig, sockets).
+        await self.transport.close()
 
     def refresh(self) -> None:
         # A refresh is the user saying "try now": a failing tart starts over at its
         # shortest delay instead of the backoff it had reached.
         self._tart_backoff.reset()
+        retry_now = getattr(self.transport, "retry_now", None)
+        if retry_now is not None:
+            retry_now()  # a reconnecting host: try at once, with the backoff reset
         self._wake_tart.set()
         self._docker_refreshed = True
         self._wake_docker.set()
@@ -326,6 +494,12 @@ class Monitor:
             event.set()
 
     def retry_in(self, source: str) -> float | None:
+        if source == SOURCE_HOST or source in self._masked:
+            # Behind a down host, the host's countdown is the only one.
+            host = self._snapshot.sources.get(SOURCE_HOST)
+            if host is None or host.next_retry_at is None:
+                return None
+            return max(0.0, host.next_retry_at - self.clock.now())
         at = self._retry_at.get(source)
         if at is None:
             return None
@@ -594,7 +768,7 @@ class Monitor:
         )
         while self._ips.get(name) == ip:
             result = await self.prober.probe(name, ip, login.port, creds, login.command)
-            if self._host_down():
+            if await self._blame_host(name, result):
                 # The tunnel is down, not the VM: keep the last known state.
                 await self._sleep(self._wake_probes[name], 1.0)
                 continue
@@ -708,6 +882,8 @@ class Monitor:
             now = self.clock.now()
             for name, status in state.statuses.items():
                 problem = self._remote_problem("kube")
+                if not status.ok:
+                    self._hold_for_host(name, self._statuses.get(name))
                 if problem and not status.ok:
                     # The local end of a forward failed because the host side did:
                     # say what went wrong on the host, not which temp file is missing.
@@ -759,6 +935,7 @@ class Monitor:
         self, name: str, error: str, retry_in: float, kind: StatusKind = StatusKind.ERROR
     ) -> None:
         prev = self._statuses.get(name)
+        self._hold_for_host(name, prev)
         self._statuses[name] = SourceStatus(
             name,
             ok=False,
@@ -849,10 +1026,11 @@ class Monitor:
     def _publish_now(self) -> None:
         self._publish_scheduled = False
         state = self._kube_state
+        sources, masked = self._shown_sources()
         snap = Snapshot(
             generated_at=self.clock.now(),
             host=self.transport.label,
-            sources=dict(self._statuses),
+            sources=sources,
             vms=self._build_vms(),
             nodes=self._build_nodes(),
             pods=with_why(state.pods, self.drill.latest_warning, self.clock.now())
@@ -869,7 +1047,8 @@ class Monitor:
         news, self._timeline_news = self._timeline_news, False
         if _same(old, snap) and not news:
             return
-        self._events.extend(diff_events(old, snap))
+        self._events.extend(self._source_events(diff_events(old, snap), masked))
+        self._masked = masked
         self._snapshot = snap
         for callback in list(self._subscribers):
             try:

@@ -57,6 +57,9 @@ class _LoopThread:
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            # Its self-pipe sockets would otherwise be left to the garbage collector.
+            self.loop.close()
 
 
 class DemoLab:
@@ -114,12 +117,13 @@ class DemoLab:
     def stop(self) -> None:
         if self.tart is not None:
             self.tart.stop_all()
-        if self._loop is not None:
+        loop, self._loop = self._loop, None  # stop() may run twice (hangup, then finally)
+        if loop is not None:
             for server in (self._docker, self._cluster):
                 if server is not None:
                     with contextlib.suppress(Exception):
-                        self._loop.call(server.stop(), timeout=10)
-            self._loop.close()
+                        loop.call(server.stop(), timeout=10)
+            loop.close()
 
     def environ(self) -> dict[str, str]:
         """Keep the demo's host keys, boot history and logs out of the user's dirs:

@@ -40,7 +40,7 @@ from megatui import actions
 from megatui.api import ActionError, MonitorAPI
 from megatui.clock import Clock, SystemClock
 from megatui.config import DEFAULT_KEYS, Settings, state_dir
-from megatui.model import BOOT_PHASES, Phase, Snapshot, TartState
+from megatui.model import BOOT_PHASES, SOURCE_HOST, Phase, Snapshot, TartState
 from megatui.ui import drill_keys
 from megatui.ui.commands import MegatuiCommands, PaletteCommand
 from megatui.ui.panels import (
@@ -272,18 +272,19 @@ class MegatuiApp(App[None]):
         try:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGHUP, signal.SIGTERM):
-                loop.add_signal_handler(sig, self._hangup)
+                # Exit as the signal would have: 129 for a hangup, 143 for SIGTERM.
+                loop.add_signal_handler(sig, self._hangup, 128 + sig)
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread, or a platform without signals
 
-    def _hangup(self) -> None:
+    def _hangup(self, code: int = 129) -> None:
         threading.Thread(
             target=_hard_exit_after,
-            args=(HANGUP_GRACE, self.hangup_cleanup),
+            args=(HANGUP_GRACE, self.hangup_cleanup, code),
             name="megatui-hangup",
             daemon=True,
         ).start()
-        self.exit(return_code=129)
+        self.exit(return_code=code)
 
     def on_mount(self) -> None:
         self._header = self.query_one(HeaderBar)
@@ -407,6 +408,13 @@ class MegatuiApp(App[None]):
     def _vm_or_warn(self, name: str | None) -> str | None:
         name = name if name is not None else self.selected_vm
         if name is None:
+            host = self.snapshot.sources.get(SOURCE_HOST)
+            if host is not None and not host.ok:
+                # No VM to act on because the host is out of reach: the whole reason
+                # and the fix, which the one-line status has no room for.
+                text = host.detail or host.error or "the host is not connected"
+                self.notify(text, severity="error", timeout=30, markup=False)
+                return None
             self.notify("No VM selected", severity="warning")
             return None
         if self.snapshot.vm(name) is None:
@@ -674,14 +682,14 @@ class MegatuiApp(App[None]):
 HANGUP_GRACE = 3.0
 
 
-def _hard_exit_after(grace: float, cleanup: Callable[[], None] | None) -> None:
+def _hard_exit_after(grace: float, cleanup: Callable[[], None] | None, code: int = 129) -> None:
     """Runs in a thread: if the app has not exited `grace` s after a hangup (its
     terminal is gone, and restoring it can block on the dead tty), clean up and go."""
     time.sleep(grace)
     if cleanup is not None:
         with contextlib.suppress(Exception):
             cleanup()
-    os._exit(129)
+    os._exit(code)
 
 
 def tune_gc() -> None:

@@ -31,6 +31,7 @@ from megatui.model import (
     Phase,
     Pod,
     Snapshot,
+    SourceStatus,
 )
 from megatui.sources.kube_status import age as kube_age
 from megatui.ui import render
@@ -102,13 +103,24 @@ class HeaderBar(TextLine):
             # First, so no width can cut it off: it says why s and x do nothing.
             text.append(" ")
             text.append(" READ-ONLY ", f"bold reverse {render.WARN}")
+        host = snap.sources.get(SOURCE_HOST)
+        host_error = host.error if host is not None and not host.ok else None
         text.append("  " if compact else "  host ", render.MUTED)
-        text.append(snap.host or "?", "bold")
+        if host_error:
+            # In the host's place, so no width cuts it off first: the one cause of
+            # everything behind the host, said once (the line names the host).
+            text.append(f"⚠ {host_error}", f"bold {render.BAD}")
+        else:
+            text.append(snap.host or "?", "bold")
         text.append("  " if compact else "  ctx ", render.MUTED)
         text.append(snap.kube_context or "—", "bold" if snap.kube_context else render.MUTED)
         text.append("  ")
         self._append_age(text, view, compact)
-        failing = sorted(name for name, s in snap.sources.items() if not s.ok)
+        failing = sorted(
+            name
+            for name, s in snap.sources.items()
+            if not s.ok and name != SOURCE_HOST and not (host_error and s.error == host_error)
+        )
         if failing:
             text.append("  ")
             text.append(f"⚠ failing: {', '.join(failing)}", f"bold {render.BAD}")
@@ -248,11 +260,17 @@ class Panel(Vertical):
         return not self.filter_text or self.filter_text.casefold() in search.casefold()
 
     def _show_sources(self, view: View) -> None:
-        lines = []
+        failing: dict[str | None, list[SourceStatus]] = {}
         for name in self.SOURCES:
             status = view.snapshot.sources.get(name)
             if status is not None and not status.ok:
-                lines.append(render.stale_line(status, view.now, view.retry_in(name)))
+                failing.setdefault(status.error, []).append(status)
+        lines = []
+        for same in failing.values():
+            # One cause, one line: sources failing alike (all behind a host that is
+            # down) share it, named together.
+            status = replace(same[0], name=", ".join(s.name for s in same))
+            lines.append(render.stale_line(status, view.now, view.retry_in(same[0].name)))
         line = self.query_one(".stale-line", TextLine)
         line.show(Text("\n", end="").join(lines))
         line.display = bool(lines)
@@ -406,8 +424,12 @@ class VMPanel(Panel):
             return
         name = self.selected
         vm = view.snapshot.vm(name) if name is not None else None
+        host = view.snapshot.sources.get(SOURCE_HOST)
         if vm is not None:
             line.show(render.vm_line(vm, view.now))
+        elif not view.snapshot.vms and host is not None and not host.ok:
+            # No VMs because the host is out of reach (d shows the reason and the fix).
+            line.show(literal("no VMs until the host answers · d: why, and the fix", render.BAD))
         elif not view.snapshot.vms and "tart" not in view.snapshot.sources:
             line.show(literal("waiting for tart…", render.MUTED))
         elif not view.snapshot.vms and not view.snapshot.sources["tart"].ok:

@@ -47,6 +47,10 @@ class Phase(StrEnum):
 
     STOPPED = "stopped"
     SUSPENDED = "suspended"
+    # A controller's (Orchard's) stages before `tart run`; a local tart VM skips them.
+    SCHEDULING = "scheduling"
+    PULLING = "pulling"
+    CLONING = "cloning"
     STARTING = "starting"
     BOOTING = "booting"
     IP = "ip"
@@ -133,6 +137,13 @@ class VM:
     hint: str | None = None
     history: tuple[PhaseSpan, ...] = ()
     port: int = 22
+    #: Which backend runs it ("tart" or "orchard") and, for a controller, where.
+    backend: str = "tart"
+    worker: str | None = None
+    restart_policy: str | None = None
+    restart_count: int = 0
+    #: The data is old: the worker behind it is offline, or the host is in doubt.
+    stale: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +302,11 @@ class Snapshot:
     argocd: ArgoSummary | None = None
     kube_context: str | None = None
     readonly: bool = False
+    #: The controller's workers (Orchard); empty for a tart backend.
+    workers: tuple[Worker, ...] = ()
+    #: Why the session is read-only when it was not asked to be (an account without
+    #: compute:write), for the header.
+    readonly_reason: str | None = None
 
     def vm(self, name: str) -> VM | None:
         for vm in self.vms:

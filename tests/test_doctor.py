@@ -44,6 +44,13 @@ from megatui.doctor import (  # noqa: E402
     Progress,
     Status,
 )
+from megatui.doctor.checks.argocd import (  # noqa: E402
+    check_applications,
+    check_argocd_components,
+    check_argocd_namespace,
+)
+from megatui.doctor.checks.kube import check_kube_api, check_kubeconfig, check_nodes  # noqa: E402
+from megatui.doctor.checks.tart import check_tart  # noqa: E402
 from megatui.lab.cluster import start_lab_cluster  # noqa: E402
 from megatui.lab.kube_api import FakeKubeAPI  # noqa: E402
 from megatui.model import Application, Node, Pod, Snapshot, SourceStatus, StatusKind  # noqa: E402
@@ -701,8 +708,8 @@ class Judgement:
 NS = "argocd"
 STANDARD = [_pod(c) for c in ARGOCD_COMPONENTS]
 APPS_OK = SourceStatus("applications", ok=True)
-components = doctor.check_argocd_components
-applications = doctor.check_applications
+components = check_argocd_components
+applications = check_applications
 
 JUDGEMENTS = [
     Judgement("all-components", components, _argocd(*STANDARD), "pass", "7/7 components"),
@@ -763,42 +770,42 @@ JUDGEMENTS = [
     ),
     Judgement(
         "api-answered-but-namespace-missing",
-        doctor.check_kube_api,
+        check_kube_api,
         _kube("namespace 'argocd' not found", nodes=(_node("n"),), argocd=argocd_summary(())),
         "pass",
         "answered",
     ),
     Judgement(
         "api-down",
-        doctor.check_kube_api,
+        check_kube_api,
         _kube("cannot reach the API server at x: refused"),
         "fail",
         "cannot reach the API server at x: refused",
     ),
     Judgement(
         "node-container-exited",
-        doctor.check_nodes,
+        check_nodes,
         _kube(None, nodes=(_node("cp"), _node("kind-worker", "NotReady", "exited"))),
         "fail",
         "kind-worker NotReady (container exited)",
     ),
     Judgement(
         "cordoned-node-is-ready",
-        doctor.check_nodes,
+        check_nodes,
         _kube(None, nodes=(_node("cp", "Ready,SchedulingDisabled"),)),
         "pass",
         "1 node Ready",
     ),
     Judgement(
         "nodes-forbidden",
-        doctor.check_nodes,
+        check_nodes,
         _kube("forbidden (403): nodes"),
         "fail",
         "no nodes listed: forbidden (403): nodes",
     ),
     Judgement(
         "pods-not-listable",
-        doctor.check_argocd_namespace,
+        check_argocd_namespace,
         _kube("forbidden (403): pods", nodes=(_node("n"),)),
         "fail",
         "cannot list the pods of namespace 'argocd': forbidden (403): pods",
@@ -836,7 +843,7 @@ class _Tart:
 async def test_tart_hint_follows_the_kind_of_failure(kind: TartErrorKind, brew: bool) -> None:
     ctx = _context(io.StringIO())
     ctx.monitor.tart = _Tart(TartError(kind, "tart --version failed"))  # type: ignore[assignment]
-    outcome = await doctor.check_tart(ctx)
+    outcome = await check_tart(ctx)
     assert outcome.status is Status.FAIL
     # Installing tart again does not help a tart that is there but hung or locked.
     assert ("brew install" in outcome.hint) is brew, outcome.hint
@@ -854,26 +861,24 @@ async def test_doctor_decides_on_the_status_kind_not_its_wording() -> None:
     crd = SourceStatus(
         "applications", ok=True, note="reworded: no CRD", kind=StatusKind.MISSING_CRD
     )
-    outcome = await doctor.check_applications(_with_sources(applications=crd))
+    outcome = await check_applications(_with_sources(applications=crd))
     assert (outcome.status, outcome.reason) == (Status.FAIL, "reworded: no CRD")
     # The same words without the kind are only a remark: no Applications, a warning.
     calm = SourceStatus("applications", ok=True, note="reworded: no CRD")
-    assert (await doctor.check_applications(_with_sources(applications=calm))).status is (
-        Status.WARN
-    )
+    assert (await check_applications(_with_sources(applications=calm))).status is (Status.WARN)
     missing = SourceStatus(
         "kubernetes", ok=False, error="no argocd here", kind=StatusKind.MISSING_NAMESPACE
     )
-    outcome = await doctor.check_argocd_namespace(_with_sources(kubernetes=missing))
+    outcome = await check_argocd_namespace(_with_sources(kubernetes=missing))
     assert outcome.reason == "namespace 'argocd' not found"
     other = SourceStatus("kubernetes", ok=False, error="namespace 'argocd' not found")
-    outcome = await doctor.check_argocd_namespace(_with_sources(kubernetes=other))
+    outcome = await check_argocd_namespace(_with_sources(kubernetes=other))
     assert outcome.reason.startswith("cannot list the pods of namespace 'argocd'"), outcome
 
 
 async def test_kubeconfig_hint_is_a_whole_sentence(tmp_path: Path) -> None:
     settings = Settings(kubeconfig=str(tmp_path / "absent"))
     ctx = Context(settings, Monitor(settings), Progress(io.StringIO(), 1))
-    outcome = await doctor.check_kubeconfig(ctx)
+    outcome = await check_kubeconfig(ctx)
     assert outcome.status is Status.FAIL
     assert outcome.hint.endswith("writes the Kind cluster's context into ~/.kube/config")

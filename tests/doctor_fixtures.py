@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 import pytest
 from docker_fixtures import DockerEngine, free_loopback_port
 
+from megatui.lab import drill_scenario
 from megatui.lab.cluster import (
     NAMESPACE,
     LabCluster,
@@ -47,7 +48,8 @@ from megatui.lab.cluster import (
     pod_object,
     start_lab_cluster,
 )
-from megatui.lab.kube_api import APPLICATIONS, NAMESPACES, PODS
+from megatui.lab.drill_scenario import ORCHARD_NAMESPACE
+from megatui.lab.kube_api import APPLICATIONS, EVENTS, NAMESPACES, PODS
 from megatui.lab.tartlab import LabVMSpec, TartLab, create_tart_lab
 
 T = TypeVar("T")
@@ -282,6 +284,11 @@ class DoctorPlatform:
 
         self.in_cluster(degrade)
 
+    def break_orchard_pod(self) -> None:
+        """The platform's historic failure: the Orchard controller's Pod stuck in
+        ContainerCreating on its docker.sock hostPath volume (the drill scenario's)."""
+        self.in_cluster(lambda cluster: drill_scenario.seed_orchard(cluster.api, time.time()))
+
     def break_crd(self) -> None:
         self.in_cluster(lambda cluster: cluster.api.drop_crd())
 
@@ -343,6 +350,9 @@ def _make_cluster_healthy(cluster: LabCluster) -> None:
                     name, sync="Synced", health="Healthy", created=created, now=now, path=path
                 ),
             )
+    for resource in (PODS, EVENTS):  # the Orchard controller's stuck Pod, if a test put it
+        for obj in cluster.store.objects(resource, ORCHARD_NAMESPACE):
+            cluster.delete_object(resource, obj["metadata"]["name"], ORCHARD_NAMESPACE)
 
 
 def _config_toml(tart: TartLab, cluster: LabCluster, docker_url: str) -> str:

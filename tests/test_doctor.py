@@ -65,6 +65,12 @@ SKIPPED_WHEN_HEALTHY = {
     "platform.ssh-agent": "not used ([ssh] agent = false)",
     "remote.connection": "not using --host",
     "remote.keychain": "not using --host",
+    "orchard.controller-pod": "no Pod in namespace 'orchard'",
+    "orchard.controller": "no Orchard controller configured",
+    "orchard.credentials": "needs orchard.controller",
+    "orchard.workers": "needs orchard.credentials",
+    "orchard.vms-failed": "needs orchard.credentials",
+    "orchard.vms-pending": "needs orchard.credentials",
 }
 PASSED_WHEN_HEALTHY = len(CHECKS) - len(SKIPPED_WHEN_HEALTHY)
 
@@ -86,7 +92,9 @@ def assert_only_broken(run: DoctorRun, broken: set[str], skipped: set[str]) -> N
     skipped, each with a reason; everything else passed; the JUnit file agrees."""
     assert run.returncode == 1, run.stderr
     assert failing(run) == broken, json.dumps(run.data, indent=2)
-    assert run.with_status("skipped") == skipped | set(SKIPPED_WHEN_HEALTHY), run.stdout
+    # A check skipped on a healthy platform (nothing to check) may be the broken one.
+    healthy_skips = set(SKIPPED_WHEN_HEALTHY) - broken
+    assert run.with_status("skipped") == skipped | healthy_skips, run.stdout
     assert run.with_status("warn") == set(), run.stdout
     for name in broken | skipped:
         assert run.checks[name]["reason"], name
@@ -97,14 +105,14 @@ def assert_only_broken(run: DoctorRun, broken: set[str], skipped: set[str]) -> N
         assert run.checks[name]["reason"].startswith("needs "), run.checks[name]
     totals = run.data["totals"]
     assert totals == {
-        "pass": len(ALL_CHECKS) - len(broken) - len(skipped) - len(SKIPPED_WHEN_HEALTHY),
+        "pass": len(ALL_CHECKS) - len(broken) - len(skipped | healthy_skips),
         "warn": 0,
         "fail": len(broken),
-        "skipped": len(skipped) + len(SKIPPED_WHEN_HEALTHY),
+        "skipped": len(skipped | healthy_skips),
     }
     suite = run.junit()
     assert suite.get("failures") == str(len(broken))
-    assert suite.get("skipped") == str(len(skipped) + len(SKIPPED_WHEN_HEALTHY))
+    assert suite.get("skipped") == str(len(skipped | healthy_skips))
     failed_cases = {
         f"{case.get('classname', '').removeprefix('megatui.doctor.')}.{case.get('name')}"
         for case in suite.iter("testcase")
@@ -169,7 +177,7 @@ def test_healthy_platform_passes_with_json_and_junit(doctor_platform: DoctorPlat
         f"megatui.doctor.{name}" for name in ALL_CHECKS
     ]
     skipped_cases = {c.get("name") for c in cases if c.find("skipped") is not None}
-    assert skipped_cases == {"ssh-agent", "connection", "keychain"}
+    assert skipped_cases == {name.partition(".")[2] for name in SKIPPED_WHEN_HEALTHY}
     # --json keeps stdout pure JSON; progress went to stderr as the checks finished.
     assert run.stdout.lstrip().startswith("{")
     assert "✓ argocd.components" in run.stderr
@@ -287,6 +295,16 @@ SCENARIOS = [
         reasons={"argocd.applications": "helm-guestbook OutOfSync/Degraded"},
     ),
     Scenario(
+        "orchard-controller-pod-docker-sock",
+        _no_args(DoctorPlatform.break_orchard_pod),
+        {"orchard.controller-pod"},
+        reasons={
+            "orchard.controller-pod": "Pod orchard/orchard-controller-5d7c8f9b6d-q4x7m stuck "
+            "in ContainerCreating: FailedMount (x1398): "
+            'MountVolume.SetUp failed for volume "docker-sock"'
+        },
+    ),
+    Scenario(
         "applications-crd-missing",
         _no_args(DoctorPlatform.break_crd),
         {"argocd.applications"},
@@ -396,6 +414,9 @@ def test_over_host_the_same_config_gives_the_same_verdict(
     assert checks["platform.ssh-agent"]["status"] == "warn"
     assert run.data["platform"]["host"] == host
     others = set(ALL_CHECKS) - {"remote.connection", "remote.keychain", "platform.ssh-agent"}
+    orchard = {n for n in ALL_CHECKS if n.startswith("orchard.")}
+    assert {checks[n]["status"] for n in orchard} == {"skipped"}  # none configured
+    others -= orchard
     expected_failures = {"tart.ssh-logins"} if broken == "vm-login" else set()
     assert failing(run) == expected_failures, json.dumps(run.data, indent=2)
     assert {n for n in others if checks[n]["status"] == "pass"} == others - expected_failures
@@ -467,7 +488,10 @@ def test_an_unreachable_host_fails_its_connection_and_skips_what_needs_it(
             assert check["status"] in ("pass", "warn"), check
         elif name != "remote.connection":
             assert check["status"] == "skipped", check
-            assert check["reason"].startswith("needs "), check
+            if name == "orchard.controller":  # talks to its own URL, not through the host
+                assert check["reason"] == "no Orchard controller configured", check
+            else:
+                assert check["reason"].startswith("needs "), check
     assert checks["tart.installed"]["reason"] == "needs remote.connection"
     assert checks["argocd.applications"]["reason"] == "needs argocd.namespace"
     suite = ET.parse(junit).getroot()

@@ -13,11 +13,13 @@ from typing import TextIO
 from megatui import report
 from megatui.config import Settings
 from megatui.doctor.checks import CHECKS
+from megatui.doctor.checks import orchard as orchard_checks
 from megatui.doctor.outcome import Status
 from megatui.doctor.output import render_text, to_json, to_junit
 from megatui.doctor.progress import Progress
 from megatui.doctor.runner import Context, plan, run_checks
 from megatui.headless import build_monitor
+from megatui.sources.orchard_config import OrchardConfig
 from megatui.transport import TransportError
 
 
@@ -44,9 +46,15 @@ def _junit_problem(path: str) -> str | None:
 
 
 async def run(
-    settings: Settings, as_json: bool, junit: str | None, out: TextIO | None = None
+    settings: Settings,
+    as_json: bool,
+    junit: str | None,
+    out: TextIO | None = None,
+    orchard: OrchardConfig | None = None,
 ) -> int:
-    """Run every check; the report goes to stdout, progress to `out` (stderr)."""
+    """Run every check; the report goes to stdout, progress to `out` (stderr).
+    `orchard`: the controller the orchard.* checks talk to, as the CLI resolved it
+    (`sources.orchard_config.resolve`); without one they are skipped."""
     problem = _usage_problem(settings, junit)
     if problem:
         print(f"megatui: {problem}", file=sys.stderr)
@@ -55,7 +63,7 @@ async def run(
     started = time.monotonic()
     monitor = build_monitor(settings)
     checks = plan(settings, CHECKS)
-    ctx = Context(settings, monitor, Progress(out or sys.stderr, len(checks)))
+    ctx = Context(settings, monitor, Progress(out or sys.stderr, len(checks)), orchard=orchard)
     try:
         connect = getattr(monitor.transport, "connect", None)
         if connect is not None:
@@ -75,6 +83,7 @@ async def run(
             with contextlib.suppress(asyncio.CancelledError):
                 await ctx.first_round
         ctx.progress.clear()
+        await orchard_checks.close(ctx)
         await monitor.stop()
         await monitor.transport.close()
     duration = time.monotonic() - started

@@ -13,6 +13,7 @@ from megatui.doctor.outcome import CheckResult, Outcome, Status, failed, skipped
 from megatui.doctor.progress import Progress
 from megatui.model import Snapshot
 from megatui.monitor import Monitor
+from megatui.sources.orchard_config import OrchardConfig
 
 
 @dataclass
@@ -25,6 +26,9 @@ class Context:
     snapshot: Snapshot | None = None
     #: Why the --host connection failed, if it did.
     connect_error: str | None = None
+    #: The Orchard controller to check (`run(orchard=...)`); None: the orchard.* checks
+    #: that talk to a controller are skipped.
+    orchard: OrchardConfig | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
     async def first_snapshot(self) -> Snapshot:

@@ -9,6 +9,14 @@ from megatui.doctor.checks.argocd import (
 )
 from megatui.doctor.checks.docker import check_docker_daemon, check_kind_network, check_kind_nodes
 from megatui.doctor.checks.kube import check_kube_api, check_kubeconfig, check_nodes
+from megatui.doctor.checks.orchard import (
+    check_controller,
+    check_credentials,
+    check_failed_vms,
+    check_pending_vms,
+    check_workers,
+)
+from megatui.doctor.checks.orchard_pod import check_controller_pod
 from megatui.doctor.checks.remote import check_keychain, check_remote_connection
 from megatui.doctor.checks.system import check_os, check_python, check_ssh_agent, check_terminal
 from megatui.doctor.checks.tart import check_ssh_logins, check_tart, check_vms_boot, check_vms_exist
@@ -34,4 +42,11 @@ CHECKS: tuple[Check, ...] = (
     Check("tart.vms", check_vms_exist, ("tart.installed",)),
     Check("tart.vms-boot", check_vms_boot, ("tart.installed",)),
     Check("tart.ssh-logins", check_ssh_logins, ("tart.installed",)),
+    # The controller's Pod is in the cluster whether or not megatui is told of it.
+    Check("orchard.controller-pod", check_controller_pod, ("kubernetes.api",)),
+    Check("orchard.controller", check_controller),
+    Check("orchard.credentials", check_credentials, ("orchard.controller",)),
+    Check("orchard.workers", check_workers, ("orchard.credentials",)),
+    Check("orchard.vms-failed", check_failed_vms, ("orchard.credentials",)),
+    Check("orchard.vms-pending", check_pending_vms, ("orchard.credentials",)),
 )

@@ -12,7 +12,6 @@ so doctor cannot disagree with the Workers and VMs panels.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 
 from megatui.backends.base import BackendError
@@ -44,7 +43,7 @@ _LOCK = "orchard_lock"
 class Fleet:
     workers: list[OrchardWorker]
     vms: list[OrchardVM]
-    #: Wall-clock time of the read, for the 3-minute offline rule.
+    #: When it was read, by the monitor's clock: the 3-minute offline rule.
     at: float
 
 
@@ -75,7 +74,7 @@ async def _fleet(ctx: Context) -> Fleet:
             return cached
         client = _client(ctx)
         workers, vms = await asyncio.gather(client.list_workers(), client.list_vms())
-        fleet = Fleet(workers, vms, time.time())
+        fleet = Fleet(workers, vms, ctx.monitor.clock.now())
         ctx.extra[_FLEET] = fleet
         return fleet
 
@@ -91,6 +90,9 @@ async def check_controller(ctx: Context) -> Outcome:
     client = _client(ctx)
     try:
         await client.check()
+    except OrchardAPIError as exc:
+        if exc.status != 401:  # refused credentials: it answered; orchard.credentials says
+            return failed(str(exc), "is the URL that of an Orchard controller?")
     except OrchardError as exc:
         return failed(
             str(exc),
@@ -100,7 +102,7 @@ async def check_controller(ctx: Context) -> Outcome:
     try:
         info = await client.controller_info()
     except OrchardError as exc:  # the version needs valid credentials
-        return ok(f"{ctx.orchard.base} answered; version unknown: {exc}")
+        return ok(f"{ctx.orchard.base} answered; its version unknown ({exc})")
     commit = f" ({info.commit[:7]})" if info.commit else ""
     return ok(f"{ctx.orchard.base} answered: Orchard {info.version or '(no version)'}{commit}")
 

@@ -16,23 +16,20 @@ from megatui.api import ActionError
 from megatui.config import VMSettings
 from megatui.model import VM
 
-#: Actions that change the platform; refused in read-only mode.
+#: Actions that change the platform; refused in read-only mode. The one list: the
+#: TUI's key actions are these verbs with a `_vm` suffix (`is_mutating`).
 MUTATING = frozenset({"start", "stop"})
 
 
+def is_mutating(action: str) -> bool:
+    """Whether a verb ("start") or the TUI's action for it ("start_vm") changes the
+    platform."""
+    return action.removesuffix("_vm") in MUTATING
+
+
 def check_allowed(action: str, readonly: bool) -> None:
-    if readonly and action in MUTATING:
+    if readonly and is_mutating(action):
         raise ActionError(f"read-only mode: {action} is disabled")
-
-
-def start_argv(tart_path: str, name: str) -> list[str]:
-    # --no-graphics: megatui starts VMs for headless use; the window would pop up
-    # on the Mac's screen (or fail without a GUI session) otherwise.
-    return [tart_path, "run", "--no-graphics", name]
-
-
-def stop_argv(tart_path: str, name: str, timeout: int = 30) -> list[str]:
-    return [tart_path, "stop", "--timeout", str(timeout), name]
 
 
 def host_key_alias(vm_name: str) -> str:

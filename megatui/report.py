@@ -144,6 +144,8 @@ def duration(seconds: float | None) -> str:
 
 
 def progress_bar(progress: float, width: int = 10) -> str:
+    """A boot bar of `width` cells, full ones for `progress` (clamped to 0..1): the one
+    drawing of it, for the reports here and the TUI's VMs panel (ui/render.py)."""
     filled = round(max(0.0, min(1.0, progress)) * width)
     return "█" * filled + "░" * (width - filled)
 

@@ -14,11 +14,6 @@ def vm(ip: str | None = "192.168.64.3") -> VM:
     return VM("runner", TartState.RUNNING, Phase.READY, ip, 1.0, 0.0)
 
 
-def test_start_and_stop_argv() -> None:
-    assert actions.start_argv("tart", "a b") == ["tart", "run", "--no-graphics", "a b"]
-    assert actions.stop_argv("/opt/tart", "x") == ["/opt/tart", "stop", "--timeout", "30", "x"]
-
-
 def test_readonly_refuses_mutations_only() -> None:
     with pytest.raises(ActionError, match="read-only mode: start is disabled"):
         actions.check_allowed("start", readonly=True)
@@ -26,6 +21,15 @@ def test_readonly_refuses_mutations_only() -> None:
         actions.check_allowed("stop", readonly=True)
     actions.check_allowed("ssh", readonly=True)
     actions.check_allowed("start", readonly=False)
+    # The TUI's actions for the same verbs are the same rule (one list, MUTATING).
+    with pytest.raises(ActionError, match="stop_vm"):
+        actions.check_allowed("stop_vm", readonly=True)
+    assert [
+        a for a in ("start_vm", "stop_vm", "ssh", "wait", "copy_ssh") if actions.is_mutating(a)
+    ] == [
+        "start_vm",
+        "stop_vm",
+    ]
 
 
 def test_ssh_argv_local_and_jump(tmp_path: Path) -> None:

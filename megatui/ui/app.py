@@ -65,10 +65,6 @@ from megatui.ui.screens import (
 from megatui.ui.table import KeyedTable
 from megatui.ui.themes import canonical, load_theme, save_theme
 
-#: Actions that change the platform: hidden from the footer and the palette, and
-#: refused, in read-only mode.
-MUTATING_ACTIONS = frozenset({"start_vm", "stop_vm"})
-
 #: The help screen's line for each action; the footer has room for one word only.
 ACTION_HELP: dict[str, str] = {
     "start_vm": "start the selected VM (tart run --no-graphics)",
@@ -380,8 +376,9 @@ class MegatuiApp(App[None]):
     # --- bindings ------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # False hides the binding from the footer and makes its key do nothing.
-        return not (action in MUTATING_ACTIONS and self.readonly)
+        # False hides the binding from the footer and makes its key do nothing: what
+        # changes the platform (actions.MUTATING) is hidden and refused when read-only.
+        return not (actions.is_mutating(action) and self.readonly)
 
     def key_help(self) -> list[tuple[str, str]]:
         """(keys, description) of the app's own bindings as currently mapped."""

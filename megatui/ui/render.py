@@ -28,7 +28,7 @@ from megatui.model import (
     Pod,
     SourceStatus,
 )
-from megatui.report import duration
+from megatui.report import duration, progress_bar
 from megatui.sources.kube_status import age as kube_age
 
 OK = "green"
@@ -100,9 +100,9 @@ def state_cell(vm: VM) -> Text:
     return literal(str(vm.state), MUTED if vm.state != "running" else "")
 
 
-def bar(progress: float, width: int = BAR_WIDTH) -> str:
-    filled = round(max(0.0, min(1.0, progress)) * width)
-    return "█" * filled + "░" * (width - filled)
+def bar(progress: float) -> str:
+    """The TUI's boot bar: report.progress_bar (the one drawing rule) at its width."""
+    return progress_bar(progress, BAR_WIDTH)
 
 
 def progress_cell(vm: VM, now: float) -> Text:

@@ -5,7 +5,7 @@ this process's time and memory are the client's alone. Changes are made the way
 any client makes them, with a PUT, and timed from just before the PUT until the
 KubeSource publishes a state that shows them (so the server's work is included).
 
-    /work/venv/bin/python benchmarks/bench_kube.py [--pods 5000] [--changes 50]
+    python benchmarks/bench_kube.py [--pods 5000] [--changes 50]
 
 Budget (issue): first list <= 1.5 s, one change <= 50 ms, RSS <= 300 MB.
 """

@@ -9,7 +9,7 @@ Measures
 * steady state with the monitor running: new SSH connections to the host (should
   be 0 after the first), commands per second it runs there.
 
-    /work/venv/bin/python benchmarks/bench_remote.py [--runs 5] [--seconds 30]
+    python benchmarks/bench_remote.py [--runs 5] [--seconds 30]
 """
 
 from __future__ import annotations

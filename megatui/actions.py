@@ -81,7 +81,7 @@ def ssh_argv(
         raise ActionError(f"VM '{vm.name}' has no IP address yet")
     argv = [ssh]
     if jump_host:
-        # Tart's VMs are reachable from the Mac host only (tart.md §9.3).
+        # Tart's VMs are reachable from the Mac host only (docs/facts/tart.md §9.3).
         argv += ["-J", jump_host]
     if login.port != 22:
         argv += ["-p", str(login.port)]

@@ -74,7 +74,7 @@ DEFAULT_PHASE_SECONDS: dict[Phase, float] = {
 
 
 class TartState(StrEnum):
-    """The only states Tart itself knows (tart.md §3.2)."""
+    """The only states Tart itself knows (docs/facts/tart.md §3.2)."""
 
     RUNNING = "running"
     SUSPENDED = "suspended"

@@ -172,7 +172,7 @@ class LocalTransport:
 
 # `sh` backgrounds the program under nohup and exits at once, so the program is
 # re-parented to init: it never becomes megatui's zombie, it ignores the SIGHUP of
-# a closing terminal or SSH session (tart run dies of SIGHUP, tart.md §6.4), and the
+# a closing terminal or SSH session (tart run dies of SIGHUP, docs/facts/tart.md §6.4), and the
 # same POSIX shell line works on Linux and on the Mac host. Arguments travel as
 # positional parameters, never through the shell's parser.
 _DETACH_SCRIPT = (

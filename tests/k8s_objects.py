@@ -1,8 +1,8 @@
 """Builders for Kubernetes and Argo CD objects as the API server sends them (camelCase JSON).
 
 Every builder returns a fresh plain dict that the `kubernetes` 37.x pydantic models accept:
-all the fields kubernetes.md §8 lists as required are present (ContainerStatus name, image,
-imageID, ready and restartCount; all ten NodeSystemInfo fields; exitCode; address types; the
+all the fields docs/facts/kubernetes.md §8 lists as required are present (ContainerStatus name,
+image, imageID, ready and restartCount; all ten NodeSystemInfo fields; exitCode; address types; the
 kubelet's `Port`), so a fake API server can serve them as they are. Times are epoch seconds
 in, RFC 3339 strings out.
 
@@ -214,7 +214,7 @@ def pod(
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec, "status": status}
 
 
-# The init containers of the standard install (kubernetes.md §12.1).
+# The init containers of the standard install (docs/facts/kubernetes.md §12.1).
 _ARGOCD_INIT: dict[str, str] = {
     "argocd-dex-server": "copyutil",
     "argocd-redis": "secret-init",

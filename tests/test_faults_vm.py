@@ -7,7 +7,7 @@ afterwards no process, zombie, file descriptor, temp file or asyncio task is lef
 
 Fault messages come from the reference on tart's behaviour, copied where a test
 relies on them: a locked login keychain makes tart print
-`Keychain returned unsuccessful status -25308` (tart.md §6.6).
+`Keychain returned unsuccessful status -25308` (docs/facts/tart.md §6.6).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """kube_status: kubectl's STATUS/READY/RESTARTS/ROLES rules, Argo CD rows and the summary.
 
-The expected values come from kubectl's printPod/printNode (kubernetes.md §11.7, §13),
+The expected values come from kubectl's printPod/printNode (docs/facts/kubernetes.md §11.7, §13),
 apimachinery's duration tests, and the real objects in k8s-fixtures with the display their
 .source.txt files state.
 """

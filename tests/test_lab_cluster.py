@@ -1,6 +1,6 @@
 """The lab cluster's crash-looping repo-server backs off as a kubelet does.
 
-Facts (kubernetes.md, kubelet CrashLoopBackOff): the restart delay starts at 10 s,
+Facts (docs/facts/kubernetes.md, kubelet CrashLoopBackOff): the restart delay starts at 10 s,
 doubles after each crash and is capped at 5 minutes; the waiting message reads
 "back-off 40s restarting failed container=...", the delay in Go's duration format."""
 

@@ -1,5 +1,5 @@
 """The lab's Events, pod logs and Application detail, checked against the spec
-(tests/fixtures/k8s and kubernetes-drilldown.md §1-§6) with kubectl and raw HTTP."""
+(tests/fixtures/k8s and docs/facts/kubernetes-drilldown.md §1-§6) with kubectl and raw HTTP."""
 
 from __future__ import annotations
 

@@ -99,7 +99,7 @@ async def test_created_vm_is_go_encoded_in_field_order(orchard_lab: FakeOrchard)
     text = body.decode()
     assert not text.endswith("\n") and ", " not in text and ": " not in text
     vm = json.loads(body)
-    # orchard.md §3.1's example, key for key (uid and createdAt differ by nature).
+    # docs/facts/orchard.md §3.1's example, key for key (uid and createdAt differ by nature).
     assert list(vm) == [
         "image", "imagePullPolicy", "cpu", "memory", "headless", "os", "arch", "runtime",
         "powerState", "localName", "tartName", "observedGeneration", "conditions", "status",

@@ -151,7 +151,7 @@ async def test_vm_name_reaches_tart_as_one_argument(
     before = {where: _stat(where / "x") for where in places}
     name = "a b;touch x"
     result = await transport.run(["tart", "ip", name], timeout=10)
-    assert result.exit_code == 2  # tart.md §1: VMDoesNotExist from run() exits 2
+    assert result.exit_code == 2  # docs/facts/tart.md §1: VMDoesNotExist from run() exits 2
     assert result.stderr.strip() == 'the specified VM "a b;touch x" does not exist'
     run = await transport.run(["tart", "run", "--no-graphics", name], timeout=10)
     assert run.exit_code == 1

@@ -3,7 +3,7 @@
 A real OpenSSH sshd on loopback serves the session; tmux is the terminal. The test
 waits for the demo's screen to render, then ends the SSH session the two ways it
 ends in real life, and checks that megatui exits and leaves nothing behind (the
-demo's VMs are `tart run` processes: tart.md §6.4, a VM dies with SIGHUP only if
+demo's VMs are `tart run` processes: docs/facts/tart.md §6.4, a VM dies with SIGHUP only if
 nobody cleans up).
 """
 

@@ -91,7 +91,7 @@ async def test_ip_appears_then_survives_stop_as_a_stale_lease(tart_lab: TartLabF
     assert seen[-1] == expected
     await cli.stop("alpha", timeout=5)
     assert (await states(cli))["alpha"] == TartState.STOPPED
-    assert await cli.ip("alpha") == expected  # stale: tart.md §5.5
+    assert await cli.ip("alpha") == expected  # stale: docs/facts/tart.md §5.5
 
 
 async def test_ip_get_stop_of_unknown_vm(tart_lab: TartLabFactory) -> None:

@@ -1,4 +1,4 @@
-"""The simulated Tart host: the fake tart's faithfulness to tart.md, and lab VMs
+"""The simulated Tart host: the fake tart's faithfulness to docs/facts/tart.md, and lab VMs
 booting through IP -> port -> SSH login."""
 
 from __future__ import annotations
@@ -430,7 +430,7 @@ def test_list_text_table_padding(
     names = [r.split()[1] for r in oci]
     assert names[0] == "ghcr.io/cirruslabs/macos-sequoia-base:latest"
     assert names[1].startswith("ghcr.io/cirruslabs/macos-sequoia-base@sha256:")
-    assert "Running" not in header  # JSON only (tart.md §2.2)
+    assert "Running" not in header  # JSON only (docs/facts/tart.md §2.2)
 
 
 def test_list_json_encoding(tart_lab: TartLabFactory, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,4 @@
-"""Parsers and failure classification of megatui.sources.tart against tart.md."""
+"""Parsers and failure classification of megatui.sources.tart against docs/facts/tart.md."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from megatui.transport import CommandResult
 
 # --------------------------------------------------------------------------- tart list
 
-# tart.md §3.4, verbatim: 2.31.0 - 2.35.0, keys in random order, escaped slashes.
+# Synthesised, not captured: `tart list --format json` as tart 2.31.0 - 2.35.0 writes it
+# by its encoder's rules (docs/facts/tart.md, "tart list"): keys in random order, " : "
+# separators, escaped slashes.
 LIST_2_35 = """[
   {
     "Accessed" : "2026-05-12T10:11:12Z",

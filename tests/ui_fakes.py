@@ -499,13 +499,13 @@ def sample_monitor(
         monitor.retry["docker"] = 8.0
     # As megatui's log of a VM reads: a marker per run it started; a `tart run
     # --no-graphics` that works prints nothing, one that is stopped "Stopping VM..."
-    # (tart.md §6). The previous run stays in the file but not on the screen.
+    # (docs/facts/tart.md §6). The previous run stays in the file but not on the screen.
     monitor.logs["dev-ready"] = [
         f"{RUN_MARKER}2026-05-28T17:40:12Z ---",
         "Stopping VM...",
         f"{RUN_MARKER}2026-05-28T19:22:00Z ---",
     ]
-    # `tart get --format json` of a running VM (tart.md §4), in the random key order
+    # `tart get --format json` of a running VM (docs/facts/tart.md §4), in the random key order
     # tart prints it in.
     monitor.details["dev-ready"] = {
         "Size": "22.518",

@@ -7,7 +7,7 @@ few Applications. A driver task applies each change through the store, so
 watchers see MODIFIED events exactly as from a live apiserver.
 
 Objects are complete: every field the kubernetes 37.x pydantic models require is
-present (kubernetes.md §8), so even the official client's models accept them.
+present (docs/facts/kubernetes.md §8), so even the official client's models accept them.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def node_object(
     ready: bool = True,
     cluster: str = "kind",
 ) -> JSON:
-    """A Kind node as the apiserver serves it (kubernetes.md §11.5, §11.6)."""
+    """A Kind node as the apiserver serves it (docs/facts/kubernetes.md §11.5, §11.6)."""
     labels = {
         "beta.kubernetes.io/arch": "amd64",
         "beta.kubernetes.io/os": "linux",
@@ -222,7 +222,7 @@ class Stage(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Component:
-    """One workload of the standard install (kubernetes.md §12.1)."""
+    """One workload of the standard install (docs/facts/kubernetes.md §12.1)."""
 
     name: str
     pod: str
@@ -294,7 +294,7 @@ def _container_spec(name: str, image: str, port: int | None, probe: bool) -> JSO
 
 
 #: The kubelet's restart back-off of a crash-looping container: 10 s, doubled after
-#: each crash, at most 5 min (kubernetes.md; kubelet's CrashLoopBackOff).
+#: each crash, at most 5 min (docs/facts/kubernetes.md; kubelet's CrashLoopBackOff).
 CRASH_BACKOFF_INITIAL = 10.0
 CRASH_BACKOFF_MAX = 300.0
 
@@ -559,7 +559,8 @@ def application_object(
     message: str | None = None,
     namespace: str = NAMESPACE,
 ) -> JSON:
-    """An Argo CD Application with the status fields the UI reads (kubernetes.md §12.2)."""
+    """An Argo CD Application with the status fields the UI reads
+    (docs/facts/kubernetes.md §12.2)."""
     rev = revision or _hex("rev/" + name, 40)
     source = {
         "repoURL": "https://github.com/argoproj/argocd-example-apps.git",

@@ -8,7 +8,7 @@
 * the degraded Application carries a `SyncError` condition, a failed operation with
   per-resource results, and a resource tree with a Degraded Deployment.
 
-Strings are the kubelet's and Argo CD's (kubernetes-drilldown.md §4, §6).
+Strings are the kubelet's and Argo CD's (docs/facts/kubernetes-drilldown.md §4, §6).
 """
 
 from __future__ import annotations

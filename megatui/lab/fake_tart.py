@@ -1,4 +1,4 @@
-"""The lab's fake `tart` executable, following tart.md §12.
+"""The lab's fake `tart` executable, following docs/facts/tart.md §12.
 
 Output text, exit codes, stderr lines, the text-table padding and the JSON writer's
 quirks (" : ", escaped slashes, shuffled keys, "[\\n\\n]") copy real tart 2.35.0 so
@@ -138,7 +138,7 @@ def lock_holder(config_json: Path) -> int:
 
 
 def swift_json(value: object) -> str:
-    """JSONEncoder(.prettyPrinted) as swift-foundation writes it (tart.md §2.1)."""
+    """JSONEncoder(.prettyPrinted) as swift-foundation writes it (docs/facts/tart.md §2.1)."""
     if isinstance(value, list) and not value:
         return "[\n\n]"
     text = json.dumps(_shuffled(value), indent=2, separators=(",", " : "), ensure_ascii=False)
@@ -158,7 +158,7 @@ def _shuffled(value: object) -> object:
 
 
 def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """TextTable's plain format plus tart's trim (tart.md §2.2): every cell padded to
+    """TextTable's plain format plus tart's trim (docs/facts/tart.md §2.2): every cell padded to
     its column, one space between cells, then only the very end loses its padding."""
     if not rows:
         return ""
@@ -311,7 +311,7 @@ COMMANDS: dict[str, _Command] = {
     )
 }
 
-#: Real subcommands this fake does not simulate (tart.md §7.8).
+#: Real subcommands this fake does not simulate (docs/facts/tart.md §7.8).
 _NOT_SIMULATED = (
     "create",
     "clone",
@@ -436,7 +436,8 @@ def _local_entries(paths: LabPaths) -> list[_Entry]:
 
 
 def _oci_entries(paths: LabPaths) -> list[_Entry]:
-    """Each pulled image twice: the tag symlink and the digest directory (tart.md §3.2)."""
+    """Each pulled image twice: the tag symlink and the digest directory
+    (docs/facts/tart.md §3.2)."""
     entries: list[_Entry] = []
     for dirpath, dirnames, _files in os.walk(paths.oci):
         repo = Path(dirpath).relative_to(paths.oci).as_posix()
@@ -495,7 +496,7 @@ def _accessed(path: Path) -> float:
 
 
 def _touch_access(path: Path) -> None:
-    """tart's open() updates the VM directory's access date (tart.md §4)."""
+    """tart's open() updates the VM directory's access date (docs/facts/tart.md §4)."""
     with contextlib.suppress(OSError):
         os.utime(path, (time.time(), path.stat().st_mtime))
 
@@ -606,7 +607,7 @@ def _resolve_ip(ctx: _Ctx, name: str, vm_dir: Path, resolver: str) -> str | None
         return None
     if resolver != "dhcp":
         return None  # the ARP cache and the guest agent know only live guests
-    # bootpd's lease outlives the VM: tart ip returns it for a stopped VM (tart.md §5.5).
+    # bootpd's lease outlives the VM: tart ip returns it for a stopped VM (docs/facts/tart.md §5.5).
     lease = read_json(ctx.paths.lease(name)) or {}
     leased = lease.get("ip")
     return leased if isinstance(leased, str) else None
@@ -656,7 +657,7 @@ def _power_off(code: int) -> NoReturn:
 
 
 def _install_power_signals(vm_dir: Path, suspendable: bool) -> None:
-    """tart run's signals (tart.md §6.4). Plain handlers, not asyncio ones: they must
+    """tart run's signals (docs/facts/tart.md §6.4). Plain handlers, not asyncio ones: they must
     work from the first instant, and Python runs them even inside the event loop's
     select(). SIGHUP keeps its default: tart dies of it too."""
 
@@ -845,7 +846,7 @@ def _cmd_suspend(ctx: _Ctx, _opts: dict[str, Any], pos: list[str]) -> int:
         return 2
     pid = lock_holder(vm_dir / "config.json")
     if not pid:
-        # tart formats VMNotRunning twice here (tart.md §7.2).
+        # tart formats VMNotRunning twice here (docs/facts/tart.md §7.2).
         _err(f'VM "VM "{name}" is not running" is not running')
         return 2
     with contextlib.suppress(ProcessLookupError):
@@ -884,7 +885,7 @@ def _hang(paths: LabPaths, command: str) -> NoReturn:
 # --------------------------------------------------------------------------- faults
 
 #: What each fault prints (to stdout, to stderr) and its exit code. "locked" is the
-#: keychain message tart prints over SSH without an unlocked login keychain (tart.md
+#: keychain message tart prints over SSH without an unlocked login keychain (docs/facts/tart.md
 #: §6.6); "garbage" is output that is no JSON at all, with a successful exit.
 FAULTS: dict[str, tuple[str, str, int]] = {
     "garbage": ("\x1b[31m\ufffd\x00 Segmentation fault? {{[[ not json\n", "", 0),

@@ -1,6 +1,6 @@
 """The lab's fake Kubernetes API server (aiohttp), faithful to the wire protocol.
 
-What it reproduces, because clients depend on it (kubernetes.md §2-§5, §10):
+What it reproduces, because clients depend on it (docs/facts/kubernetes.md §2-§5, §10):
 
 * discovery (`/api`, `/apis`, `/api/v1`, `/apis/argoproj.io/v1alpha1`, `/version`)
   so that kubectl works against it;
@@ -264,7 +264,7 @@ def field_selector(expr: str | None) -> Predicate:
 
 
 def parse_bool(value: str | None) -> bool:
-    """The apiserver accepts true/True/TRUE/1 (kubernetes.md trap 2)."""
+    """The apiserver accepts true/True/TRUE/1 (docs/facts/kubernetes.md trap 2)."""
     return value is not None and value.strip().lower() in ("true", "1", "t", "yes")
 
 
@@ -486,7 +486,7 @@ def _status_obj(code: int, reason: str, message: str, details: JSON | None = Non
 def pod_cells(pod: JSON, now: float) -> list[Any]:
     """NAME, READY, STATUS, RESTARTS, AGE, IP, NODE, NOMINATED NODE, READINESS GATES:
     a transcription of printPod (pkg/printers/internalversion/printers.go,
-    kubernetes.md §13), kept independent of megatui.sources.kube_status on purpose
+    docs/facts/kubernetes.md §13), kept independent of megatui.sources.kube_status on purpose
     so that tests comparing the two mean something."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
@@ -623,7 +623,8 @@ def node_roles(labels: dict[str, str]) -> list[str]:
 
 
 def node_cells(node: JSON, now: float) -> list[Any]:
-    """NAME, STATUS, ROLES, AGE, VERSION + wide columns (printNode, kubernetes.md §11.7)."""
+    """NAME, STATUS, ROLES, AGE, VERSION + wide columns (printNode,
+    docs/facts/kubernetes.md §11.7)."""
     meta = node.get("metadata") or {}
     spec = node.get("spec") or {}
     status = node.get("status") or {}
@@ -659,7 +660,7 @@ def node_cells(node: JSON, now: float) -> list[Any]:
 
 
 def application_cells(app: JSON, now: float) -> list[Any]:
-    """The Application CRD's additionalPrinterColumns (kubernetes.md §12.2)."""
+    """The Application CRD's additionalPrinterColumns (docs/facts/kubernetes.md §12.2)."""
     status = app.get("status") or {}
     sync = status.get("sync") or {}
     health = status.get("health") or {}
@@ -820,7 +821,7 @@ class FakeKubeAPI:
     `silence()`, `inject_list()`, `send_raw()`.
 
     Bookmarks go to watches that allow them every `bookmark_interval` seconds (the
-    real watch cache sends one about every minute; kubernetes.md §4 says clients must
+    real watch cache sends one about every minute; docs/facts/kubernetes.md §4 says clients must
     not count on any interval, and megatui does not).
     """
 
@@ -1420,7 +1421,7 @@ class FakeKubeAPI:
                     ]
             await response.prepare(request)  # headers go out at once, before any event
             if expired is not None:
-                # 410 is an ERROR event inside HTTP 200 (kubernetes.md §4.1).
+                # 410 is an ERROR event inside HTTP 200 (docs/facts/kubernetes.md §4.1).
                 status = _status_obj(410, "Expired", str(expired))
                 await response.write(encode_event("ERROR", status))
                 await response.write_eof()

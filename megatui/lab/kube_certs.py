@@ -3,7 +3,7 @@
 Kind's kubeconfig authenticates with a client certificate (the kubeadm admin
 cert) and pins the cluster CA, so the lab does the same: one CA signs a server
 certificate for the loopback names and a client certificate, and the kubeconfig
-carries all three inline as base64 data (kubernetes.md §9).
+carries all three inline as base64 data (docs/facts/kubernetes.md §9).
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def generate_certs(server_names: tuple[str, ...] = DEFAULT_SERVER_NAMES) -> LabC
         server_key, _name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, server_names
     )
     client_key = _key()
-    # kubeadm's admin identity since Kubernetes 1.29 (kubernetes.md §9.1).
+    # kubeadm's admin identity since Kubernetes 1.29 (docs/facts/kubernetes.md §9.1).
     client_cert = leaf(
         client_key,
         _name("kubernetes-admin", "kubeadm:cluster-admins"),
@@ -199,7 +199,7 @@ def kubeconfig_dict(
     token: str | None = None,
     tls_server_name: str | None = None,
 ) -> dict[str, Any]:
-    """A kubeconfig in the exact shape `kind create cluster` writes (kubernetes.md §9.1).
+    """A kubeconfig in the exact shape `kind create cluster` writes (docs/facts/kubernetes.md §9.1).
 
     With `certs`, mutual TLS as Kind does; without, a plain-http cluster entry and
     a user that is empty or carries `token`."""

@@ -3,7 +3,7 @@
 core/v1 Events are ordinary objects of the store (resource `EVENTS`), so lists,
 watches, field selectors and resourceVersions come from the generic machinery in
 `kube_api`. This module adds what is particular to events
-(kubernetes-drilldown.md §1-§3):
+(docs/facts/kubernetes-drilldown.md §1-§3):
 
 * `EventRecorder`: writes events as the kubelet's `record` package does (the same
   event again is the same object with `count+1` and a new `lastTimestamp`) or as the

@@ -1,6 +1,6 @@
 """`GET /api/v1/namespaces/{ns}/pods/{name}/log` in the lab's fake API server.
 
-What a client depends on (kubernetes-drilldown.md §5): `container` (400 when
+What a client depends on (docs/facts/kubernetes-drilldown.md §5): `container` (400 when
 missing on a multi-container pod or unknown), `previous`, `timestamps` (fixed-width
 RFC3339Nano prefix), `tailLines`, `sinceSeconds`/`sinceTime`, `limitBytes`,
 `follow` (chunked, flushed per line, ends when the container stops running);

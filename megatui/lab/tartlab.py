@@ -40,7 +40,7 @@ from megatui.lab.vmserver import SSHD_FAULTS
 #: The image a lab caches by default, so `tart list` shows OCI entries (twice each).
 DEFAULT_OCI_IMAGES: tuple[str, ...] = ("ghcr.io/cirruslabs/macos-sequoia-base:latest",)
 
-#: Apple's limit on running macOS VMs per host (tart.md §9.4).
+#: Apple's limit on running macOS VMs per host (docs/facts/tart.md §9.4).
 MACOS_VM_LIMIT = 2
 
 _NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
@@ -64,7 +64,7 @@ class LabVMSpec:
     disk_gb: int = 50
 
     def __post_init__(self) -> None:
-        # Names become directory names and TOML keys; keep to tart.md §8's advice.
+        # Names become directory names and TOML keys; keep to docs/facts/tart.md §8's advice.
         if not self.name or not set(self.name) <= _NAME_CHARS or self.name in (".", ".."):
             raise ValueError(f"lab VM name {self.name!r}: use only A-Z a-z 0-9 . _ -")
         if self.initial not in ("stopped", "running", "suspended"):
@@ -156,7 +156,7 @@ def _mac() -> str:
 
 
 def _vm_config(os_name: str) -> dict[str, object]:
-    """config.json as VMConfig.save writes it (tart.md §4)."""
+    """config.json as VMConfig.save writes it (docs/facts/tart.md §4)."""
     config: dict[str, object] = {
         "version": 1,
         "os": os_name,

@@ -30,10 +30,10 @@ import urllib3.exceptions
 
 from megatui.model import DockerStatus, KindCluster, KindNodeContainer
 
-#: Labels Kind puts on every node container (kubernetes.md §11.2).
+#: Labels Kind puts on every node container (docs/facts/kubernetes.md §11.2).
 CLUSTER_LABEL = "io.x-k8s.kind.cluster"
 ROLE_LABEL = "io.x-k8s.kind.role"
-#: Kind's fixed network name (kubernetes.md §11.3).
+#: Kind's fixed network name (docs/facts/kubernetes.md §11.3).
 KIND_NETWORK = "kind"
 
 DEFAULT_SOCKET_URL = "unix:///var/run/docker.sock"

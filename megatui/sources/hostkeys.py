@@ -1,6 +1,6 @@
 """Trust-on-first-use SSH host keys for VMs, keyed by VM name.
 
-Tart hands out addresses from one DHCP pool and reuses them (tart.md §9.3,
+Tart hands out addresses from one DHCP pool and reuses them (docs/facts/tart.md §9.3,
 §11.1), so an IP says nothing about which machine answers; the VM name does.
 The first key a VM presents is trusted; a different key later is refused until
 the user runs `megatui forget-key NAME`.

@@ -2,7 +2,7 @@
 
 The list/watch loop is `KubeSource`'s (sources/kube.py): `EventsSource` is a
 KubeSource over one resource, the namespace's events, and reports `EventsState`
-instead of nodes and pods. core/v1 is watched (kubernetes-drilldown.md trap 1);
+instead of nodes and pods. core/v1 is watched (docs/facts/kubernetes-drilldown.md trap 1);
 `parse_event` also reads the events.k8s.io/v1 shape (`regarding`, `note`,
 `deprecated*`), so either API's objects fold into the same `KubeEvent`.
 

@@ -1,4 +1,4 @@
-"""Pod logs from `GET .../pods/{name}/log` (kubernetes-drilldown.md §5): the last 500
+"""Pod logs from `GET .../pods/{name}/log` (docs/facts/kubernetes-drilldown.md §5): the last 500
 lines, then follow; `previous`; reconnect from the last timestamp without duplicates.
 
 * Lines are always asked for with `timestamps=true`: the stamp (fixed-width

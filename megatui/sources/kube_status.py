@@ -6,8 +6,8 @@ all share one implementation. No I/O and no `kubernetes` client import: converti
 event must not pay for building pydantic models.
 
 The pod columns follow `printPod` in kubernetes/kubernetes
-`pkg/printers/internalversion/printers.go` (kubernetes.md §13) step by step, the node columns
-`printNode` (§11.7), and durations apimachinery's `duration.HumanDuration`.
+`pkg/printers/internalversion/printers.go` (docs/facts/kubernetes.md §13) step by step, the
+node columns `printNode` (§11.7), and durations apimachinery's `duration.HumanDuration`.
 
 Missing fields are read the way Go reads them: an absent or null object is a nil pointer, an
 absent string is "" and an absent number is 0. A value of the wrong JSON type (a `status`
@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 #: The 7 workloads of Argo CD's standard `manifests/install.yaml`, as their pods'
-#: `app.kubernetes.io/name` label spells them (kubernetes.md §12.1).
+#: `app.kubernetes.io/name` label spells them (docs/facts/kubernetes.md §12.1).
 ARGOCD_COMPONENTS: Final[tuple[str, ...]] = (
     "argocd-application-controller",
     "argocd-applicationset-controller",

@@ -1,4 +1,4 @@
-"""Where an Orchard controller is and how to log in to it (docs/orchard.md §Config).
+"""Where an Orchard controller is and how to log in to it (docs/facts/orchard.md §Config).
 
 Sources, weakest first, as the `orchard` CLI reads them (`internal/config`):
 

@@ -1,5 +1,5 @@
 """Typed views of the Orchard controller's objects, built only after their shape is
-checked (docs/orchard.md §3). Anything else is `OrchardBadResponse` with one line
+checked (docs/facts/orchard.md §3). Anything else is `OrchardBadResponse` with one line
 naming the object and the field that was wrong.
 
 The checks are on types, not on values: a controller newer than the one documented

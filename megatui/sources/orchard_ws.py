@@ -1,4 +1,4 @@
-"""A controller WebSocket port-forward as an asyncio transport (orchard.md §5.3).
+"""A controller WebSocket port-forward as an asyncio transport (docs/facts/orchard.md §5.3).
 
 The controller carries raw TCP bytes in binary messages (text ones for clients
 without a User-Agent, which this client never is; text is still accepted) and

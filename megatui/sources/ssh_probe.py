@@ -1,7 +1,7 @@
 """SSH readiness of VMs: TCP -> login -> readiness command, with a kept connection.
 
 This replaces the `nc -z ip 22; ssh admin@ip echo ready` loops people write
-around `tart ip` (tart.md §10, §11.2). An IP appears long before sshd answers and
+around `tart ip` (docs/facts/tart.md §10, §11.2). An IP appears long before sshd answers and
 a booting Mac resets connections during the handshake, so every "not yet" is an
 OPEN or CLOSED result, never an exception. Once a VM is READY the connection is
 kept, and later probes run the command on it instead of a new handshake.
@@ -39,7 +39,7 @@ _CLOSE_TIMEOUT = 2.0
 
 @dataclass(frozen=True)
 class Credentials:
-    """How to log in to a VM. Public Tart images use admin/admin (tart.md §9.1)."""
+    """How to log in to a VM. Public Tart images use admin/admin (docs/facts/tart.md §9.1)."""
 
     user: str = "admin"
     # Kept out of repr so a logged or displayed Credentials never shows it.

@@ -1,6 +1,6 @@
 """The Tart source: drives the `tart` CLI through a Transport and parses its answers.
 
-Ground truth for every string matched here is tart.md (Tart 2.35.0 and older
+Ground truth for every string matched here is docs/facts/tart.md (Tart 2.35.0 and older
 releases). Parsing follows its §3.6 advice: JSON only, keys looked up by name,
 optional columns optional, `Source` told apart case-insensitively.
 """
@@ -92,7 +92,7 @@ def parse_list_json(text: str) -> list[TartVM]:
 
     OCI cache entries (Source "oci" before 2.11.0, "OCI" after) are left out: they are
     images, not VMs, and each appears twice. Every field but Name is optional, across
-    the column history of tart.md §3.5."""
+    the column history of docs/facts/tart.md §3.5."""
     try:
         data = json.loads(text)
     except ValueError:
@@ -206,7 +206,7 @@ def _strip_error(line: str) -> str:
 
 
 def classify_failure(result: CommandResult, vm: str | None) -> TartError:
-    """Turn a failed tart call into a TartError (tart.md §1, §5, §6, §7).
+    """Turn a failed tart call into a TartError (docs/facts/tart.md §1, §5, §6, §7).
 
     Messages are matched with and without ArgumentParser's "Error: " prefix: a
     RuntimeError thrown from validate() gains it (and exit 1 instead of 2)."""
@@ -310,7 +310,7 @@ class TartCLI:
 
     async def ip(self, name: str) -> str | None:
         """The VM's address, or None while tart has none. A stopped VM can still
-        have one (a stale DHCP lease, tart.md §5.5): check its state too."""
+        have one (a stale DHCP lease, docs/facts/tart.md §5.5): check its state too."""
         result = await self._run("ip", name)
         if result.exit_code == 1 and "no IP address found" in result.stderr:
             return None
@@ -330,7 +330,7 @@ class TartCLI:
         return text.splitlines()[0].strip()
 
     async def stop(self, name: str, timeout: int = 30) -> None:
-        """`tart stop`: SIGINT, then SIGKILL after `timeout` seconds (tart.md §7.1)."""
+        """`tart stop`: SIGINT, then SIGKILL after `timeout` seconds (docs/facts/tart.md §7.1)."""
         result = await self._run(
             "stop", name, "--timeout", str(timeout), timeout=self.timeout + timeout
         )

@@ -300,7 +300,7 @@ def history_table(vm: VM, now: float) -> Table:
     return table
 
 
-#: `tart get`'s fields in its declaration order (tart.md §4). Its JSON comes in a
+#: `tart get`'s fields in its declaration order (docs/facts/tart.md §4). Its JSON comes in a
 #: random key order on every call; the screen must not reshuffle on each open.
 TART_GET_ORDER = ("State", "OS", "CPU", "Memory", "Disk", "DiskFormat", "Size", "Display")
 #: JSON only and deprecated: the same as State.

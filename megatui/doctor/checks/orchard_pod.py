@@ -4,7 +4,7 @@ cluster stuck in ContainerCreating because its manifest mounts the Docker socket
 The Pod asked for a hostPath volume of type Socket at /var/run/docker.sock; Kind
 nodes are containers without a Docker socket, so the kubelet's hostPath type check
 fails and it retries for ever, leaving a `FailedMount` event counted in the
-thousands (docs/facts/kubernetes.md, "hostPath type check"). The controller does not
+thousands (docs/facts/kubernetes-drilldown.md §4, FailedMount). The controller does not
 need Docker at all (it only schedules; workers run tart on the Macs), so the fix is to
 remove the volume. Read with one list of the namespace's Pods and one of its Events,
 through the same client as the Kubernetes source.

@@ -1,4 +1,4 @@
-"""The controller's HTTP routes (orchard.md §1.2, §2, §4, §5), as aiohttp handlers.
+"""The controller's HTTP routes (docs/facts/orchard.md §1.2, §2, §4, §5), as aiohttp handlers.
 
 Answers copy gin's: JSON bodies are compact Go JSON with
 `application/json; charset=utf-8`, a missing object is a bare 404 with an empty

@@ -1,4 +1,4 @@
-"""Go `encoding/json` output as the Orchard controller writes it (orchard.md §1.2, §3).
+"""Go `encoding/json` output as the Orchard controller writes it (docs/facts/orchard.md §1.2, §3).
 
 The controller marshals Go structs: keys come in struct-field order (embedded structs
 flattened in place), `omitempty` drops empty strings, zero numbers, false, nil and

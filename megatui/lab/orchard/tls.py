@@ -1,6 +1,6 @@
 """The controller's self-signed certificate, as `orchard controller run` makes one:
 a single certificate for the DNS name `orchard-controller` that clients pin
-(orchard.md §1; `internal/netconstants`: DefaultControllerServerName)."""
+(docs/facts/orchard.md §1; `internal/netconstants`: DefaultControllerServerName)."""
 
 from __future__ import annotations
 

@@ -174,7 +174,7 @@ def _cookie_redirect(request: web.Request, policy: Policy, token: str) -> web.Re
         )
     query = {k: v for k, v in request.query.items() if k != "token"}
     location = request.rel_url.with_query(query)
-    response = web.HTTPFound(str(location))
+    response = web.Response(status=302, headers={"Location": str(location)})
     response.set_cookie(
         COOKIE, token, httponly=True, samesite="Strict", secure=policy.tls, path="/"
     )

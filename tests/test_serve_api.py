@@ -108,10 +108,13 @@ async def test_loopback_server_refuses_foreign_host_names() -> None:
 
 
 async def test_actions_refused_without_allow_actions_and_when_readonly() -> None:
-    async with serve() as s, s.session() as session:
-        async with session.post("/api/v1/vms/dev-ready/start") as r:
-            assert r.status == 403
-            assert "--allow-actions" in (await r.json())["error"]
+    async with (
+        serve() as s,
+        s.session() as session,
+        session.post("/api/v1/vms/dev-ready/start") as r,
+    ):
+        assert r.status == 403
+        assert "--allow-actions" in (await r.json())["error"]
     async with serve(allow_actions=True, readonly=True) as s, s.session() as session:
         async with session.post("/api/v1/vms/dev-ready/start") as r:
             assert r.status == 403

@@ -48,7 +48,9 @@ def test_the_document_extends_status_json_without_changing_it() -> None:
         if isinstance(small, dict):
             return all(k in big and contains(big[k], v) for k, v in small.items())
         if isinstance(small, list):
-            return len(big) == len(small) and all(contains(b, s) for b, s in zip(big, small))
+            return len(big) == len(small) and all(
+                contains(b, s) for b, s in zip(big, small, strict=True)
+            )
         return bool(big == small)
 
     assert contains(doc, status)

@@ -12,7 +12,7 @@ import ssl
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -205,6 +205,8 @@ def serve_demo(args: ServeArgs) -> int:
     from megatui.config import load_settings
     from megatui.lab.demo import DemoLab, lab_directory
 
+    # The token stays in the user's state directory, not in the lab's throwaway one.
+    args = replace(args, token_file=token_path(args))
     with lab_directory(None) as root:
         lab = DemoLab(root)
         try:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -36,7 +37,7 @@ def require_binary(name: str, path: str | None = None) -> str:
 @dataclass
 class Served:
     server: ControlServer
-    monitor: FakeMonitor
+    monitor: Any  # a FakeMonitor, or a real Monitor
     url: str
     socket_path: Path | None
 
@@ -58,7 +59,7 @@ async def serve(
     token: str | None = None,
     allow_actions: bool = False,
     readonly: bool = False,
-    monitor: FakeMonitor | None = None,
+    monitor: Any = None,
     doctor: DoctorRunner | None = None,
     hub: Callable[[FakeMonitor], EventHub] | None = None,
     max_requests: int = 64,

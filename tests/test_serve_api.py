@@ -9,6 +9,7 @@ import socket
 from dataclasses import replace
 
 import aiohttp
+import pytest
 from serve_fixtures import TOKEN, read_sse, serve, until
 from ui_fakes import sample_snapshot
 
@@ -313,3 +314,17 @@ async def test_a_flood_is_shed_with_503_not_queued() -> None:
         gate.set()
         assert set(await asyncio.gather(*held)) == {200}
         assert await status_of("/api/v1/status") == 200
+
+
+async def test_a_token_in_a_url_over_plain_http_beyond_loopback_warns_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with serve(token=TOKEN, tab_command=("true",)) as s:
+        for _ in range(3):
+            async with (
+                aiohttp.ClientSession(s.url) as browser,
+                browser.get(f"/?token={TOKEN}", allow_redirects=False) as r,
+            ):
+                assert r.status == 302
+    warnings = [r for r in caplog.records if "token was sent in a URL" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelname == "WARNING"

@@ -117,3 +117,24 @@ def test_the_token_in_the_url_is_used_and_kept_out_of_the_base() -> None:
     target = Target.parse(f"http://10.0.0.5:8090/?token={TOKEN}")
     assert target.token == TOKEN
     assert target.base == "http://10.0.0.5:8090"
+
+
+async def test_many_viewers_share_one_monitor() -> None:
+    async with serve() as s:
+        subscribers = s.monitor.subscriber_count  # the event hub and the boot timer
+        viewers = [RemoteMonitor(Target.parse(s.url)) for _ in range(5)]
+        for viewer in viewers:
+            await viewer.start()
+        try:
+            for viewer in viewers:
+                await wait_snap(viewer, lambda x: bool(x.vms))
+            assert s.monitor.subscriber_count == subscribers
+            assert s.server.hub.viewers == 5
+            base = s.monitor.snapshot
+            s.monitor.push(replace(base, vms=base.vms[:1], generated_at=base.generated_at + 1))
+            for viewer in viewers:
+                await wait_snap(viewer, lambda x: len(x.vms) == 1)
+        finally:
+            for viewer in viewers:
+                await viewer.stop()
+        await until(lambda: s.server.hub.viewers == 0, what="the viewers to leave")

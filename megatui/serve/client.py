@@ -251,7 +251,7 @@ class RemoteMonitor:
             try:
                 await self._stream()
                 problem = "the server closed the event stream"
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            except (aiohttp.ClientError, OSError, TimeoutError, ActionError) as exc:
                 problem = f"cannot reach the server: {exc or type(exc).__name__}"
             except SnapshotFormatError as exc:
                 problem = f"the server sent a bad snapshot: {exc}"

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 RING = 1000
 QUEUE = 64
 KEEPALIVE = 15.0
+GONE_CHECK = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,9 @@ class EventHub:
         self._ring: deque[tuple[int, Message]] = deque(maxlen=ring)
         self._viewers: set[_Viewer] = set()
         self._last_event: Event | None = None
-        self._snapshot_message = self._snapshot(monitor.snapshot)
+        self._snap = monitor.snapshot
+        self._snap_id = self._next_id()[1]
+        self._snap_message: Message | None = None
         events = monitor.events
         self._last_event = events[-1] if events else None
         self._unsubscribe: Callable[[], None] | None = None
@@ -100,10 +103,14 @@ class EventHub:
         self._seq += 1
         return self._seq, f"{self.epoch}-{self._seq}"
 
-    def _snapshot(self, snap: Snapshot) -> Message:
-        _, ident = self._next_id()
-        data = json.dumps(encode(snap, self.monitor.retry_in), separators=(",", ":"))
-        return Message(ident, "snapshot", data)
+    @property
+    def _snapshot_message(self) -> Message:
+        """The newest snapshot as a message, encoded once, and only when someone needs it
+        (with nobody watching, a change costs no encoding)."""
+        if self._snap_message is None:
+            data = json.dumps(encode(self._snap, self.monitor.retry_in), separators=(",", ":"))
+            self._snap_message = Message(self._snap_id, "snapshot", data)
+        return self._snap_message
 
     def _new_events(self) -> Sequence[Event]:
         """The timeline entries since the last call: the monitor's timeline is bounded
@@ -114,9 +121,11 @@ class EventHub:
         last = self._last_event
         start = 0
         if last is not None:
-            for i in range(len(events) - 1, -1, -1):
-                if events[i] is last or events[i] == last:
-                    start = i + 1
+            # The same object normally; an equal one if the monitor copied its timeline.
+            for same in (lambda e: e is last, lambda e: e == last):
+                found = next((i for i in range(len(events) - 1, -1, -1) if same(events[i])), None)
+                if found is not None:
+                    start = found + 1
                     break
         self._last_event = events[-1]
         return events[start:]
@@ -127,8 +136,9 @@ class EventHub:
             message = Message(ident, "timeline", json.dumps(encode_event(event)))
             self._ring.append((seq, message))
             self._broadcast(message)
-        self._snapshot_message = self._snapshot(snap)
-        self._broadcast(self._snapshot_message)
+        self._snap, self._snap_id, self._snap_message = snap, self._next_id()[1], None
+        if self._viewers:
+            self._broadcast(self._snapshot_message)
 
     def _broadcast(self, message: Message) -> None:
         for viewer in list(self._viewers):
@@ -180,13 +190,21 @@ class EventHub:
             viewer.queue.put_nowait(message)
         self._viewers.add(viewer)
         try:
+            idle = 0.0
             while True:
                 try:
-                    async with asyncio.timeout(self.keepalive):
+                    async with asyncio.timeout(GONE_CHECK):
                         message = await viewer.queue.get()
-                    payload = message.frame()
+                    payload, idle = message.frame(), 0.0
                 except TimeoutError:
-                    payload = b": keepalive\n\n"
+                    # A viewer that went away is noticed within GONE_CHECK, not at the
+                    # next write.
+                    if request.transport is None or request.transport.is_closing():
+                        break
+                    idle += GONE_CHECK
+                    if idle < self.keepalive:
+                        continue
+                    payload, idle = b": keepalive\n\n", 0.0
                 async with asyncio.timeout(self.write_timeout):
                     await response.write(payload)
         except TimeoutError:

@@ -10,6 +10,7 @@ snapshots, with per-VM memory dropped when the VM goes.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections import defaultdict
@@ -37,11 +38,16 @@ _SHORT_SUFFIX = re.compile(r"^(?P<owner>.+)-(?:[a-z0-9]{5}|\d+)$")
 
 def pod_owner(pod: Pod) -> str:
     """A stable name for the workload a pod belongs to."""
+    return _owner_of(pod.name)
+
+
+@functools.lru_cache(maxsize=16384)  # the same pods are seen at every scrape
+def _owner_of(name: str) -> str:
     for pattern in (_DEPLOYMENT_POD, _SHORT_SUFFIX):
-        match = pattern.match(pod.name)
+        match = pattern.match(name)
         if match:
             return match["owner"]
-    return pod.name
+    return name
 
 
 def restarts(pod: Pod) -> int:

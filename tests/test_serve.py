@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import stat
@@ -189,3 +191,123 @@ def test_beyond_loopback_a_token_is_made_once_kept_0600_and_required(tmp_path: P
         line = served.wait_line("token: ")
         assert str(tmp_path / "state" / "serve-token") in line
         assert not any(token in line for line in served.lines)
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"
+
+
+def test_browser_tab_processes_end_when_the_server_is_killed(tmp_path: Path) -> None:
+    if not Path("/proc/self/task").exists():
+        pytest.skip("needs /proc to find the tab process")
+    import asyncio
+
+    import aiohttp
+
+    args = ["--tart", str(tmp_path / "no-tart"), "--docker-host", "unix:///nonexistent.sock"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "megatui", *args, "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**env(tmp_path), "KUBECONFIG": str(tmp_path / "no-kubeconfig")},
+    )
+    served = Served(proc)
+    tab = 0
+    sockets: list[Path] = []  # a killed server cannot remove its socket directory
+    try:
+        url = served.url()
+
+        async def open_tab() -> None:
+            nonlocal tab
+            async with (
+                aiohttp.ClientSession() as session,
+                session.ws_connect(url + "ws?width=80&height=24", origin=url.rstrip("/")) as ws,
+            ):
+                await ws.receive(timeout=60)  # the app is up and drawing
+                tab = next(iter(_children(proc.pid)))
+                argv = Path(f"/proc/{tab}/cmdline").read_bytes().split(b"\0")
+                sockets.append(Path(next(a for a in argv if a.startswith(b"unix:"))[5:].decode()))
+                proc.kill()  # no chance to clean up
+                proc.wait()
+
+        asyncio.run(open_tab())
+        deadline = time.monotonic() + 20
+        while not _gone(tab):
+            assert time.monotonic() < deadline, "the tab's attach process outlived the server"
+            time.sleep(0.1)  # waiting on another process's exit: no event to wait on
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if tab and not _gone(tab):
+            os.kill(tab, signal.SIGKILL)
+        for path in sockets:
+            shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        with contextlib.suppress(FileNotFoundError):
+            kids = _children(todo.pop())
+            found += kids
+            todo += kids
+    return found
+
+
+@pytest.mark.parametrize("when", ["at once", "as soon as it listens"])
+def test_sigterm_while_starting_cleans_up_the_demo(tmp_path: Path, when: str) -> None:
+    if not Path("/proc/self/task").exists():
+        pytest.skip("needs /proc to find the lab's processes")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "megatui", "serve", "--demo", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(tmp_path),
+    )
+    served = Served(proc)
+    seen: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        if when == "at once":
+            # As soon as the lab has started a VM process, before the server listens.
+            while not any("tart" in _cmdline(p) for p in _descendants(proc.pid)):
+                assert time.monotonic() < deadline and proc.poll() is None, served.errors
+                time.sleep(0.02)  # watching another process start: no event to wait on
+        else:
+            served.url()
+        seen = set(_descendants(proc.pid))
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while not all(_gone(p) for p in seen):
+            assert time.monotonic() < deadline, [_cmdline(p) for p in seen if not _gone(p)]
+            time.sleep(0.1)  # waiting on other processes' exits
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in seen:
+            if not _gone(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""

@@ -13,7 +13,9 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -342,4 +344,22 @@ def run_attach(url: str, token_file: str | None, settings: Settings) -> int:
         return exc.code
     actions = health.get("actions") is True
     monitor = RemoteMonitor(target, actions=actions)
+    if target.socket is not None:
+        watch_parent()
     return run_app(monitor, replace(settings, readonly=settings.readonly or not actions))
+
+
+def watch_parent(interval: float = 0.5, grace: float = 5.0) -> None:
+    """End this process when its parent goes: a browser tab's viewer must not outlive a
+    server that was killed outright (it would keep drawing for nobody). SIGHUP lets the
+    app quit as if its terminal closed; if it has not within `grace`, exit anyway."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(grace)
+        os._exit(129)
+
+    threading.Thread(target=watch, name="megatui-parent-watch", daemon=True).start()

@@ -102,6 +102,8 @@ def _url(scheme: str, host: str, port: int) -> str:
 async def serve(settings: Settings, args: ServeArgs, out: TextIO | None = None) -> int:
     """Serve until SIGINT, SIGTERM or SIGHUP; the exit code."""
     out = out or sys.stdout
+    # From the first moment: a SIGTERM while starting must still clean up.
+    stop = _stop_on_signals()
     context = tls_context(args)
     policy, new_token = policy_for(args, context is not None)
     from megatui.headless import build_monitor
@@ -129,9 +131,10 @@ async def serve(settings: Settings, args: ServeArgs, out: TextIO | None = None) 
         port = _bound_port(runner, args.port)
         _announce(out, args, policy, new_token, context is not None, port)
         await monitor.start()
-        await _wait_for_signal()
+        await stop.wait()
         return 0
     finally:
+        _restore_signals()
         with contextlib.suppress(Exception):
             await runner.cleanup()
         with contextlib.suppress(Exception):
@@ -177,16 +180,21 @@ def _announce(
     out.flush()
 
 
-async def _wait_for_signal() -> None:
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for sig in _SIGNALS:
         loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.remove_signal_handler(sig)
+    return stop
+
+
+def _restore_signals() -> None:
+    loop = asyncio.get_running_loop()
+    for sig in _SIGNALS:
+        loop.remove_signal_handler(sig)
 
 
 def run(settings: Settings, args: ServeArgs) -> int:
@@ -207,6 +215,12 @@ def serve_demo(args: ServeArgs) -> int:
 
     # The token stays in the user's state directory, not in the lab's throwaway one.
     args = replace(args, token_file=token_path(args))
+    def interrupted(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # unwinds through lab.stop() below
+
+    # While the lab starts (before the server's own handlers): stop it cleanly.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
     with lab_directory(None) as root:
         lab = DemoLab(root)
         try:

@@ -215,6 +215,7 @@ def serve_demo(args: ServeArgs) -> int:
 
     # The token stays in the user's state directory, not in the lab's throwaway one.
     args = replace(args, token_file=token_path(args))
+
     def interrupted(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # unwinds through lab.stop() below
 

@@ -6,6 +6,9 @@ flag. Nothing here runs anything.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -34,17 +37,36 @@ def stop_argv(tart_path: str, name: str, timeout: int = 30) -> list[str]:
 
 def host_key_alias(vm_name: str) -> str:
     """The name our known_hosts file uses for a VM: Tart reuses IP addresses, so the
-    key belongs to the VM's name, exactly as the readiness probe trusts it."""
-    return f"megatui-vm.{vm_name}"
+    key belongs to the VM's name, exactly as the readiness probe trusts it.
+
+    Characters known_hosts or ssh's option parser treat specially (space, comma,
+    `*`, `?`, `!`, `[`, `#`, non-ASCII...) are written as `_XX` hex bytes, and `_`
+    itself too, so every VM name has its own alias and each line parses."""
+    safe = "".join(
+        ch if ch.isascii() and (ch.isalnum() or ch in ".-") else _hex(ch) for ch in vm_name
+    )
+    return f"megatui-vm.{safe}"
+
+
+def _hex(ch: str) -> str:
+    return "".join(f"_{b:02x}" for b in ch.encode("utf-8", "surrogateescape"))
 
 
 def write_known_hosts(path: Path, keys: Mapping[str, str]) -> None:
     """Write a known_hosts file from {vm name: OpenSSH public key}."""
     lines = [f"{host_key_alias(name)} {key.strip()}\n" for name, key in sorted(keys.items())]
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(lines))
-    tmp.replace(path)
+    # A unique temp name: the TUI and a second megatui may write at the same time,
+    # and a shared ".tmp" would let one rename the other's half-written file.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write("".join(lines))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def ssh_argv(

@@ -7,9 +7,10 @@ satisfies this protocol, without starting any source.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
-from megatui.model import Event, Snapshot
+from megatui.model import Event, KubeEvent, Snapshot
+from megatui.sources.kube_logs import LogBuffer, LogLine
 
 
 class ActionError(Exception):
@@ -66,4 +67,32 @@ class MonitorAPI(Protocol):
 
     async def read_log_tail(self, name: str, lines: int = 50) -> list[str]:
         """The last lines of the VM's log ([] when there is none)."""
+        ...
+
+    # --- drill-down (issue #12) ---------------------------------------------------------
+
+    def pod_events(self, namespace: str, name: str, uid: str = "") -> list[KubeEvent]:
+        """The pod's events, newest first, from the namespace's events watch."""
+        ...
+
+    def events_problem(self) -> str | None:
+        """The events watch's one-line error (e.g. RBAC forbids events), or None."""
+        ...
+
+    async def kube_object(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        """GET a "pod", "node" or "application". Raises ActionError (one line)."""
+        ...
+
+    async def follow_pod_logs(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        buffer: LogBuffer,
+        on_lines: Callable[[list[LogLine]], None],
+        *,
+        previous: bool = False,
+    ) -> None:
+        """Tail 500 lines then follow (or read the previous run) into `buffer`,
+        calling `on_lines` with each batch. Raises ActionError with the API's line."""
         ...

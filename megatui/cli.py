@@ -1,16 +1,20 @@
 """The `megatui` command: the TUI by default, and headless subcommands for scripts.
 
 Exit codes: 0 success; 1 a check failed or a wait timed out; 2 bad usage, bad
-config or an unknown VM; 130 interrupted. Errors are one line on stderr.
+config or an unknown VM; 130 interrupted; the TUI exits 129 on SIGHUP (its
+terminal went away) and 143 on SIGTERM, after closing everything. Errors are one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from megatui import __version__
@@ -53,13 +57,29 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         help="Docker daemon, e.g. unix:///var/run/docker.sock",
     )
     g.add_argument("--vm-user", metavar="USER", default=default, help="SSH user for VMs")
+    # Not a value on the command line: argv is readable by every local user (`ps`).
+    g.add_argument("--vm-password", nargs="?", action=_RefusePassword, help=argparse.SUPPRESS)
     g.add_argument(
-        "--vm-password",
-        metavar="PASSWORD",
+        "--vm-password-file",
+        metavar="FILE",
         default=default,
-        help="SSH password for VMs (prefer MEGATUI_VM_PASSWORD)",
+        help="file holding the SSH password for VMs (or set MEGATUI_VM_PASSWORD)",
     )
     g.add_argument("--vm-key", metavar="FILE", default=default, help="SSH private key for VMs")
+
+
+class _RefusePassword(argparse.Action):
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        parser.error(
+            "--vm-password is not accepted (any local user can read it with `ps`): "
+            "set MEGATUI_VM_PASSWORD or use --vm-password-file FILE"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up after S seconds (default 600)",
     )
     p.add_argument("--json", action="store_true", help="print the VMs as JSON when done")
+    p.add_argument(
+        "--start",
+        action="store_true",
+        help="start VMs that are stopped or suspended (without it, they end the wait)",
+    )
     p = add("doctor", "check the whole platform, like a test suite")
     p.add_argument("--json", action="store_true")
     p.add_argument("--junit", metavar="FILE", help="also write JUnit XML to FILE")
@@ -122,6 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_options(p)
     p = add("forget-key", "forget a VM's trusted SSH host key (after a rebuild)")
     p.add_argument("vm", metavar="VM")
+    from megatui.orchard_proxy import add_arguments as add_proxy_arguments
+
+    p = sub.add_parser(
+        "orchard-proxy",
+        help="ssh ProxyCommand to a VM through an Orchard controller",
+        description="Bridge stdin/stdout to PORT of an Orchard VM through the controller's "
+        "port-forward (for ssh -o ProxyCommand=...). The token is read from the Orchard "
+        "contexts file or ORCHARD_SERVICE_ACCOUNT_TOKEN, never from arguments.",
+    )
+    add_proxy_arguments(p)
     return parser
 
 
@@ -152,7 +187,6 @@ _FLAG_TO_SETTING = {
     "namespace": "namespace",
     "docker_host": "docker_host",
     "vm_user": "ssh_user",
-    "vm_password": "ssh_password",
     "vm_key": "ssh_key",
 }
 
@@ -163,9 +197,25 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         for flag, setting in _FLAG_TO_SETTING.items()
         if getattr(args, flag, None) not in (None, False)
     }
+    password_file = getattr(args, "vm_password_file", None)
+    if password_file:
+        overrides["ssh_password"] = _read_password(password_file)
     if getattr(args, "timeout", None) is not None and args.command == "doctor":
         overrides["doctor_timeout"] = args.timeout
     return load_settings(getattr(args, "config", None), overrides)
+
+
+def _read_password(path: str) -> str:
+    """The first line of FILE, without its line end (a file written by `echo`)."""
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UsageError(f"cannot read --vm-password-file {path}: {reason}") from None
+    lines = text.splitlines()
+    if not lines or not lines[0]:
+        raise UsageError(f"--vm-password-file {path} is empty")
+    return lines[0]
 
 
 def _seconds(text: str) -> float:
@@ -188,6 +238,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     command = args.command or "tui"
+    if command == "orchard-proxy":
+        # Before any settings: a ProxyCommand must start fast and owes nothing to
+        # megatui's config file.
+        from megatui.orchard_proxy import args_from, run
+
+        raise SystemExit(run(args_from(args)))
     try:
         if command in ("demo", "lab"):
             from megatui.lab import demo
@@ -216,7 +272,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise SystemExit(asyncio.run(headless.status(settings, args.json, args.timeout)))
         if command == "wait":
             raise SystemExit(
-                asyncio.run(headless.wait(settings, args.vms, args.timeout, args.json))
+                asyncio.run(
+                    headless.wait(settings, args.vms, args.timeout, args.json, start=args.start)
+                )
             )
         if command == "doctor":
             from megatui import doctor
@@ -236,7 +294,31 @@ def run_tui(settings: Settings) -> int:
     from megatui.ui.app import run_app
 
     monitor = build_monitor(settings)
-    return run_app(monitor, settings)
+    cleanup = functools.partial(_remove_secrets, monitor.transport)
+    try:
+        return run_app(monitor, settings, on_hangup=cleanup)
+    finally:
+        cleanup()
+
+
+def _remove_secrets(transport: object) -> None:
+    """The last resort of the exits that skip the app's own cleanup (a crash before
+    it mounted, the hard exit after a hangup it could not finish in time): copies of
+    credentials must not outlive megatui. Runs without the event loop, from any thread.
+
+    With --host the app closes the connection when it unmounts (Monitor.stop), which
+    removes the private directory holding the host's kubeconfig (client key
+    included); here it is removed in any case. The kubernetes client writes a
+    kubeconfig's inline certificates and key to temp files that only its atexit
+    hook removes, and a hard exit (`os._exit`) skips atexit."""
+    discard = getattr(transport, "discard", None)
+    if callable(discard):
+        discard()
+    kube_config = sys.modules.get("kubernetes.aio.config.kube_config")
+    remove_temp_files = getattr(kube_config, "_cleanup_temp_files", None)
+    if callable(remove_temp_files):
+        with contextlib.suppress(Exception):
+            remove_temp_files()
 
 
 def _forget_key(vm: str) -> int:
@@ -252,7 +334,7 @@ def _forget_key(vm: str) -> int:
         print(f"forgot the host key of VM '{vm}'; the next login trusts the new one")
         return 0
     print(f"megatui: no host key stored for VM '{vm}'", file=sys.stderr)
-    return 1
+    return 2
 
 
 def _serve_args(args: argparse.Namespace) -> Any:
@@ -278,15 +360,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def service_argv(args: argparse.Namespace) -> list[str]:
     """The `megatui ... serve` arguments a service runs with: the flags given now."""
     argv: list[str] = []
-    for flag in _FLAG_TO_SETTING:
-        if flag == "vm_password":  # a secret: never written into a service file
-            continue
+    # The password itself is never written into a service file; its file's path is.
+    for flag in (*_FLAG_TO_SETTING, "vm_password_file"):
         value = getattr(args, flag, None)
         option = "--" + flag.replace("_", "-")
         if value is True:
             argv.append(option)
         elif value not in (None, False):
-            if flag in ("config", "kubeconfig", "vm_key"):
+            if flag in ("kubeconfig", "vm_key", "vm_password_file"):
                 value = os.path.abspath(str(value))
             argv += [option, str(value)]
     if getattr(args, "config", None):

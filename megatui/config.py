@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,115 @@ def _str_list(v: Any) -> tuple[str, ...]:
     return tuple(v)
 
 
+# --- [keys]: the app's remappable actions, their default keys, and what may bind them
+
+#: action id (a [keys] name) -> its default key, in Textual's spelling. The TUI's
+#: bindings are built from this table.
+DEFAULT_KEYS: dict[str, str] = {
+    "start": "s",
+    "stop": "x",
+    "ssh": "enter",
+    "copy": "c",
+    "detail": "d",
+    "logs": "l",
+    "filter": "slash",
+    "refresh": "r",
+    "help": "question_mark",
+    "quit": "q",
+}
+
+#: Keys the TUI uses for itself; a [keys] value may not take them.
+RESERVED_KEYS: dict[str, str] = {
+    "1": "focus panel 1",
+    "2": "focus panel 2",
+    "3": "focus panel 3",
+    "4": "focus panel 4",
+    "tab": "next table",
+    "shift+tab": "previous table",
+    "escape": "close a dialog",
+    "ctrl+p": "the command palette",
+    "ctrl+c": "copy",
+}
+
+_MODIFIERS = ("ctrl", "shift", "alt", "meta", "super", "hyper")
+_NAMED_KEYS = frozenset(
+    {
+        "escape",
+        "enter",
+        "tab",
+        "space",
+        "backspace",
+        "delete",
+        "insert",
+        "home",
+        "end",
+        "pageup",
+        "pagedown",
+        "up",
+        "down",
+        "left",
+        "right",
+        *(f"f{n}" for n in range(1, 25)),
+    }
+)
+# Textual's short names for some characters (textual.keys.KEY_NAME_REPLACEMENTS).
+_KEY_NAME_REPLACEMENTS = {
+    "solidus": "slash",
+    "reverse_solidus": "backslash",
+    "commercial_at": "at",
+    "hyphen_minus": "minus",
+    "plus_sign": "plus",
+    "low_line": "underscore",
+}
+_REPLACED = {v: k for k, v in _KEY_NAME_REPLACEMENTS.items()}
+
+
+def _char_key(char: str) -> str:
+    """A single character as Textual names its key ("?" is "question_mark")."""
+    if char.isalnum():
+        return char
+    name = unicodedata.name(char, char).lower().replace("-", "_").replace(" ", "_")
+    return _KEY_NAME_REPLACEMENTS.get(name, name)
+
+
+def _is_char_name(name: str) -> bool:
+    """Whether `name` is Textual's name for one printable character."""
+    try:
+        char = unicodedata.lookup(_REPLACED.get(name, name).replace("_", " "))
+    except KeyError:
+        return False
+    return char.isprintable() and not char.isspace()
+
+
+def normalize_key(key: str) -> str:
+    """One key of a [keys] value in Textual's spelling, or ValueError if it cannot bind."""
+    if key == "+" or key.endswith("++"):  # "+" and "ctrl++" name the plus key
+        head, base = key[:-2], "+"
+    else:
+        head, _, base = key.rpartition("+")
+    mods = head.split("+") if head or "+" in key[:-1] else []
+    if not base or any(m not in _MODIFIERS for m in mods) or len(set(mods)) != len(mods):
+        raise ValueError(f"{key!r} is not a key")
+    if len(base) == 1:
+        if not base.isprintable() or base.isspace():
+            raise ValueError(f"{key!r} is not a key")
+        base = _char_key(base)
+    elif base not in _NAMED_KEYS and not _is_char_name(base):
+        raise ValueError(f"{key!r} is not a key Textual can bind")
+    return "+".join([*mods, base])
+
+
+def _key_list(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError("expected a string")
+    if not v.strip():
+        raise ValueError('expected a key such as "g" or "ctrl+g"')
+    keys = [k.strip() for k in v.split(",")]
+    if any(not k for k in keys):
+        raise ValueError("expected keys separated by commas")
+    return ",".join(normalize_key(k) for k in keys)
+
+
 Checker = Callable[[Any], Any]
 
 #: section -> key -> checker. `vms.NAME` tables use VM_SCHEMA.
@@ -150,17 +260,7 @@ SCHEMA: dict[str, dict[str, Checker]] = {
         "vms": _str_list,
         "timeout": _positive,
     },
-    "keys": {
-        "start": _str,
-        "stop": _str,
-        "ssh": _str,
-        "copy": _str,
-        "detail": _str,
-        "filter": _str,
-        "refresh": _str,
-        "help": _str,
-        "quit": _str,
-    },
+    "keys": dict.fromkeys(DEFAULT_KEYS, _key_list),
 }
 
 VM_SCHEMA: dict[str, Checker] = {
@@ -239,7 +339,10 @@ class Settings:
     kube_context: str | None = None
     namespace: str = "argocd"
     kube_request_timeout: float = 10.0
-    kube_watch_timeout: float = 240.0
+    # The watch heartbeat: the API server ends each watch after this many seconds, so a
+    # watch silent for longer (plus a grace) is stalled. 20 s: a frozen API server is
+    # seen within 30 s, at the cost of one cheap re-watch per resource every 20 s.
+    kube_watch_timeout: float = 20.0
     docker_host: str | None = None
     docker_poll_interval: float = 5.0
     docker_timeout: float = 5.0
@@ -293,11 +396,41 @@ _ATTR: dict[tuple[str, str], str] = {
 }
 
 
+def toml_value(value: Any) -> str:
+    """A value as it is spelt in TOML (true, not True), for messages."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
 def _check(where: str, checker: Checker, value: Any) -> Any:
     try:
         return checker(value)
     except ValueError as exc:
-        raise ConfigError(f"{where}: {exc} (got {value!r})") from None
+        raise ConfigError(f"{where}: {exc} (got {toml_value(value)})") from None
+
+
+def _check_key_conflicts(keys: Mapping[str, str], written: Mapping[str, Any], origin: str) -> None:
+    """Two actions on one key would silently lose one of them (Textual does not check
+    bindings with an id): one line naming the [keys] entry instead."""
+    owner: dict[str, str] = dict(RESERVED_KEYS)
+    mapped = {**DEFAULT_KEYS, **keys}
+    # The user's own entries last, so the message names the entry they wrote.
+    for action in sorted(mapped, key=lambda a: a in keys):
+        for key in mapped[action].split(","):
+            first = owner.setdefault(key, action)
+            if first != action:
+                taken = first if first in RESERVED_KEYS.values() else f"keys.{first}"
+                raise ConfigError(
+                    f"{origin}: 'keys.{action}': {key} is already bound to {taken}"
+                    f" (got {toml_value(written.get(action, mapped[action]))})"
+                )
 
 
 def _from_table(data: Mapping[str, Any], origin: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -333,6 +466,7 @@ def _from_table(data: Mapping[str, Any], origin: str) -> tuple[dict[str, Any], d
             else:
                 flat[_ATTR[(section, key)]] = checked
     if keys:
+        _check_key_conflicts(keys, data.get("keys", {}), origin)
         flat["keys"] = keys
     return flat, vms
 

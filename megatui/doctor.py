@@ -29,13 +29,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TextIO
 
-from megatui import __version__, report
+from megatui import __version__, readiness, report
 from megatui.config import Settings
 from megatui.headless import build_monitor
-from megatui.model import VM, Phase, Pod, Snapshot, TartState
+from megatui.model import VM, Phase, Pod, Snapshot, StatusKind, TartState
 from megatui.monitor import Monitor
 from megatui.sources.hostkeys import HostKeyStoreError
-from megatui.sources.tart import TartError
+from megatui.sources.tart import TartError, TartErrorKind
 from megatui.transport import TransportError
 
 
@@ -312,7 +312,7 @@ async def check_kubeconfig(ctx: Context) -> Outcome:
         return failed(
             reason,
             "set --kubeconfig/--context or [kube] kubeconfig/context; "
-            "`kind export kubeconfig` writes the Kind cluster's",
+            "`kind export kubeconfig` writes the Kind cluster's context into ~/.kube/config",
         )
     with contextlib.suppress(Exception):
         await client.api.close()
@@ -377,15 +377,15 @@ async def check_nodes(ctx: Context) -> Outcome:
     return ok(f"{_plural(len(registered), 'node')} Ready{of}")
 
 
-def _namespace_missing(snap: Snapshot, namespace: str) -> bool:
+def _namespace_missing(snap: Snapshot) -> bool:
     status = snap.sources.get("kubernetes")
-    return bool(status and status.error == f"namespace '{namespace}' not found")
+    return bool(status and status.kind is StatusKind.MISSING_NAMESPACE)
 
 
 async def check_argocd_namespace(ctx: Context) -> Outcome:
     snap = await ctx.first_snapshot()
     ns = ctx.settings.namespace
-    if _namespace_missing(snap, ns):
+    if _namespace_missing(snap):
         return failed(
             f"namespace '{ns}' not found",
             f"install ArgoCD: kubectl create namespace {ns} && kubectl apply -n {ns} -f "
@@ -406,6 +406,8 @@ def _describe_pod(pod: Pod) -> str:
     text = f"{pod.name} {pod.status} {pod.ready}"
     if pod.restarts and pod.restarts != "0":
         text += f", restarts {pod.restarts}"
+    if pod.why:
+        text += f" ({pod.why})"
     return text
 
 
@@ -449,16 +451,17 @@ async def check_argocd_components(ctx: Context) -> Outcome:
 
 async def check_applications(ctx: Context) -> Outcome:
     snap = await ctx.first_snapshot()
-    from megatui.sources.kube import CRD_MISSING
-
     ns = ctx.settings.namespace
     status = snap.sources.get("applications")
     if status is None:
         return failed("the Applications were not listed: no answer from the API server")
     if not status.ok:
         return failed(status.error or "cannot list Applications")
-    if status.note == CRD_MISSING:  # a calm "ok" for the TUI, a broken install here
-        return failed(status.note, "install ArgoCD's CRDs: they come with install.yaml")
+    if status.kind is StatusKind.MISSING_CRD:  # a calm "ok" for the TUI, broken here
+        return failed(
+            status.note or "ArgoCD Applications CRD not installed",
+            "install ArgoCD's CRDs: they come with install.yaml",
+        )
     apps = snap.applications
     if not apps:
         return warn(
@@ -483,8 +486,20 @@ async def check_tart(ctx: Context) -> Outcome:
     try:
         version = await ctx.monitor.tart.version()
     except TartError as exc:
-        return failed(str(exc), "brew install cirruslabs/cli/tart, or set --tart / tart.path")
+        return failed(str(exc), _TART_HINTS.get(exc.kind, _TART_OTHER_HINT))
     return ok(f"tart {version}")
+
+
+# Installed but hung or locked is not fixed by installing it again.
+_TART_OTHER_HINT = "run `tart --version` on the Mac to see what it says"
+_TART_HINTS = {
+    TartErrorKind.NOT_INSTALLED: "brew install cirruslabs/cli/tart, or set --tart / tart.path",
+    TartErrorKind.TIMEOUT: (
+        "tart is installed but hung: look for a stuck tart process (`pgrep -l tart`) "
+        "and end it, or reboot the Mac"
+    ),
+    TartErrorKind.KEYCHAIN_LOCKED: "run `security unlock-keychain login.keychain` on the Mac",
+}
 
 
 def _configured_vms(ctx: Context) -> list[str]:
@@ -544,7 +559,15 @@ async def _wait_running_vms(ctx: Context) -> Snapshot:
             while True:
                 snap = ctx.monitor.snapshot
                 running = [vm for vm in snap.vms if _in_scope(ctx, vm)]
-                waiting = [vm for vm in running if vm.phase not in (Phase.READY, Phase.ERROR)]
+                # The same stop rule as `megatui wait` and the TUI's wait dialog.
+                tart = snap.sources.get("tart")
+                hopeless = ctx.monitor.tart_hopeless()
+                waiting = [
+                    vm
+                    for vm in running
+                    if readiness.decide(vm.name, vm, tart, tart_fatal=hopeless).verdict
+                    is readiness.Verdict.WAITING
+                ]
                 if waiting:
                     ctx.progress.note(
                         "waiting for VMs: "

@@ -9,17 +9,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import TextIO
 
-from megatui import report
+from megatui import readiness, report
+from megatui.api import ActionError
 from megatui.config import ConfigError, Settings
 from megatui.model import (
-    SOURCE_APPLICATIONS,
-    SOURCE_KUBERNETES,
+    SOURCE_HOST,
+    SOURCE_STATUSES,
     VM,
     Phase,
     Snapshot,
     SourceStatus,
+    StatusKind,
 )
 from megatui.monitor import ALL_SOURCES, Monitor
+from megatui.readiness import Verdict
 from megatui.transport import Transport, TransportError
 
 
@@ -69,11 +72,15 @@ async def _connect(monitor: Monitor) -> None:
 def _with_silent_sources(snap: Snapshot, enabled: Iterable[str], timeout: float) -> Snapshot:
     """Name the sources that gave no answer at all, rather than leave them out."""
     sources = dict(snap.sources)
-    names = {"kube": (SOURCE_KUBERNETES, SOURCE_APPLICATIONS)}
     for source in enabled:
-        for key in names.get(source, (source,)):
+        for key in SOURCE_STATUSES.get(source, (source,)):
             if key not in sources:
-                sources[key] = SourceStatus(key, ok=False, error=f"no answer within {timeout:g} s")
+                sources[key] = SourceStatus(
+                    key,
+                    ok=False,
+                    error=f"no answer within {timeout:g} s",
+                    kind=StatusKind.NO_ANSWER,
+                )
     return replace(snap, sources=sources)
 
 
@@ -94,19 +101,37 @@ async def status(settings: Settings, as_json: bool, timeout: float) -> int:
         print(report.dumps(report.snapshot_json(snap)))
     else:
         print(report.snapshot_text(snap))
-    return 0
+    return 0 if _any_answered(snap) else 1
 
 
-def _progress_line(vms: Sequence[VM], now: float, elapsed: float) -> str:
-    parts = []
-    for vm in vms:
+def _any_answered(snap: Snapshot) -> bool:
+    """Whether any source (the host connection is none) gave data: status exits 1 if not."""
+    return any(s.ok for name, s in snap.sources.items() if name != SOURCE_HOST)
+
+
+def _progress_line(
+    wanted: Sequence[str], snap: Snapshot, elapsed: float, tart_error: str | None
+) -> tuple[str, str]:
+    """The progress line, and its key: what changed enough for a non-TTY to print it
+    again (phases, errors; not percentages or the clock)."""
+    parts, key = [], []
+    for name in wanted:
+        vm = snap.vm(name)
+        if vm is None:
+            parts.append(f"{name} not listed yet")
+            key.append(f"{name}:-")
+            continue
         part = f"{vm.name} {vm.phase} {round(vm.progress * 100)}%"
         if vm.eta_seconds is not None and vm.phase is not Phase.READY:
             part += f" eta {report.duration(vm.eta_seconds)}"
         if vm.error:
             part += f" ({vm.error})"
         parts.append(part)
-    return f"[{report.duration(elapsed):>6}] " + " · ".join(parts)
+        key.append(f"{vm.name}:{vm.phase}:{vm.error}")
+    line = f"[{report.duration(elapsed):>6}] " + " · ".join(parts)
+    if tart_error:
+        line += f" · {tart_error}"
+    return line, " ".join(key) + f"|{tart_error}"
 
 
 async def wait(
@@ -115,8 +140,13 @@ async def wait(
     timeout: float,
     as_json: bool,
     err: TextIO | None = None,
+    *,
+    start: bool = False,
 ) -> int:
-    """Exit 0 when every VM is ready; 1 on timeout or a definite error; 2 unknown VM."""
+    """Exit 0 when every VM is ready; 1 on timeout or a definite error (a stopped VM
+    without --start, a rejected login); 2 unknown VM or tart not installed.
+
+    When to stop is `readiness.decide`'s call, the same rule doctor and the TUI use."""
     out_err = err or sys.stderr
     wanted = list(dict.fromkeys(names))
     monitor = build_monitor(settings, sources={"tart", "ssh"}, vms=wanted)
@@ -125,50 +155,54 @@ async def wait(
     loop = asyncio.get_running_loop()
     started = loop.time()
     deadline = started + timeout
-    tty = out_err.isatty()
-    last_line = ""
+    progress = _Progress(out_err)
     try:
         await _connect(monitor)
         await monitor.start()
+        to_start = set(wanted) if start else set()
         while True:
             snap = monitor.snapshot
             tart = snap.sources.get("tart")
+            tart_error = tart.error if tart is not None and not tart.ok else None
+            if tart_error and monitor.tart_hopeless():
+                raise HeadlessError(tart_error, 2)
             known = monitor.known_vm_names()
-            if known is None and tart is not None and not tart.ok and _tart_hopeless(monitor):
-                raise HeadlessError(tart.error or "tart failed", 2)
             if known is not None:
                 unknown = [n for n in wanted if n not in known]
                 if unknown:
                     raise HeadlessError(_unknown_message(unknown, monitor), 2)
-                vms = [vm for n in wanted if (vm := snap.vm(n)) is not None]
-                line = _progress_line(vms, snap.generated_at, loop.time() - started)
-                if tty:
-                    out_err.write("\r\033[K" + line)
-                elif _phases(line) != _phases(last_line):
-                    out_err.write(line + "\n")
-                out_err.flush()
-                last_line = line
-                if vms and all(vm.phase is Phase.READY for vm in vms):
-                    if tty:
-                        out_err.write("\n")
+                if to_start and await _start_stopped(monitor, snap, to_start):
+                    continue  # decide on the snapshot that shows them starting
+            # Before every source answered once, a VM that is already ready would
+            # show as "ip 40%" until its first probe: say nothing yet instead.
+            if monitor.first_round_done() or tart_error:
+                line, key = _progress_line(wanted, snap, loop.time() - started, tart_error)
+                progress.show(line, key)
+                decisions = {
+                    n: readiness.decide(n, snap.vm(n), tart, tart_fatal=monitor.tart_hopeless())
+                    for n in wanted
+                }
+                if all(d.verdict is Verdict.READY for d in decisions.values()):
+                    progress.end()
+                    vms = [vm for n in wanted if (vm := snap.vm(n)) is not None]
                     _print_ready(snap, vms, as_json)
                     return 0
-                broken = [vm for vm in vms if vm.phase is Phase.ERROR and vm.error]
-                if broken:
-                    if tty:
-                        out_err.write("\n")
-                    raise HeadlessError("; ".join(f"{vm.name}: {vm.error}" for vm in broken), 1)
+                given_up = [(n, d) for n, d in decisions.items() if d.verdict is Verdict.GIVE_UP]
+                if given_up:
+                    progress.end()
+                    raise HeadlessError("; ".join(f"{n}: {d.reason}" for n, d in given_up), 1)
             remaining = deadline - loop.time()
             if remaining <= 0:
-                if tty:
-                    out_err.write("\n")
-                raise HeadlessError(_timeout_message(monitor.snapshot, wanted, timeout), 1)
+                progress.end()
+                message = _timeout_message(monitor.snapshot, wanted, timeout, tart_error)
+                raise HeadlessError(message, 1)
             changed.clear()
             # Wake on a new snapshot, or once a second to refresh the elapsed time.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(remaining, 1.0)):
                     await changed.wait()
     except HeadlessError as exc:
+        progress.end()
         print(f"megatui: {exc}", file=out_err)
         return exc.code
     finally:
@@ -176,14 +210,47 @@ async def wait(
         await monitor.transport.close()
 
 
-def _phases(line: str) -> str:
-    # Non-TTY output prints a line only when a phase changes, not every tick.
-    return " ".join(w for w in line.split() if w in {p.value for p in Phase})
+class _Progress:
+    """One line rewritten in place on a TTY; a new line per change otherwise."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._tty = out.isatty()
+        self._key: str | None = None
+        self._open = False
+
+    def show(self, line: str, key: str) -> None:
+        if self._tty:
+            self._out.write("\r\033[K" + line)
+            self._open = True
+        elif key != self._key:
+            self._out.write(line + "\n")
+        self._key = key
+        self._out.flush()
+
+    def end(self) -> None:
+        if self._open:
+            self._out.write("\n")
+            self._out.flush()
+            self._open = False
 
 
-def _tart_hopeless(monitor: Monitor) -> bool:
-    status = monitor.snapshot.sources.get("tart")
-    return bool(status and status.error and "not installed" in status.error)
+async def _start_stopped(monitor: Monitor, snap: Snapshot, to_start: set[str]) -> bool:
+    """`wait --start`: start the wanted VMs that are stopped or suspended, once each.
+    True when one was started."""
+    started = False
+    for name in sorted(to_start):
+        vm = snap.vm(name)
+        if vm is None:
+            continue
+        to_start.discard(name)
+        if vm.phase in (Phase.STOPPED, Phase.SUSPENDED):
+            try:
+                await monitor.start_vm(name)
+            except ActionError as exc:
+                raise HeadlessError(f"{name}: cannot start: {exc}", 1) from None
+            started = True
+    return started
 
 
 def _unknown_message(unknown: Sequence[str], monitor: Monitor) -> str:
@@ -193,18 +260,22 @@ def _unknown_message(unknown: Sequence[str], monitor: Monitor) -> str:
     return f"unknown VM {names} (tart lists: {have})"
 
 
-def _timeout_message(snap: Snapshot, wanted: Sequence[str], timeout: float) -> str:
+def _timeout_message(
+    snap: Snapshot, wanted: Sequence[str], timeout: float, tart_error: str | None = None
+) -> str:
     parts = []
     for name in wanted:
         vm = snap.vm(name)
         if vm is None:
-            parts.append(f"{name} unknown")
+            parts.append(f"{name} not listed by tart")
             continue
         if vm.phase is Phase.READY:
             continue
         stuck = report.duration(snap.generated_at - vm.phase_since)
         note = f" ({vm.error or vm.hint})" if (vm.error or vm.hint) else ""
         parts.append(f"{name} stuck in {vm.phase} for {stuck}{note}")
+    if tart_error:
+        parts.append(tart_error)
     return f"timed out after {timeout:g} s: " + "; ".join(parts)
 
 

@@ -18,12 +18,39 @@ SOURCE_APPLICATIONS = "applications"  # ArgoCD Applications
 SOURCE_DOCKER = "docker"
 SOURCE_HOST = "host"  # the SSH connection to the Mac host, with --host
 
+#: The statuses each enabled source (a `--sources` name) reports: "kube" is two.
+SOURCE_STATUSES: dict[str, tuple[str, ...]] = {
+    "tart": (SOURCE_TART,),
+    "ssh": (SOURCE_SSH,),
+    "kube": (SOURCE_KUBERNETES, SOURCE_APPLICATIONS),
+    "docker": (SOURCE_DOCKER,),
+}
+
+
+class StatusKind(StrEnum):
+    """What a source's status means, for code to decide on (never its wording)."""
+
+    OK = "ok"
+    ERROR = "error"  # failed, for a reason no other kind names
+    UNREACHABLE = "unreachable"  # the daemon or server did not take the connection
+    TIMEOUT = "timeout"  # a call did not answer in time (a hung tart, a frozen server)
+    NO_ANSWER = "no-answer"  # headless: the source said nothing before the deadline
+    BAD_DATA = "bad-data"  # it answered, but not in a shape we understand
+    NOT_INSTALLED = "not-installed"  # the program is not there (tart)
+    LOCKED = "locked"  # the macOS login keychain is locked (tart)
+    MISSING_NAMESPACE = "missing-namespace"  # the ArgoCD namespace does not exist
+    MISSING_CRD = "missing-crd"  # ok, but the Applications CRD is not installed
+
 
 class Phase(StrEnum):
     """Where a VM is on its way from power-off to a usable SSH login."""
 
     STOPPED = "stopped"
     SUSPENDED = "suspended"
+    # A controller's (Orchard's) stages before `tart run`; a local tart VM skips them.
+    SCHEDULING = "scheduling"
+    PULLING = "pulling"
+    CLONING = "cloning"
     STARTING = "starting"
     BOOTING = "booting"
     IP = "ip"
@@ -36,7 +63,8 @@ class Phase(StrEnum):
 #: The boot phases in order; progress runs through them and ends at READY.
 BOOT_PHASES: tuple[Phase, ...] = (Phase.STARTING, Phase.BOOTING, Phase.IP, Phase.SSH_PENDING)
 
-#: Typical macOS guest durations (seconds) used until a VM has its own history.
+#: Typical macOS guest durations (seconds), used until megatui has seen any VM boot
+#: (then the last boots of any VM count, see phases.BootHistory).
 DEFAULT_PHASE_SECONDS: dict[Phase, float] = {
     Phase.STARTING: 30.0,
     Phase.BOOTING: 90.0,
@@ -109,6 +137,13 @@ class VM:
     hint: str | None = None
     history: tuple[PhaseSpan, ...] = ()
     port: int = 22
+    #: Which backend runs it ("tart" or "orchard") and, for a controller, where.
+    backend: str = "tart"
+    worker: str | None = None
+    restart_policy: str | None = None
+    restart_count: int = 0
+    #: The data is old: the worker behind it is offline, or the host is in doubt.
+    stale: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +158,14 @@ class SourceStatus:
     #: A calm remark while ok: nothing broken, but something to know (the Applications
     #: CRD is not installed, so there is nothing to list).
     note: str | None = None
+    #: What the status means. Left at OK on a failing status, it reads ERROR.
+    kind: StatusKind = StatusKind.OK
+    #: The whole story behind `error` for a detail view (the last attempt, the fix).
+    detail: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.ok and self.kind is StatusKind.OK:
+            object.__setattr__(self, "kind", StatusKind.ERROR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +180,18 @@ class Node:
 
 
 @dataclass(frozen=True, slots=True)
+class PodClue:
+    """What the pod object itself says about a pod that is not running and ready
+    (sources/pod_why.py); the monitor turns it and the pod's events into `Pod.why`."""
+
+    uid: str
+    since: float  # when the pod entered its present trouble (or was created)
+    failing: bool  # a failure state (CrashLoopBackOff, ImagePullBackOff...), not start-up
+    crashed: bool  # the detail is a container's last termination: the most telling clue
+    detail: str | None  # a container's waiting message or last termination, a condition
+
+
+@dataclass(frozen=True, slots=True)
 class Pod:
     name: str
     namespace: str
@@ -147,6 +202,8 @@ class Pod:
     created: float | None
     component: str | None = None  # app.kubernetes.io/name, used for the ArgoCD summary
     running_ready: bool = False  # Running phase and every container ready
+    why: str | None = None  # one short line saying why a stuck pod is stuck
+    clue: PodClue | None = None  # the pod's own evidence for `why` (not reported)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +252,30 @@ class ArgoSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class KubeEvent:
+    """A Kubernetes Event (core/v1 or events.k8s.io/v1), repeats folded as kubectl
+    folds them: one object per identity (namespace/name) with its count."""
+
+    namespace: str
+    name: str
+    type: str  # Normal, Warning
+    reason: str
+    message: str
+    object_kind: str  # "" when the event names no object
+    object_name: str
+    object_uid: str
+    field_path: str
+    count: int
+    first: float | None  # eventTime, else firstTimestamp
+    last: float | None  # series.lastObservedTime, else lastTimestamp, else first
+    source: str  # source.component, else reportingComponent
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """One line of the timeline: a phase change, a status change, a source going bad."""
 
@@ -203,6 +284,7 @@ class Event:
     subject: str
     message: str
     severity: str = "info"  # info, warning, error
+    key: str = ""  # an identity (a Kubernetes event's namespace/name): a repeat replaces
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,9 +302,80 @@ class Snapshot:
     argocd: ArgoSummary | None = None
     kube_context: str | None = None
     readonly: bool = False
+    #: The controller's workers (Orchard); empty for a tart backend.
+    workers: tuple[Worker, ...] = ()
+    #: Why the session is read-only when it was not asked to be (an account without
+    #: compute:write), for the header.
+    readonly_reason: str | None = None
 
     def vm(self, name: str) -> VM | None:
         for vm in self.vms:
             if vm.name == name:
                 return vm
         return None
+
+
+# --- VM backends (megatui.backends): local tart, tart over --host, Orchard ----------------
+
+
+class PreBootStage(StrEnum):
+    """Where a VM managed by a controller is before `tart run` started (Orchard)."""
+
+    SCHEDULING = "scheduling"  # pending, no worker chosen yet
+    PULLING = "pulling"  # the worker pulls the image
+    CLONING = "cloning"  # the worker clones and configures the VM
+    FAILED = "failed"  # terminal: the first line of the controller's message says why
+
+
+@dataclass(frozen=True, slots=True)
+class BackendVM:
+    """One VM as a backend lists it. `state` is Tart's vocabulary: for Orchard it is
+    the power state the VM has or is heading to (a pending VM is RUNNING with a
+    `stage`; a failed one STOPPED with stage FAILED). `stage` None means the VM is
+    past its pre-boot stages: from here on the boot phases are the same for every
+    backend (booting → ip → ssh-pending → ready)."""
+
+    name: str
+    state: TartState
+    stage: PreBootStage | None = None
+    #: Why it is in `stage` (scheduling: no free slot…; failed: the first line).
+    stage_message: str | None = None
+    worker: str | None = None
+    #: Orchard's uid: a new one means a new machine (new clone, new host key).
+    uid: str | None = None
+    image: str | None = None
+    restart_policy: str | None = None
+    restart_count: int = 0
+    backend: str = "tart"
+    #: Its worker is offline: what is shown is the last known state.
+    stale: bool = False
+    disk_gb: int | None = None
+    size_gb: int | None = None
+
+    @classmethod
+    def from_tart(cls, vm: TartVM, backend: str = "tart") -> BackendVM:
+        return cls(
+            name=vm.name, state=vm.state, backend=backend, disk_gb=vm.disk_gb, size_gb=vm.size_gb
+        )
+
+    def as_tart(self) -> TartVM:
+        """The TartVM the phase engine knows (state only; stages are extra)."""
+        return TartVM(name=self.name, state=self.state, disk_gb=self.disk_gb, size_gb=self.size_gb)
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """A Mac that runs VMs for a controller (Orchard), as the Workers panel shows it."""
+
+    name: str
+    online: bool
+    last_seen: float | None
+    scheduling_paused: bool
+    vms_running: int
+    vm_capacity: int
+    cpu_used: int
+    cpu_total: int
+    memory_used_mib: int
+    memory_total_mib: int
+    #: The controller's own words about a failing worker, e.g. its VMs' failure text.
+    failure: str | None = None

@@ -16,36 +16,46 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from megatui import actions
+from megatui import actions, report
 from megatui.api import ActionError
 from megatui.clock import Clock, SystemClock
 from megatui.config import Settings, data_dir, state_dir
+from megatui.drill import DrillDown
 from megatui.model import (
     BOOT_PHASES,
+    SOURCE_APPLICATIONS,
+    SOURCE_DOCKER,
     SOURCE_HOST,
+    SOURCE_KUBERNETES,
+    SOURCE_SSH,
+    SOURCE_TART,
     VM,
     DockerStatus,
     Event,
+    KubeEvent,
     Node,
     ProbeResult,
     ProbeStage,
     Snapshot,
     SourceStatus,
+    StatusKind,
     TartState,
     TartVM,
 )
 from megatui.phases import BootHistory, Observation, PhaseEngine
 from megatui.sources.hostkeys import HostKeyStore, HostKeyStoreError, default_path
+from megatui.sources.pod_why import with_why
 from megatui.sources.ssh_probe import Credentials, SSHProber
-from megatui.sources.tart import TartCLI, TartError
+from megatui.sources.tart import TartCLI, TartError, TartErrorKind
 from megatui.timeline import diff_events
 from megatui.transport import LocalTransport, Transport
 
 if TYPE_CHECKING:  # kube.py pulls in the kubernetes client: import it only when used
     from megatui.remote import RemoteSetup
-    from megatui.sources.kube import KubeState
+    from megatui.sources.kube import KubeSource, KubeState
+    from megatui.sources.kube_logs import LogBuffer, LogLine
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +66,52 @@ MAX_EVENTS = 500
 ERROR_PROBE_INTERVAL = 10.0
 # How often the host's kubeconfig is fetched again with --host.
 KUBECONFIG_REFRESH = 30.0
+
+#: The first line megatui writes to a VM's log before each `tart run` it starts.
+RUN_MARKER = "--- megatui: tart run started "
+# Append $2 as a line to the log $1 ("~/" is the home of whoever runs it: the Mac's
+# with --host, where the path is not expanded by a shell).
+_MARK_SCRIPT = (
+    'f=$1; case $f in "~/"*) f="$HOME/${f#"~/"}";; esac; '
+    'mkdir -p "$(dirname "$f")" && printf "%s\\n" "$2" >>"$f"'
+)
+
+
+def current_run(lines: list[str]) -> list[str]:
+    """The lines of the latest run: from its marker on, or all if there is none."""
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith(RUN_MARKER):
+            return lines[i:]
+    return lines
+
+
+# What a failed `tart list` means for the tart source's status.
+_TART_KINDS = {
+    TartErrorKind.NOT_INSTALLED: StatusKind.NOT_INSTALLED,
+    TartErrorKind.TIMEOUT: StatusKind.TIMEOUT,
+    TartErrorKind.KEYCHAIN_LOCKED: StatusKind.LOCKED,
+    TartErrorKind.PARSE: StatusKind.BAD_DATA,
+}
 # How long a VM may stay "starting" without tart reporting it running.
 START_GRACE = 300.0
+# Between health checks of a READY VM, how often its port is checked with a bare TCP
+# connect: a listener that died must not leave the VM "ready" for a whole health
+# interval (and forever, while the kept session lives). Detection takes at most this
+# plus the SSH connect timeout (3 + 5 s by default, within the promised 10 s).
+READY_CHECK_INTERVAL = 3.0
+# With --host, the statuses of each enabled source that lives behind the connection.
+BEHIND_HOST = {
+    "tart": (SOURCE_TART,),
+    "ssh": (SOURCE_SSH,),
+    "kube": (SOURCE_KUBERNETES, SOURCE_APPLICATIONS),
+    "docker": (SOURCE_DOCKER,),
+}
+# After the host comes back, how long a source behind it may take to report ok
+# before its own (possibly outage-made) failure is shown instead of the status it had
+# before the outage.
+HOST_RECOVERY_GRACE = 20.0
+# How long the host may take to answer when a VM probe through it failed.
+HOST_CHECK_TIMEOUT = 3.0
 
 
 @dataclass
@@ -112,6 +166,7 @@ class Monitor:
         self._tart_listed = False
         self._all_names: set[str] = set()  # before vm_filter: for "unknown VM" messages
         self._ips: dict[str, str] = {}
+        self._ip_recheck: set[str] = set()  # addresses to ask tart for again
         self._probes: dict[str, ProbeResult] = {}
         self._start_requested: dict[str, float] = {}
         self._stop_requested: set[str] = set()
@@ -132,18 +187,38 @@ class Monitor:
         self._subscribers: list[Callable[[Snapshot], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._probe_tasks: dict[str, asyncio.Task[None]] = {}
+        self._probe_ips: dict[str, str] = {}  # the address each probe task probes
         self._wake_tart = asyncio.Event()
         self._wake_docker = asyncio.Event()
+        self._docker_refreshed = False  # `r` was pressed: forget the docker backoff
+        self._kube_source: KubeSource | None = None
         self._wake_probes: dict[str, asyncio.Event] = {}
         self._publish_scheduled = False
+        self._timeline_news = False
         self._first_round: dict[str, asyncio.Event] = {}
         self._started = False
         self._background: set[asyncio.Task[None]] = set()
         self._wake_host = asyncio.Event()
         self._remote_setup: RemoteSetup | None = None
+        self._tart_backoff = _Backoff(base=settings.tart_boot_poll_interval)
+        #: Why the last `tart list` failed, None after a good one.
+        self.tart_failure: TartErrorKind | None = None
+        # Host outages (see _shown_sources): the statuses before the host went down,
+        # and after it came back, those that must report again before they are shown.
+        self._pre_outage: dict[str, SourceStatus] = {}
+        self._recovered_from: dict[str, SourceStatus] = {}
+        self._recovered_at: float | None = None
+        self._recovery_timer: asyncio.TimerHandle | None = None
+        self._answered_since_recovery: set[str] = set()  # reported ok since the host came back
+        self._masked: frozenset[str] = frozenset()
+        # Sources behind the host that just failed while the host seemed fine, with
+        # what they showed before: held back until the host has answered a check.
+        self._held: dict[str, SourceStatus | None] = {}
+        self._host_check: asyncio.Task[None] | None = None
         #: Settings the kube and docker sources use: with --host, pointing at the
         #: local ends of the forwards to the host's API server and Docker socket.
         self.source_settings = settings
+        self.drill = DrillDown(settings, self.clock, self._drill_changed, self._add_event)
 
     # --- MonitorAPI ------------------------------------------------------------------
 
@@ -184,6 +259,7 @@ class Monitor:
             self._tasks.append(asyncio.create_task(self._docker_loop(), name="docker"))
         if "kube" in self.enabled:
             self._tasks.append(asyncio.create_task(self._kube_task(), name="kube"))
+            self._tasks.append(asyncio.create_task(self._drill_task(), name="kube-events"))
         if "ssh" in self.enabled and "tart" not in self.enabled:
             self._mark_first("ssh")
 
@@ -228,33 +304,165 @@ class Monitor:
                     await refresh_kubeconfig(transport, setup)
 
     def _on_host_change(self, transport: object) -> None:
-        connected = bool(getattr(transport, "connected", False))
+        from megatui.remote import RemoteTransport
+
+        assert isinstance(transport, RemoteTransport)
         was = self._statuses.get(SOURCE_HOST)
-        if connected:
+        problem = transport.problem()
+        if problem is None and not transport.in_doubt:
             self._ok(SOURCE_HOST)
             if was is not None and not was.ok:
                 # Back after a drop: poll everything at once, not at the next tick.
+                self._recovered_from = dict(self._statuses)
+                self._recovered_at = self.clock.monotonic()
+                self._answered_since_recovery = set()
+                # Whoever has not reported by then shows its own status after all.
+                self._recovery_timer = asyncio.get_running_loop().call_later(
+                    HOST_RECOVERY_GRACE + 0.1, self._schedule_publish
+                )
                 self.refresh()
                 self._wake_host.set()
-        else:
-            line = getattr(transport, "status_line", lambda: "disconnected")()
-            self._statuses[SOURCE_HOST] = SourceStatus(
-                SOURCE_HOST,
-                ok=False,
-                error=line,
-                updated_at=was.updated_at if was else None,
-            )
+            self._schedule_publish()
+            return
+        if was is not None and was.ok:
+            self._pre_outage = dict(self._statuses)
+        if problem is None:
+            problem = f"{transport.label} is not answering (checking the connection)"
+        retry = transport.reconnect_in()
+        self._statuses[SOURCE_HOST] = SourceStatus(
+            SOURCE_HOST,
+            ok=False,
+            error=problem,
+            updated_at=was.updated_at if was else None,
+            next_retry_at=self.clock.now() + retry if retry is not None else None,
+            detail=transport.problem_detail(),
+        )
         self._schedule_publish()
+
+    def _shown_sources(self) -> tuple[dict[str, SourceStatus], frozenset[str]]:
+        """The statuses to publish, and which of them stand in for the host's.
+
+        While the host is down or in doubt, every source behind it says the host's
+        line (one cause, one line, one countdown), keeping the age of its data: what
+        failed through a dead connection says nothing about the source. Once the host
+        is back, a source shows what it had before the outage until it reports ok, or
+        HOST_RECOVERY_GRACE has passed (then its failure is its own)."""
+        statuses = dict(self._statuses)
+        host = statuses.get(SOURCE_HOST)
+        if not self.transport.is_remote or host is None:
+            return statuses, frozenset()
+        behind = [name for source in self.enabled for name in BEHIND_HOST.get(source, ())]
+        masked = set()
+        if not host.ok:
+            for name in behind:
+                own = statuses.get(name)
+                statuses[name] = SourceStatus(
+                    name,
+                    ok=False,
+                    error=host.error,
+                    updated_at=own.updated_at if own else None,
+                    next_retry_at=host.next_retry_at,
+                    detail=host.detail,
+                )
+                masked.add(name)
+        else:
+            for name, before in self._held.items():
+                if before is not None:
+                    statuses[name] = before
+                else:
+                    statuses.pop(name, None)
+                masked.add(name)
+        recovering = self._recovered_at is not None and (
+            self.clock.monotonic() - self._recovered_at < HOST_RECOVERY_GRACE
+        )
+        if host.ok and recovering:
+            for name in behind:
+                own = self._statuses.get(name)
+                if name in self._answered_since_recovery or (
+                    own is not None and own.ok and own is not self._recovered_from.get(name)
+                ):
+                    # It answered since the host came back: from now on it speaks for
+                    # itself. Until then a failure is likely the outage's last echo (a
+                    # request through the dead connection), shown only if it lasts.
+                    self._answered_since_recovery.add(name)
+                    continue
+                before = self._pre_outage.get(name)
+                if before is not None:
+                    statuses[name] = before
+                else:
+                    statuses.pop(name, None)
+                masked.add(name)
+        return statuses, frozenset(masked)
+
+    def _hold_for_host(self, name: str, before: SourceStatus | None) -> None:
+        """A source behind the host started failing while the host looked fine: a
+        frozen host fails its sources before keepalives can tell. Ask the host
+        before the failure is shown: if it does not answer, the host is in doubt and
+        the failure is the host's; if it does, the failure is the source's own."""
+        if not self.transport.is_remote or self._host_down():
+            return
+        if not any(name in BEHIND_HOST.get(source, ()) for source in self.enabled):
+            return
+        if before is not None and not before.ok:
+            return  # already failing: shown as it is
+        self._held.setdefault(name, before)
+        if self._host_check is None or self._host_check.done():
+            self._host_check = asyncio.create_task(self._check_host(), name="host check")
+
+    async def _check_host(self) -> None:
+        confirm = getattr(self.transport, "confirm_alive", None)
+        try:
+            if confirm is not None:
+                await confirm(HOST_CHECK_TIMEOUT)
+        finally:
+            self._held.clear()
+            self._schedule_publish()
+
+    def _source_events(self, events: list[Event], masked: frozenset[str]) -> list[Event]:
+        """Drop the source events the host's outage made: the host has its own."""
+        hidden = self._masked | masked
+
+        def shown(event: Event) -> bool:
+            if event.kind != "source" or event.subject not in hidden:
+                return True
+            # Unmasked and failing for a reason of its own: that is news.
+            return event.subject not in masked and event.severity == "error"
+
+        return [event for event in events if shown(event)]
+
+    async def _blame_host(self, name: str, result: ProbeResult) -> bool:
+        """Whether a probe's result says more about the host connection than the VM:
+        the host is down, or a VM's state got worse and the host does not answer."""
+        if not self.transport.is_remote:
+            return False
+        if not getattr(self.transport, "connected", True):
+            return True
+        previous = self._probes.get(name)
+        in_doubt = bool(getattr(self.transport, "in_doubt", False))
+        changed = previous is not None and previous.stage != result.stage
+        if not in_doubt and (not changed or result.stage is ProbeStage.READY):
+            return False
+        confirm = getattr(self.transport, "confirm_alive", None)
+        if confirm is None:
+            return False
+        return not await confirm(HOST_CHECK_TIMEOUT)
 
     def _remote_problem(self, source: str) -> str | None:
         setup = self._remote_setup
         return setup.problems.get(source) if setup is not None else None
 
     def _host_down(self) -> bool:
-        return self.transport.is_remote and not bool(getattr(self.transport, "connected", True))
+        if not self.transport.is_remote:
+            return False
+        connected = bool(getattr(self.transport, "connected", True))
+        return not connected or bool(getattr(self.transport, "in_doubt", False))
 
     async def stop(self) -> None:
         tasks = [*self._tasks, *self._probe_tasks.values()]
+        if self._host_check is not None:
+            tasks.append(self._host_check)
+        if self._recovery_timer is not None:
+            self._recovery_timer.cancel()
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -262,17 +470,36 @@ class Monitor:
                 await task
         self._tasks.clear()
         self._probe_tasks.clear()
+        self._probe_ips.clear()
         await self.prober.close()
         self._save_history()
         self._started = False
+        # The monitor is the transport's last user: with --host this ends the one
+        # connection and removes the private directory (kubeconfig, sockets).
+        await self.transport.close()
 
     def refresh(self) -> None:
+        # A refresh is the user saying "try now": a failing tart starts over at its
+        # shortest delay instead of the backoff it had reached.
+        self._tart_backoff.reset()
+        retry_now = getattr(self.transport, "retry_now", None)
+        if retry_now is not None:
+            retry_now()  # a reconnecting host: try at once, with the backoff reset
         self._wake_tart.set()
+        self._docker_refreshed = True
         self._wake_docker.set()
+        if self._kube_source is not None:
+            self._kube_source.refresh()
         for event in self._wake_probes.values():
             event.set()
 
     def retry_in(self, source: str) -> float | None:
+        if source == SOURCE_HOST or source in self._masked:
+            # Behind a down host, the host's countdown is the only one.
+            host = self._snapshot.sources.get(SOURCE_HOST)
+            if host is None or host.next_retry_at is None:
+                return None
+            return max(0.0, host.next_retry_at - self.clock.now())
         at = self._retry_at.get(source)
         if at is None:
             return None
@@ -288,6 +515,7 @@ class Monitor:
         self._action_errors.pop(name, None)
         self._start_requested[name] = self.clock.monotonic()
         self._schedule_publish()
+        await self._mark_log(name)
         try:
             await self.tart.start(name, self.log_path(name))
         except TartError as exc:
@@ -321,12 +549,17 @@ class Monitor:
         if vm is None:
             raise ActionError(f"unknown VM '{name}'")
         try:
-            known = self.hostkeys.lookup(name)
+            trusted = self.hostkeys.all()
         except HostKeyStoreError as exc:
             raise ActionError(str(exc)) from None
+        known = trusted.get(name)
         known_hosts = state_dir() / "known_hosts"
-        if known:
-            actions.write_known_hosts(known_hosts, {name: known})
+        # Every trusted VM, not only this one: a command copied earlier for another VM
+        # names the same file and must keep working.
+        try:
+            actions.write_known_hosts(known_hosts, trusted)
+        except OSError as exc:
+            raise ActionError(f"cannot write {known_hosts}: {exc.strerror or exc}") from None
         return actions.ssh_argv(
             vm,
             self.settings.vm(name),
@@ -347,14 +580,45 @@ class Monitor:
         except TartError as exc:
             raise ActionError(str(exc)) from None
 
+    async def _mark_log(self, name: str) -> None:
+        """Start this run's part of the appended-to log with a marker line, so the
+        detail screen shows this run's lines, not the previous run's."""
+        line = f"{RUN_MARKER}{report.iso(self.clock.now())} ---"
+        with contextlib.suppress(Exception):  # the marker is a nicety, the start is not
+            await self.transport.run(
+                ["/bin/sh", "-c", _MARK_SCRIPT, "sh", self.log_path(name), line], timeout=5.0
+            )
+
     async def read_log_tail(self, name: str, lines: int = 50) -> list[str]:
+        """The last `lines` lines of the VM's latest run (from its start marker on)."""
         try:
             data = await self.transport.read_file(self.log_path(name), timeout=5.0)
         except (OSError, Exception):
             return []
-        return data.decode("utf-8", "replace").splitlines()[-lines:]
+        return current_run(data.decode("utf-8", "replace").splitlines())[-lines:]
 
     # --- for headless consumers --------------------------------------------------------
+
+    def pod_events(self, namespace: str, name: str, uid: str = "") -> list[KubeEvent]:
+        return self.drill.pod_events(namespace, name, uid)
+
+    def events_problem(self) -> str | None:
+        return self.drill.problem()
+
+    async def kube_object(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        return await self.drill.get_object(kind, namespace, name)
+
+    async def follow_pod_logs(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        buffer: LogBuffer,
+        on_lines: Callable[[list[LogLine]], None],
+        *,
+        previous: bool = False,
+    ) -> None:
+        await self.drill.follow_logs(namespace, pod, container, buffer, on_lines, previous=previous)
 
     async def wait_first_round(self, timeout: float) -> bool:
         """Wait until every enabled source has answered (or failed) once."""
@@ -365,6 +629,14 @@ class Monitor:
         except TimeoutError:
             return False
         return True
+
+    def tart_hopeless(self) -> bool:
+        """tart fails in a way that does not pass by itself: it is not installed."""
+        return self.tart_failure is TartErrorKind.NOT_INSTALLED
+
+    def first_round_done(self) -> bool:
+        """Every enabled source has answered (or failed) once."""
+        return all(event.is_set() for event in self._first_round.values())
 
     def known_vm_names(self) -> set[str] | None:
         """The VMs tart listed, or None before the first successful list."""
@@ -378,7 +650,7 @@ class Monitor:
         return all(vm.phase not in BOOT_PHASES for vm in self._snapshot.vms)
 
     async def _tart_loop(self) -> None:
-        backoff = _Backoff(base=self.settings.tart_boot_poll_interval)
+        backoff = self._tart_backoff
         while True:
             delay = await self._tart_poll(backoff)
             self._mark_first("tart")
@@ -388,10 +660,17 @@ class Monitor:
         try:
             vms = await self.tart.list_vms()
         except TartError as exc:
+            self.tart_failure = exc.kind
             delay = backoff.next_delay()
-            self._fail("tart", str(exc), delay)
+            self._fail("tart", str(exc), delay, _TART_KINDS.get(exc.kind, StatusKind.ERROR))
+            if "ssh" in self.enabled and "ssh" not in self._statuses:
+                # Say why nothing was probed, not "no answer" from a source never asked.
+                self._statuses["ssh"] = SourceStatus(
+                    "ssh", ok=False, error="no VM probed: tart list failed"
+                )
             self._mark_first("ssh")
             return delay
+        self.tart_failure = None
         backoff.reset()
         self._all_names = {vm.name for vm in vms}
         if self.vm_filter is not None:
@@ -402,6 +681,8 @@ class Monitor:
         await self._resolve_ips()
         self._ok("tart")
         self._sync_probe_tasks()
+        if "ssh" in self.enabled and not self._probe_tasks:
+            self._ok("ssh", note="no running VM with an address to probe")
         self._publish_now()
         if not self._probe_tasks:
             self._mark_first("ssh")
@@ -434,8 +715,9 @@ class Monitor:
         wanted = [
             name
             for name, vm in self._tart_vms.items()
-            if vm.state is TartState.RUNNING and name not in self._ips
+            if vm.state is TartState.RUNNING and (name not in self._ips or name in self._ip_recheck)
         ]
+        self._ip_recheck.clear()
         overrides = {n: self.settings.vm(n).host for n in wanted if self.settings.vm(n).host}
         for name, host in overrides.items():
             assert host is not None
@@ -460,7 +742,9 @@ class Monitor:
         if "ssh" not in self.enabled:
             return
         for name in list(self._probe_tasks):
-            if name not in self._ips:
+            if self._ips.get(name) != self._probe_ips.get(name):
+                # Gone, or a new address (a reboot's new lease): start afresh.
+                self._probe_ips.pop(name, None)
                 self._probe_tasks.pop(name).cancel()
                 self._wake_probes.pop(name, None)
                 drop = asyncio.create_task(self.prober.drop(name))
@@ -468,6 +752,7 @@ class Monitor:
                 drop.add_done_callback(self._background.discard)
         for name, ip in self._ips.items():
             if name not in self._probe_tasks:
+                self._probe_ips[name] = ip
                 self._wake_probes[name] = asyncio.Event()
                 self._probe_tasks[name] = asyncio.create_task(
                     self._probe_loop(name, ip), name=f"probe:{name}"
@@ -483,26 +768,58 @@ class Monitor:
         )
         while self._ips.get(name) == ip:
             result = await self.prober.probe(name, ip, login.port, creds, login.command)
-            if self._host_down():
+            if await self._blame_host(name, result):
                 # The tunnel is down, not the VM: keep the last known state.
                 await self._sleep(self._wake_probes[name], 1.0)
                 continue
-            previous = self._probes.get(name)
-            self._probes[name] = result
-            if (
-                result.stage is ProbeStage.CLOSED
-                and previous
-                and previous.stage is ProbeStage.READY
-            ):
-                # A ready VM whose port closed may have rebooted with a new lease.
-                self._ips.pop(name, None)
-                self._wake_tart.set()
-            if result.stage is not ProbeStage.ERROR:
-                self._ok("ssh")
-            if previous is None or previous.stage != result.stage or previous.error != result.error:
-                self._publish_now()
-            self._mark_first_probe()
+            self._record_probe(name, result)
+            if result.stage is ProbeStage.READY:
+                closed = await self._watch_ready(name, ip, login.port)
+                if closed is not None and not self._host_down():
+                    self._record_probe(name, closed)
+                    await self._sleep(self._wake_probes[name], self._probe_delay(closed))
+                continue
             await self._sleep(self._wake_probes[name], self._probe_delay(result))
+
+    def _record_probe(self, name: str, result: ProbeResult) -> None:
+        previous = self._probes.get(name)
+        self._probes[name] = result
+        if result.stage is ProbeStage.CLOSED and previous and previous.stage is ProbeStage.READY:
+            # A ready VM whose port closed may have rebooted with a new lease: ask tart
+            # again, but keep the address meanwhile (it is "ip", not "booting").
+            self._ip_recheck.add(name)
+            self._wake_tart.set()
+        if result.stage is not ProbeStage.ERROR:
+            self._ok("ssh")
+        if previous is None or previous.stage != result.stage or previous.error != result.error:
+            self._publish_now()
+        self._mark_first_probe()
+
+    async def _watch_ready(self, name: str, ip: str, port: int) -> ProbeResult | None:
+        """Between health checks of a READY VM, check its port with a bare TCP connect.
+
+        Returns None when the next full probe is due: the health interval passed, a
+        refresh asked for it, or the kept connection died. Returns CLOSED as soon as
+        the port stops accepting: a VM whose sshd listener died keeps its old session
+        alive, and the kept connection alone would call it ready forever."""
+        wake = self._wake_probes[name]
+        due = self.clock.monotonic() + self.settings.ssh_health_interval
+        while self._ips.get(name) == ip:
+            remaining = due - self.clock.monotonic()
+            if remaining <= 0:
+                return None
+            await self._sleep(wake, min(READY_CHECK_INTERVAL, remaining), keep=True)
+            if wake.is_set():
+                wake.clear()  # a refresh: probe now, once
+                return None
+            if due <= self.clock.monotonic():
+                return None
+            if not self.prober.has_connection(name):
+                return None
+            if not await self.prober.port_open(ip, port):
+                await self.prober.drop(name)
+                return ProbeResult(stage=ProbeStage.CLOSED, checked_at=self.clock.now())
+        return None
 
     def _probe_delay(self, result: ProbeResult) -> float:
         if result.stage is ProbeStage.READY:
@@ -537,10 +854,18 @@ class Monitor:
                 else:
                     delay = backoff.next_delay()
                     error = self._remote_problem("docker") or status.error
-                    self._fail("docker", error or "Docker daemon unreachable", delay)
+                    self._fail(
+                        "docker",
+                        error or "Docker daemon unreachable",
+                        delay,
+                        StatusKind.UNREACHABLE,
+                    )
                 self._publish_now()
                 self._mark_first("docker")
                 await self._sleep(self._wake_docker, delay)
+                if self._docker_refreshed:
+                    self._docker_refreshed = False
+                    backoff.reset()
         finally:
             await source.close()
 
@@ -557,6 +882,8 @@ class Monitor:
             now = self.clock.now()
             for name, status in state.statuses.items():
                 problem = self._remote_problem("kube")
+                if not status.ok:
+                    self._hold_for_host(name, self._statuses.get(name))
                 if problem and not status.ok:
                     # The local end of a forward failed because the host side did:
                     # say what went wrong on the host, not which temp file is missing.
@@ -568,28 +895,54 @@ class Monitor:
                     self._retry_at[name] = self.clock.monotonic() + max(
                         0.0, status.next_retry_at - now
                     )
-            if state.answered:
-                # Not before: the first list to arrive (say nodes) is not the whole state.
+            if state.answered and self.drill.answered:
+                # Not before: the first list to arrive (say nodes) is not the whole state,
+                # and a pod's WHY may need its events.
                 self._mark_first("kube")
             self._schedule_publish()
 
         source = KubeSource(self.source_settings, self.clock, on_change)
-        await source.run()
+        self._kube_source = source
+        try:
+            await source.run()
+        finally:
+            self._kube_source = None
+
+    async def _drill_task(self) -> None:
+        await asyncio.to_thread(importlib.import_module, "megatui.sources.kube")
+        await self.drill.run(self.source_settings)
+
+    def _drill_changed(self) -> None:
+        if self._kube_state is not None and self._kube_state.answered:
+            self._mark_first("kube")
+        self._schedule_publish()
+
+    def _add_event(self, event: Event) -> None:
+        """A timeline line; one with a key replaces the earlier line of that key."""
+        if event.key:
+            for old in [e for e in self._events if e.key == event.key]:
+                self._events.remove(old)
+        self._events.append(event)
+        self._timeline_news = True  # subscribers must hear of it even if nothing else moved
 
     # --- folding ---------------------------------------------------------------------------------
 
-    def _ok(self, name: str) -> None:
-        self._statuses[name] = SourceStatus(name, ok=True, updated_at=self.clock.now())
+    def _ok(self, name: str, note: str | None = None) -> None:
+        self._statuses[name] = SourceStatus(name, ok=True, updated_at=self.clock.now(), note=note)
         self._retry_at.pop(name, None)
 
-    def _fail(self, name: str, error: str, retry_in: float) -> None:
+    def _fail(
+        self, name: str, error: str, retry_in: float, kind: StatusKind = StatusKind.ERROR
+    ) -> None:
         prev = self._statuses.get(name)
+        self._hold_for_host(name, prev)
         self._statuses[name] = SourceStatus(
             name,
             ok=False,
             error=error,
             updated_at=prev.updated_at if prev else None,
             next_retry_at=self.clock.now() + retry_in,
+            kind=kind,
         )
         self._retry_at[name] = self.clock.monotonic() + retry_in
         self._schedule_publish()
@@ -599,14 +952,15 @@ class Monitor:
         if event is not None:
             event.set()
 
-    async def _sleep(self, wake: asyncio.Event, delay: float) -> None:
+    async def _sleep(self, wake: asyncio.Event, delay: float, *, keep: bool = False) -> None:
         with contextlib.suppress(TimeoutError):
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
             # cancellation that races with the event being set, and the task would
             # then never stop.
             async with asyncio.timeout(delay):
                 await wake.wait()
-        wake.clear()
+        if not keep:
+            wake.clear()
 
     def _observation(self, vm: TartVM) -> Observation:
         probe = self._probes.get(vm.name)
@@ -672,13 +1026,16 @@ class Monitor:
     def _publish_now(self) -> None:
         self._publish_scheduled = False
         state = self._kube_state
+        sources, masked = self._shown_sources()
         snap = Snapshot(
             generated_at=self.clock.now(),
             host=self.transport.label,
-            sources=dict(self._statuses),
+            sources=sources,
             vms=self._build_vms(),
             nodes=self._build_nodes(),
-            pods=state.pods if state is not None else (),
+            pods=with_why(state.pods, self.drill.latest_warning, self.clock.now())
+            if state is not None
+            else (),
             applications=state.applications if state is not None else (),
             docker=self._docker,
             argocd=state.argocd if state is not None else None,
@@ -687,9 +1044,11 @@ class Monitor:
             readonly=self.settings.readonly,
         )
         old = self._snapshot
-        if _same(old, snap):
+        news, self._timeline_news = self._timeline_news, False
+        if _same(old, snap) and not news:
             return
-        self._events.extend(diff_events(old, snap))
+        self._events.extend(self._source_events(diff_events(old, snap), masked))
+        self._masked = masked
         self._snapshot = snap
         for callback in list(self._subscribers):
             try:

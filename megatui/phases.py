@@ -135,6 +135,11 @@ class BootHistory:
     Keyed by VM name and phase value (`"booting"`), newest sample last. The estimate is
     the median of the last `keep` samples: one odd boot (a macOS update, a cold disk
     cache) should not swing the ETA of every later one.
+
+    A VM without its own samples (its first boot seen) is estimated from the last
+    `keep` boots of any VM on this host, which say more about a lab's 10 s boots or a
+    Mac's real ones than the macOS defaults do. A phase no VM was seen in gets its
+    default scaled by how the phases that were seen compare with theirs.
     """
 
     def __init__(
@@ -142,6 +147,8 @@ class BootHistory:
     ) -> None:
         self.keep = max(int(keep), 1)
         self._samples: dict[str, dict[Phase, list[float]]] = {}
+        #: The last `keep` samples of each phase, of any VM, newest last.
+        self._recent: dict[Phase, list[float]] = {}
         # Bumped on every change; the engine compares it to tell whether a save is due.
         self.revision = 0
         for vm, phases in (samples or {}).items():
@@ -153,12 +160,25 @@ class BootHistory:
                     self._add(vm, phase, value)
 
     def expected(self, vm: str, phase: Phase) -> float:
-        """Expected seconds in `phase` for this VM: learned median, else the default."""
+        """Expected seconds in `phase` for this VM: its learned median, else that of
+        the last boots of any VM, else the default."""
         _require_boot_phase(phase)
-        learned = self._samples.get(vm, {}).get(phase)
+        learned = self._samples.get(vm, {}).get(phase) or self._recent.get(phase)
         if not learned:
-            return DEFAULT_PHASE_SECONDS[phase]
+            return max(DEFAULT_PHASE_SECONDS[phase] * self._pace(), MIN_EXPECTED_SECONDS)
         return max(float(statistics.median(learned)), MIN_EXPECTED_SECONDS)
+
+    def _pace(self) -> float:
+        """How this host's boots compare with the defaults, from the phases seen so far
+        (1 with none). A VM that was already booting when megatui started teaches only
+        its later phases; a lab whose VMs get an address in 3 s instead of 60 also
+        boots faster than 90 s, so the unseen phases are scaled alike."""
+        ratios = [
+            float(statistics.median(values)) / DEFAULT_PHASE_SECONDS[phase]
+            for phase, values in self._recent.items()
+            if values
+        ]
+        return float(statistics.median(ratios)) if ratios else 1.0
 
     def samples(self, vm: str, phase: Phase) -> tuple[float, ...]:
         _require_boot_phase(phase)
@@ -235,10 +255,13 @@ class BootHistory:
         if not isinstance(vm, str) or not _valid_seconds(value):
             return
         assert isinstance(value, int | float)
-        values = self._samples.setdefault(vm, {}).setdefault(phase, [])
-        values.append(float(value))
-        if len(values) > self.keep:
-            del values[: len(values) - self.keep]
+        for values in (
+            self._samples.setdefault(vm, {}).setdefault(phase, []),
+            self._recent.setdefault(phase, []),
+        ):
+            values.append(float(value))
+            if len(values) > self.keep:
+                del values[: len(values) - self.keep]
 
 
 def _valid_seconds(value: object) -> bool:

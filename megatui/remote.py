@@ -59,7 +59,15 @@ log = logging.getLogger(__name__)
 
 
 class RemoteError(TransportError):
-    """A failure of the connection to the Mac host itself. `str()` is one line."""
+    """A failure of the connection to the Mac host itself. `str()` is one line.
+
+    `reason` is the short form a status line has room for, `fix` what the user can
+    do about it (both default to the whole line)."""
+
+    def __init__(self, message: str, *, reason: str | None = None, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
+        self.fix = fix
 
 
 class HostSpecError(RemoteError):
@@ -313,8 +321,12 @@ class RemoteTransport:
         known_hosts: str | None = None,
         config_paths: Sequence[str] | None = None,
         connect_timeout: float = 10.0,
-        keepalive_interval: float = 10.0,
-        keepalive_count_max: int = 3,
+        # asyncssh sends a keepalive after `interval` s with nothing received and drops
+        # the connection after `count_max` unanswered ones: a frozen Mac (asleep, sshd
+        # stopped, traffic blackholed) is declared lost (count_max + 1) * interval =
+        # 12 s after it went silent, before VM probes through it would time out.
+        keepalive_interval: float = 4.0,
+        keepalive_count_max: int = 2,
         backoff_base: float = 1.0,
         backoff_cap: float = 30.0,
         max_sessions: int = 8,
@@ -343,6 +355,8 @@ class RemoteTransport:
         self._reconnect_task: asyncio.Task[None] | None = None
         self._next_attempt: float | None = None  # loop time of the next reconnect
         self._failures = 0
+        self._drop_reason: str | None = None
+        self._needs_user = False
         self._closed = False
         self._listeners: list[Callable[[RemoteTransport], None]] = []
         self._forwards: dict[str, _Forward] = {}
@@ -350,6 +364,13 @@ class RemoteTransport:
 
         self.connections_opened = 0
         self.last_error: str | None = None
+        # Why we are not connected, short (for status lines) and what to do about it.
+        self._reason: str | None = None
+        self._fix: str | None = None
+        self._wake_reconnect = asyncio.Event()
+        #: An operation over the live connection timed out and the host did not
+        #: answer a check since: what fails behind it may be the host's fault.
+        self.in_doubt = False
         #: Session opens the host refused while others of ours were open (retried).
         self.session_retries = 0
 
@@ -390,14 +411,55 @@ class RemoteTransport:
             except Exception:  # a consumer's bug must not break the connection logic
                 log.exception("transport listener failed")
 
+    def problem(self) -> str | None:
+        """One line without a countdown (that is `reconnect_in`), None while connected:
+        "cannot connect" until a connection existed, "lost" after; the cause stays the
+        same line for the whole outage, so it is one event, not one per attempt."""
+        if self._conn is not None:
+            return None
+        if self._closed:
+            return f"connection to {self.label} is closed"
+        if self.connections_opened == 0:
+            return f"cannot connect to {self.label}: {self._reason or 'connecting'}"
+        # The drop's reason for the whole outage, unless reconnecting needs the user
+        # (a changed host key, a refused login): that is a new cause, worth its line.
+        reason = self._reason if self._needs_user else self._drop_reason
+        return f"connection to {self.label} lost: {reason or 'closed by the host'}"
+
+    def problem_detail(self) -> str | None:
+        """The whole story for a detail view: the line, the last attempt, the fix."""
+        line = self.problem()
+        if line is None:
+            return None
+        parts = [line]
+        if self.last_error and self.last_error not in line:
+            parts.append(f"last attempt: {self.last_error}")
+        if self._fix:
+            parts.append(f"fix: {self._fix}")
+        return "\n".join(parts)
+
+    def reconnect_in(self) -> float | None:
+        """Seconds until the next reconnect attempt, None if none is scheduled."""
+        if self._conn is not None or not self.reconnecting or self._next_attempt is None:
+            return None
+        return max(0.0, self._next_attempt - asyncio.get_running_loop().time())
+
+    def retry_now(self) -> None:
+        """Reconnect at once and start the backoff over (the user pressed refresh)."""
+        if self.reconnecting:
+            self._failures = 0
+            self._wake_reconnect.set()
+
     def _lost_message(self) -> str:
         if self._closed:
             return f"connection to {self.label} is closed"
+        if self.connections_opened == 0:
+            message = f"cannot connect to {self.label}: {self._reason or 'connecting'}"
+            if self.reconnecting and self._next_attempt is not None:
+                remaining = self._next_attempt - asyncio.get_running_loop().time()
+                message += f"; retrying in {max(1, math.ceil(remaining))} s"
+            return message
         if not self.reconnecting:
-            if self.connections_opened == 0:
-                return f"not connected to {self.label}" + (
-                    f" ({self.last_error})" if self.last_error else ""
-                )
             return f"connection to {self.label} lost"
         if self._next_attempt is None:
             when = "reconnecting now"
@@ -427,7 +489,7 @@ class RemoteTransport:
                 if self._conn is None:
                     await self._open()
         except RemoteError as exc:
-            self.last_error = str(exc)
+            self._failed(exc)
             if keep_trying:
                 self._failures = 1
                 self._start_reconnect()
@@ -500,18 +562,31 @@ class RemoteTransport:
         except asyncssh.PermissionDenied:
             raise LoginRefused(
                 f"{options.username}@{self.spec.target} refused our login: no key from the "
-                f"SSH agent or ~/.ssh was accepted (`{ssh_cmd}` must work without a password)"
+                f"SSH agent or ~/.ssh was accepted (`{ssh_cmd}` must work without a password)",
+                reason="login refused: no key from the SSH agent or ~/.ssh was accepted",
+                fix=f"`{ssh_cmd}` must work without a password: add your public key to "
+                "~/.ssh/authorized_keys on the Mac (`ssh-copy-id`), or load it into the agent",
             ) from None
         except TimeoutError:
             raise HostUnreachable(
-                f"cannot reach {self.spec.target}: no answer within {self._connect_timeout:g} s"
+                f"cannot reach {self.spec.target}: no answer within {self._connect_timeout:g} s",
+                reason=f"no answer within {self._connect_timeout:g} s",
+                fix=f"check the address {self.spec.host}, and that the Mac is awake and on "
+                "the network (a firewall may drop the connection)",
             ) from None
         except socket.gaierror:
-            raise HostUnreachable(f"cannot reach {self.spec.target}: unknown host") from None
+            raise HostUnreachable(
+                f"cannot reach {self.spec.target}: unknown host",
+                reason=f"unknown host {self.spec.host}",
+                fix="check the name in --host (or `host` in the config), or use the Mac's address",
+            ) from None
         except ConnectionRefusedError:
             raise HostUnreachable(
                 f"cannot reach {self.spec.target}: connection refused "
-                "(is Remote Login enabled on the Mac?)"
+                "(is Remote Login enabled on the Mac?)",
+                reason="connection refused",
+                fix="turn on Remote Login on the Mac (System Settings > General > Sharing) "
+                "and check the address and port",
             ) from None
         except asyncssh.KeyExchangeFailed as exc:
             if "host key" in exc.reason.lower():
@@ -519,7 +594,10 @@ class RemoteTransport:
                 # host that no longer has one of them is a changed key, OpenSSH says.
                 raise HostKeyChanged(
                     f"HOST KEY OF {self.spec.target} CHANGED: it offers none of the key types "
-                    f"{self._known_hosts_name(options)} has for it; refusing to connect"
+                    f"{self._known_hosts_name(options)} has for it; refusing to connect",
+                    reason="HOST KEY CHANGED (it offers none of the key types we trust)",
+                    fix=f"if the Mac was reinstalled, run `ssh-keygen -R "
+                    f"{self._known_hosts_host()}` and `{ssh_cmd}` to verify the new key",
                 ) from None
             raise RemoteError(
                 f"SSH to {self.spec.target} failed: {_one_line(exc.reason)}"
@@ -529,8 +607,11 @@ class RemoteTransport:
                 f"SSH to {self.spec.target} failed: {_one_line(exc.reason)}"
             ) from None
         except OSError as exc:
+            reason = _one_line(exc.strerror or str(exc))
             raise HostUnreachable(
-                f"cannot reach {self.spec.target}: {_one_line(exc.strerror or str(exc))}"
+                f"cannot reach {self.spec.target}: {reason}",
+                reason=reason,
+                fix=f"check the address {self.spec.host} and that the Mac is on the network",
             ) from None
         except (asyncssh.Error, ValueError) as exc:
             raise RemoteError(f"SSH to {self.spec.target} failed: {_one_line(str(exc))}") from None
@@ -542,6 +623,9 @@ class RemoteTransport:
         self._user = options.username
         self.connections_opened += 1
         self.last_error = None
+        self._reason = self._fix = self._drop_reason = None
+        self._needs_user = False
+        self.in_doubt = False
         self._failures = 0
         self._next_attempt = None
         log.info("connected to %s", self.label)
@@ -586,7 +670,9 @@ class RemoteTransport:
             # Refused by a revocation or CA rule rather than by our callback.
             return HostKeyChanged(
                 f"host key of {target} is revoked or not signed by a trusted CA in {where}: "
-                "refusing to connect"
+                "refusing to connect",
+                reason=f"host key revoked or not signed by a trusted CA in {where}",
+                fix=f"check {where} with whoever manages the Mac",
             )
         host, addr, port = client.offered_at
         trusted: list[asyncssh.SSHKey] = []
@@ -597,17 +683,28 @@ class RemoteTransport:
             name = options.host_key_alias or host
             trusted = list(asyncssh.match_known_hosts(known, name, addr, lookup_port)[0])
         fingerprint = offered.get_fingerprint()
+        fix = (
+            f"if the Mac was reinstalled, run `ssh-keygen -R {self._known_hosts_host()}` "
+            f"and `{self._ssh_hint()}` to verify the new key"
+        )
         if trusted:
             return HostKeyChanged(
                 f"HOST KEY OF {target} CHANGED: it now offers {offered.get_algorithm()} "
-                f"{fingerprint}, which does not match {where}; refusing to connect "
-                f"(if the Mac was reinstalled, run `ssh-keygen -R {self._known_hosts_host()}` "
-                f"and `{self._ssh_hint()}` to verify the new key)"
+                f"{fingerprint}, which does not match {where}; refusing to connect ({fix})",
+                reason=f"HOST KEY CHANGED (now {offered.get_algorithm()} {fingerprint})",
+                fix=fix,
             )
+        keyscan = f"ssh-keyscan {self._keyscan_port()}{self.spec.host} >> {where}"
         return HostKeyUnknown(
             f"host key of {target} is not in {where}: connect once with `{self._ssh_hint()}` "
-            f"to verify and accept it ({offered.get_algorithm()} {fingerprint})"
+            f"to verify and accept it ({offered.get_algorithm()} {fingerprint})",
+            reason=f"host key not trusted yet (not in {where})",
+            fix=f"check that the Mac's key is {offered.get_algorithm()} {fingerprint}, then "
+            f"connect once with `{self._ssh_hint()}` and accept it (or `{keyscan}`)",
         )
+
+    def _keyscan_port(self) -> str:
+        return f"-p {self.spec.port} " if self.spec.port is not None else ""
 
     def _known_hosts_host(self) -> str:
         if self.spec.port is not None and self.spec.port != 22:
@@ -622,7 +719,9 @@ class RemoteTransport:
         if self._closed:
             return
         reason = _one_line(str(exc)) if exc else "closed by the host"
-        self.last_error = f"connection to {self.label} lost: {reason or type(exc).__name__}"
+        self._drop_reason = reason or type(exc).__name__
+        self.in_doubt = False
+        self.last_error = f"connection to {self.label} lost: {self._drop_reason}"
         log.warning("%s", self.last_error)
         self._failures = 0
         self._start_reconnect()
@@ -640,7 +739,11 @@ class RemoteTransport:
         while not self._closed and self._conn is None:
             delay = backoff_delay(self._failures, self._backoff_base, self._backoff_cap, self._rand)
             self._next_attempt = loop.time() + delay
-            await asyncio.sleep(delay)
+            self._notify()  # a new countdown: listeners may show it
+            self._wake_reconnect.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake_reconnect.wait()
             self._next_attempt = None
             try:
                 async with self._connect_lock:
@@ -648,7 +751,7 @@ class RemoteTransport:
                         await self._open()
             except RemoteError as exc:
                 self._failures += 1
-                self.last_error = str(exc)
+                self._failed(exc)
                 log.info("reconnect to %s failed: %s", self.label, exc)
                 self._notify()
             except Exception as exc:  # never let the loop die: the TUI must not exit
@@ -656,6 +759,38 @@ class RemoteTransport:
                 self.last_error = f"reconnect to {self.label} failed: {type(exc).__name__}: {exc}"
                 log.exception("reconnect to %s", self.label)
                 self._notify()
+
+    def _failed(self, exc: RemoteError) -> None:
+        self.last_error = str(exc)
+        self._reason, self._fix = exc.reason, exc.fix
+        self._needs_user = isinstance(exc, HostKeyChanged | HostKeyUnknown | LoginRefused)
+
+    async def confirm_alive(self, timeout: float = 3.0) -> bool:
+        """Whether the host answers right now. Called when something behind it (a VM
+        probe) failed: a frozen host must not be blamed on the VMs. A host that does not
+        answer is `in_doubt` until it answers again or the keepalives drop it."""
+        if self._conn is None:
+            return False
+        try:
+            await self._exec(["true"], timeout=timeout)
+        except CommandTimeout:
+            if self._conn is not None and not self.in_doubt:
+                self.in_doubt = True
+                self._notify()
+            return False
+        except TransportError:
+            return False
+        if self.in_doubt:
+            self.in_doubt = False
+            self._notify()
+        return True
+
+    def discard(self) -> None:
+        """Remove the private directory now, without the event loop: the last resort
+        of an exit that cannot run `close()` (a hard exit after a hangup, a crash)."""
+        if self._forward_dir is not None:
+            shutil.rmtree(self._forward_dir, ignore_errors=True)
+            self._forward_dir = None
 
     async def close(self) -> None:
         if self._closed:
@@ -883,13 +1018,45 @@ class RemoteTransport:
         writer.close()
 
     async def forward_tcp(self, remote_host: str, remote_port: int) -> int:
-        """A 127.0.0.1 port here that reaches remote_host:remote_port as the host sees it."""
+        """A 127.0.0.1 port here that reaches remote_host:remote_port as the host sees it.
+
+        Any local user can connect to a loopback port. Used only for the Kubernetes API
+        (a kubeconfig's server must be a URL): the API server authenticates every
+        request with the client certificate or token, which live in the kubeconfig
+        copy readable by this user alone, so the port gives nobody else anything. A
+        service without its own authentication (a `tcp://` Docker daemon) goes through
+        `forward_tcp_private` instead."""
         key = f"tcp:{remote_host}:{remote_port}"
         existing = self._forwards.get(key)
         if existing is not None:
             return int(existing.local)
         forward = _Forward(description=f"{remote_host}:{remote_port}", local="")
+        opener = self._tcp_opener(forward, remote_host, remote_port)
+        forward.server = await asyncio.start_server(
+            lambda r, w: self._accept(forward, opener, r, w), "127.0.0.1", 0
+        )
+        forward.local = str(forward.server.sockets[0].getsockname()[1])
+        self._forwards[key] = forward
+        return int(forward.local)
 
+    async def forward_tcp_private(self, remote_host: str, remote_port: int) -> str:
+        """A unix socket here, usable by this user only (it is in `private_dir`), that
+        reaches remote_host:remote_port as the host sees it."""
+        key = f"tcp-private:{remote_host}:{remote_port}"
+        existing = self._forwards.get(key)
+        if existing is not None:
+            return existing.local
+        local = str(self.private_dir() / f"fwd{len(self._forwards)}.sock")
+        forward = _Forward(description=f"{remote_host}:{remote_port}", local=local)
+        opener = self._tcp_opener(forward, remote_host, remote_port)
+        forward.server = await asyncio.start_unix_server(
+            lambda r, w: self._accept(forward, opener, r, w), path=local
+        )
+        os.chmod(local, 0o600)
+        self._forwards[key] = forward
+        return local
+
+    def _tcp_opener(self, forward: _Forward, remote_host: str, remote_port: int) -> Opener:
         async def opener(conn: asyncssh.SSHClientConnection) -> tuple[Any, Any]:
             try:
                 return await conn.open_connection(remote_host, remote_port)
@@ -899,12 +1066,7 @@ class RemoteTransport:
                     f"{forward.description} on {self.label}: {_one_line(exc.reason)}",
                 ) from None
 
-        forward.server = await asyncio.start_server(
-            lambda r, w: self._accept(forward, opener, r, w), "127.0.0.1", 0
-        )
-        forward.local = str(forward.server.sockets[0].getsockname()[1])
-        self._forwards[key] = forward
-        return int(forward.local)
+        return opener
 
     async def forward_unix(self, remote_path: str | Sequence[str]) -> str:
         """A unix socket path here (in a private directory) that reaches a socket on
@@ -977,38 +1139,53 @@ class RemoteTransport:
         if task is not None:
             forward.pipes[task] = streams
         try:
-            conn = self._conn
-            if conn is None or self._closed:
-                forward.last_error = self._lost_message()
-                return
-            try:
-                async with asyncio.timeout(self._connect_timeout):
-                    remote_reader, remote_writer = await opener(conn)
-            except (asyncssh.Error, OSError, TimeoutError) as exc:
-                if self._conn is not conn:
-                    forward.last_error = self._lost_message()
-                elif isinstance(exc, OSError) and exc.strerror:
-                    forward.last_error = exc.strerror
-                else:
-                    forward.last_error = (
-                        f"{forward.description} on {self.label}: "
-                        f"{_one_line(str(exc)) or type(exc).__name__}"
-                    )
-                return
-            streams.append(remote_writer)
-            if self._closed:
-                return
-            forward.last_error = None
-            forward.connections += 1
-            await _splice(local_reader, local_writer, remote_reader, remote_writer)
+            await self._open_and_splice(forward, opener, local_reader, local_writer, streams)
+        except asyncio.CancelledError:
+            # Only the loop's own shutdown cancels this (close() ends it by closing its
+            # streams). Not re-raised: Python 3.11's start_server callback reports a
+            # cancelled handler as an error, a traceback on the user's terminal.
+            pass
         finally:
             for stream in streams:
                 stream.close()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 async with asyncio.timeout(2.0):
                     await local_writer.wait_closed()
             if task is not None:
                 forward.pipes.pop(task, None)
+
+    async def _open_and_splice(
+        self,
+        forward: _Forward,
+        opener: Opener,
+        local_reader: asyncio.StreamReader,
+        local_writer: asyncio.StreamWriter,
+        streams: list[Any],
+    ) -> None:
+        conn = self._conn
+        if conn is None or self._closed:
+            forward.last_error = self._lost_message()
+            return
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                remote_reader, remote_writer = await opener(conn)
+        except (asyncssh.Error, OSError, TimeoutError) as exc:
+            if self._conn is not conn:
+                forward.last_error = self._lost_message()
+            elif isinstance(exc, OSError) and exc.strerror:
+                forward.last_error = exc.strerror
+            else:
+                forward.last_error = (
+                    f"{forward.description} on {self.label}: "
+                    f"{_one_line(str(exc)) or type(exc).__name__}"
+                )
+            return
+        streams.append(remote_writer)
+        if self._closed:
+            return
+        forward.last_error = None
+        forward.connections += 1
+        await _splice(local_reader, local_writer, remote_reader, remote_writer)
 
     async def _close_forward(self, forward: _Forward) -> None:
         if forward.server is not None:
@@ -1259,8 +1436,10 @@ async def _forward_docker(
     if configured and configured.startswith("tcp://"):
         url = urllib.parse.urlsplit(configured)
         if url.hostname and url.port:
-            port = await transport.forward_tcp(url.hostname, url.port)
-            return f"tcp://127.0.0.1:{port}", None, None
+            # A unix socket in the private directory, not a loopback port: a plain
+            # tcp:// daemon has no authentication, so any local user could drive it.
+            local = await transport.forward_tcp_private(url.hostname, url.port)
+            return f"unix://{local}", None, None
     if configured and configured.startswith("unix://"):
         candidates: list[str] = [configured[len("unix://") :]]
     elif configured and configured.startswith("/"):

@@ -56,6 +56,7 @@ def pod_json(pod: Pod) -> dict[str, Any]:
         "restarts": pod.restarts,
         "node": pod.node,
         "created": iso(pod.created),
+        "why": pod.why,
     }
 
 
@@ -96,7 +97,13 @@ def snapshot_json(snap: Snapshot, vms: Iterable[VM] | None = None) -> dict[str, 
         "generated_at": iso(snap.generated_at),
         "host": snap.host,
         "sources": {
-            name: {"ok": s.ok, "error": s.error, "note": s.note, "updated_at": iso(s.updated_at)}
+            name: {
+                "ok": s.ok,
+                "kind": str(s.kind),
+                "error": s.error,
+                "note": s.note,
+                "updated_at": iso(s.updated_at),
+            }
             for name, s in sorted(snap.sources.items())
         },
         "vms": [vm_json(vm) for vm in (snap.vms if vms is None else vms)],

@@ -32,6 +32,7 @@ from megatui.model import (
     Pod,
     Snapshot,
     SourceStatus,
+    StatusKind,
     TartState,
 )
 
@@ -51,8 +52,14 @@ def encode(snap: Snapshot, retry_in: Callable[[str], float | None] | None = None
     doc["kube_context"] = snap.kube_context
     doc["readonly"] = snap.readonly
     doc["argocd"] = _argo_json(snap.argocd)
+    doc["readonly_reason"] = snap.readonly_reason
     for vm, out in zip(snap.vms, doc["vms"], strict=True):
         out["port"] = vm.port
+        out["backend"] = vm.backend
+        out["worker"] = vm.worker
+        out["restart_policy"] = vm.restart_policy
+        out["restart_count"] = vm.restart_count
+        out["stale"] = vm.stale
         out["history"] = [
             {"phase": str(s.phase), "started": report.iso(s.started), "ended": report.iso(s.ended)}
             for s in vm.history
@@ -65,6 +72,7 @@ def encode(snap: Snapshot, retry_in: Callable[[str], float | None] | None = None
     for app, out in zip(snap.applications, doc["applications"], strict=True):
         out["revision"] = app.revision
     for name, out in doc["sources"].items():
+        out["detail"] = snap.sources[name].detail
         wait = retry_in(name) if retry_in is not None else None
         out["retry_in_seconds"] = None if wait is None else round(wait, 1)
     return doc
@@ -167,12 +175,15 @@ def decode(doc: object) -> tuple[Snapshot, dict[str, float]]:
     retry: dict[str, float] = {}
     for name, value in r.get("sources", dict).items():
         s = _Reader(value, f"sources.{name}")
+        kind = s.opt_text("kind")
         sources[name] = SourceStatus(
             name,
             ok=s.get("ok", bool),
             error=s.opt_text("error"),
             note=s.opt_text("note"),
             updated_at=s.opt_time("updated_at"),
+            kind=StatusKind.OK if kind is None else s.enum("kind", StatusKind),
+            detail=s.opt_text("detail"),
         )
         wait = s.get("retry_in_seconds", float, optional=True)
         if wait is not None:
@@ -189,6 +200,7 @@ def decode(doc: object) -> tuple[Snapshot, dict[str, float]]:
         argocd=_argo(r.get("argocd", dict, optional=True)),
         kube_context=r.opt_text("kube_context"),
         readonly=bool(r.get("readonly", bool, optional=True)),
+        readonly_reason=r.opt_text("readonly_reason"),
     )
     return snap, retry
 
@@ -222,6 +234,11 @@ def _vm(r: _Reader) -> VM:
             for h in r.items("history", optional=True)
         ),
         port=22 if port is None else port,
+        backend=r.opt_text("backend") or "tart",
+        worker=r.opt_text("worker"),
+        restart_policy=r.opt_text("restart_policy"),
+        restart_count=r.get("restart_count", int, optional=True) or 0,
+        stale=bool(r.get("stale", bool, optional=True)),
     )
 
 
@@ -248,6 +265,7 @@ def _pod(r: _Reader) -> Pod:
         created=r.opt_time("created"),
         component=r.opt_text("component"),
         running_ready=bool(r.get("running_ready", bool, optional=True)),
+        why=r.opt_text("why"),
     )
 
 

@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,7 +151,7 @@ class LocalTransport:
         )
 
     async def spawn_detached(self, argv: Sequence[str], *, log_path: str) -> int:
-        return await spawn_detached_via_sh(self, argv, log_path=os.path.expanduser(log_path))
+        return await asyncio.to_thread(spawn_reaped, argv, os.path.expanduser(log_path))
 
     async def open_connection(
         self, host: str, port: int, *, timeout: float
@@ -177,6 +178,41 @@ class LocalTransport:
 _DETACH_SCRIPT = (
     'log=$1; shift; mkdir -p "$(dirname "$log")" && nohup "$@" >>"$log" 2>&1 </dev/null & echo $!'
 )
+
+
+#: Detached children still running, kept so that their Popen is not collected early.
+_DETACHED: set[subprocess.Popen[bytes]] = set()
+
+
+def spawn_reaped(argv: Sequence[str], log_path: str) -> int:
+    """Start argv as our own child in its own session (no controlling terminal, so a
+    closing terminal's SIGHUP never reaches it), output appended to log_path, and
+    reap it from a thread when it exits. Going through `sh ... &` instead hands the
+    program to init, and where init does not reap (a container's PID 1) every VM
+    stopped left a `[tart] <defunct>` behind. It outlives megatui all the same: once
+    megatui exits, init adopts it."""
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+    except FileNotFoundError:
+        raise CommandNotFound(argv[0]) from None
+    except OSError as exc:
+        raise TransportError(f"could not start {argv[0]}: {exc.strerror or exc}") from None
+    _DETACHED.add(proc)
+
+    def reap() -> None:
+        proc.wait()
+        _DETACHED.discard(proc)
+
+    threading.Thread(target=reap, name=f"reap-{proc.pid}", daemon=True).start()
+    return proc.pid
 
 
 async def spawn_detached_via_sh(

@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,9 @@ import pytest
 import pytest_asyncio
 from sshd_fixtures import RealSSHD, SSHDFactory, real_sshd_fixture  # noqa: F401
 
+from megatui.config import Settings, load_settings
+from megatui.lab.demo import DemoLab
+from megatui.lab.tartlab import LabVMSpec
 from megatui.remote import RemoteTransport
 
 
@@ -44,6 +49,23 @@ def _processes() -> list[tuple[int, int, str]]:
         if len(parts) >= 2:
             rows.append((int(parts[0]), int(parts[1]), parts[2] if len(parts) > 2 else ""))
     return rows
+
+
+def sshd_listener_pids(sshd: RealSSHD) -> set[int]:
+    config = str(sshd.config_path)
+    return {pid for pid, _ppid, args in _processes() if config in args and "sshd" in args}
+
+
+def sshd_connection_pids(sshd: RealSSHD) -> list[int]:
+    """sshd's per-connection processes: its children, and theirs that are sshd."""
+    rows = _processes()
+    listeners = sshd_listener_pids(sshd)
+    found = []
+    for pid, ppid, args in rows:
+        if ppid in listeners and args.startswith("sshd"):
+            found.append(pid)
+    found += [pid for pid, ppid, args in rows if ppid in found and args.startswith("sshd")]
+    return found
 
 
 class LoopbackHost:
@@ -81,15 +103,7 @@ class LoopbackHost:
 
     def connection_pids(self) -> list[int]:
         """sshd's per-connection processes: its children, and theirs that are sshd."""
-        rows = _processes()
-        config = str(self.sshd.config_path)
-        listeners = {pid for pid, _ppid, args in rows if config in args and "sshd" in args}
-        found = []
-        for pid, ppid, args in rows:
-            if ppid in listeners and args.startswith("sshd"):
-                found.append(pid)
-        found += [pid for pid, ppid, args in rows if ppid in found and args.startswith("sshd")]
-        return found
+        return sshd_connection_pids(self.sshd)
 
     @property
     def open_connections(self) -> int:
@@ -172,3 +186,124 @@ async def loopback_host_fixture(
     bin_dir.mkdir()
     sshd = real_sshd(env={"HOME": str(home), "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin"})
     yield LoopbackHost(sshd, home, bin_dir, tmp_path / "client")
+
+
+# --------------------------------------------------------------------------- the whole lab
+
+
+#: One Linux VM that is running and ready within a second: host faults need a ready VM.
+HOST_LAB_VMS = (
+    LabVMSpec(
+        "runner", initial="running", ip_after=0.3, port_after=0.6, login_after=0.9, os="linux"
+    ),
+)
+
+
+class HostLab:
+    """The demo lab (tart VMs, a Kind-like API server, Docker) as a Mac host behind a
+    real sshd: the host's kubeconfig and Docker socket where a Mac keeps them, tart on
+    the login PATH, and a local side (HOME, known_hosts, ssh_config, a short TMPDIR
+    for megatui's private directory) that nothing else uses."""
+
+    def __init__(self, sshd: RealSSHD, lab: DemoLab, root: Path, tmpdir: Path) -> None:
+        assert lab.tart is not None
+        self.sshd = sshd
+        self.lab = lab
+        self.tmpdir = tmpdir
+        self.local_home = root / "local-home"
+        (self.local_home / ".ssh").mkdir(parents=True)
+        self.known_hosts = self.local_home / ".ssh" / "known_hosts"
+        self.trust()
+        self.ssh_config = self.local_home / ".ssh" / "config"
+        self.ssh_config.write_text(
+            f"Host *\n    IdentityFile {sshd.client_key_path}\n    IdentitiesOnly yes\n"
+        )
+        settings = load_settings(lab.config_path, environ={})
+        # Host-side paths only: tart by name on the login PATH, the kubeconfig and the
+        # Docker socket found in the host's HOME. Locally none of these exist.
+        self.config = root / "megatui.toml"
+        toml = lab.tart.megatui_config_toml().replace(
+            f'path = "{lab.tart.tart_path}"', 'path = "tart"'
+        )
+        self.config.write_text(toml + f'\n[kube]\ncontext = "{settings.kube_context}"\n')
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MEGATUI_", "SSH_"))}
+        self.env.update(HOME=str(self.local_home), TMPDIR=str(tmpdir), **lab.environ())
+
+    @property
+    def spec(self) -> str:
+        return f"{self.sshd.user}@{self.sshd.host}:{self.sshd.port}"
+
+    def trust(self) -> None:
+        """Put the host's current key into known_hosts (the user accepted it)."""
+        self.known_hosts.write_text(self.sshd.known_hosts_line() + "\n")
+
+    def connection_pids(self) -> list[int]:
+        return sshd_connection_pids(self.sshd)
+
+    def listener_pids(self) -> set[int]:
+        return sshd_listener_pids(self.sshd)
+
+    def settings(self, **overrides: Any) -> Settings:
+        return load_settings(self.config, overrides, environ={})
+
+    def transport(self, **kwargs: Any) -> RemoteTransport:
+        options: dict[str, Any] = {
+            "known_hosts": str(self.known_hosts),
+            "config_paths": [str(self.ssh_config)],
+            "connect_timeout": 5.0,
+        }
+        options.update(kwargs)
+        return RemoteTransport(self.spec, **options)
+
+    def private_dirs(self) -> list[Path]:
+        return sorted(self.tmpdir.glob("megatui-*"))
+
+
+@pytest.fixture(name="host_lab")
+def host_lab_fixture(
+    real_sshd: SSHDFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[HostLab]:
+    """A HostLab; the test's own process uses its local side too (HOME, TMPDIR)."""
+    lab = DemoLab(tmp_path / "lab", HOST_LAB_VMS)
+    # Short: unix socket paths are limited to 104 bytes on macOS, and to keep
+    # megatui's private directory in it (it falls back to /tmp for a long TMPDIR).
+    tmpdir = Path(tempfile.mkdtemp(prefix="mt-", dir="/tmp"))
+    lab.start()
+    try:
+        assert lab.tart is not None
+        settings = load_settings(lab.config_path, environ={})
+        assert settings.kubeconfig and settings.docker_host
+        host_home = tmp_path / "host-home"
+        (host_home / ".kube").mkdir(parents=True)
+        (host_home / ".docker" / "run").mkdir(parents=True)
+        shutil.copy(settings.kubeconfig, host_home / ".kube" / "config")
+        (host_home / ".docker" / "run" / "docker.sock").symlink_to(
+            settings.docker_host.removeprefix("unix://")
+        )
+        sshd = real_sshd(
+            env={"HOME": str(host_home), "PATH": f"{lab.tart.paths.bin_dir}:/usr/bin:/bin"}
+        )
+        host = HostLab(sshd, lab, tmp_path, tmpdir)
+        monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+        for name, value in host.env.items():
+            if name in ("HOME", "TMPDIR") or name.startswith("MEGATUI_"):
+                monkeypatch.setenv(name, value)
+        monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
+        yield host
+    finally:
+        lab.stop()
+        _forget_kube_temp_files(tmpdir)
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _forget_kube_temp_files(tmpdir: Path) -> None:
+    """The kubernetes client writes a kubeconfig's inline certificates and key to temp
+    files, cached by content for the whole process: the lab's certificates are the
+    same in every test, so the next test would be handed files in a deleted TMPDIR."""
+    with contextlib.suppress(ImportError, AttributeError):
+        from kubernetes.aio.config import kube_config
+
+        cache: dict[str, str] = kube_config._temp_files
+        for content, path in list(cache.items()):
+            if str(path).startswith(str(tmpdir)):
+                del cache[content]

@@ -51,3 +51,23 @@ def test_known_hosts_file_is_keyed_by_vm_name(tmp_path: Path) -> None:
     path = tmp_path / "k" / "known_hosts"
     actions.write_known_hosts(path, {"b": "ssh-ed25519 AAAB", "a": "ssh-ed25519 AAAA\n"})
     assert path.read_text() == ("megatui-vm.a ssh-ed25519 AAAA\nmegatui-vm.b ssh-ed25519 AAAB\n")
+
+
+def test_host_key_alias_is_distinct_and_parseable_for_odd_names() -> None:
+    names = ["a b", "a_20b", "a,b", "*", "?x", "!neg", "[x]:22", "#c", "né", "-rf", "x" * 300]
+    aliases = [actions.host_key_alias(n) for n in names]
+    assert len(set(aliases)) == len(names)
+    for alias in aliases:
+        assert alias.startswith("megatui-vm.")
+        assert all(ch.isascii() and (ch.isalnum() or ch in "._-") for ch in alias), alias
+    assert actions.host_key_alias("a b") == "megatui-vm.a_20b"
+    assert actions.host_key_alias("a_20b") == "megatui-vm.a_5f20b"
+    assert actions.host_key_alias("runner-1.x") == "megatui-vm.runner-1.x"
+
+
+def test_known_hosts_rewrite_leaves_no_temp_file(tmp_path: Path) -> None:
+    path = tmp_path / "known_hosts"
+    actions.write_known_hosts(path, {"a": "ssh-ed25519 AAAA"})
+    actions.write_known_hosts(path, {"a": "ssh-ed25519 AAAA", "b": "ssh-ed25519 AAAB"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["known_hosts"]
+    assert path.read_text().count("\n") == 2

@@ -58,6 +58,20 @@ def test_env_var_names_config_file(tmp_path: Path) -> None:
         ("[ssh]\nport = 70000\n", "between 1 and 65535"),
         ('[vms.a]\ncolour = "red"\n', "unknown key 'vms.a.colour'"),
         ("[general]\nreadonly = 3\n", "'general.readonly': expected true or false"),
+        # Values in TOML spelling, as the user wrote them, not Python's.
+        ("[tart]\ntimeout = true\n", "'tart.timeout': expected a positive number (got true)"),
+        ('[ssh]\nuser = ["a", false]\n', "'ssh.user': expected a string (got [\"a\", false])"),
+        # [keys]: an unknown action, an empty value, a key Textual cannot bind, a key taken
+        ('[keys]\nlaunch = "l"\n', "unknown key 'keys.launch'"),
+        ('[keys]\nstart = ""\n', "'keys.start': expected a key such as"),
+        ('[keys]\nstart = "g,"\n', "'keys.start': expected keys separated by commas"),
+        ('[keys]\nstart = "foo"\n', "'keys.start': 'foo' is not a key Textual can bind"),
+        ('[keys]\nstart = "cmd+g"\n', "'keys.start': 'cmd+g' is not a key"),
+        ("[keys]\nstart = 7\n", "'keys.start': expected a string (got 7)"),
+        ('[keys]\nstart = "x"\n', "'keys.start': x is already bound to keys.stop (got \"x\")"),
+        ('[keys]\nhelp = "/"\n', "'keys.help': slash is already bound to keys.filter"),
+        ('[keys]\nquit = "2"\n', "'keys.quit': 2 is already bound to focus panel 2"),
+        ('[keys]\nstart = "g"\nstop = "G,g"\n', "'keys.stop': g is already bound to keys.start"),
         ("[tart\n", "invalid TOML"),
         ('tart = "x"\n', "'tart' must be a table"),
     ],
@@ -115,3 +129,39 @@ def test_cli_usage_errors_are_one_line(args: tuple[str, ...], message: str) -> N
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1, result.stderr
     assert message in result.stderr
+
+
+def test_good_keys_are_stored_in_textuals_spelling(tmp_path: Path) -> None:
+    path = write(tmp_path, '[keys]\nstart = "g, ctrl+?"\nstop = "s"\nstart = "g"\n')
+    with pytest.raises(ConfigError, match="invalid TOML"):  # a key written twice
+        load_settings(path, environ={})
+    path = write(tmp_path, '[keys]\nstart = "x"\nstop = "s, ctrl+?"\nhelp = "f1"\n')
+    settings = load_settings(path, environ={})
+    assert settings.keys == {"start": "x", "stop": "s,ctrl+question_mark", "help": "f1"}
+
+
+@pytest.mark.parametrize("char", list("?/\\@-+_.,;:!#$%&*()[]{}<>|~^'\"`=aZ9é"))
+def test_key_names_match_textuals(char: str) -> None:
+    from textual.keys import _character_to_key
+
+    from megatui.config import normalize_key
+
+    assert normalize_key(char) == _character_to_key(char)
+
+
+@pytest.mark.parametrize(
+    ("key", "name"),
+    [("+", "plus"), ("ctrl++", "ctrl+plus"), ("ctrl+g", "ctrl+g"), ("shift+tab", "shift+tab")],
+)
+def test_plus_and_modifiers(key: str, name: str) -> None:
+    from megatui.config import normalize_key
+
+    assert normalize_key(key) == name
+
+
+@pytest.mark.parametrize("key", ["ctrl+", "+g", "++", "ctrl+ctrl+g", "ctrl+enterr", " "])
+def test_not_keys(key: str) -> None:
+    from megatui.config import normalize_key
+
+    with pytest.raises(ValueError):
+        normalize_key(key)

@@ -69,12 +69,21 @@ def test_start_watch_ready_and_stop_through_the_confirmation(demo: tuple[Tmux, P
     _wait(lambda: "stopped" in vm_line(tmux.screen()), 60, f"{VM} listed as stopped")
     assert "Traceback" not in tmux.screen()
 
+    # Once megatui has seen another VM boot (sonoma-builder was booting at start),
+    # the first boot of this one is estimated from it: seconds, not the macOS minutes.
+    _wait(
+        lambda: re.search(r"sonoma-builder\s+ready", tmux.screen()) is not None,
+        60,
+        "sonoma-builder to be ready",
+    )
     tmux("send-keys", "-t", "megatui", "s")
     _wait(
         lambda: re.search(r"starting|booting|\bip\b", vm_line(tmux.screen())) is not None,
         30,
         f"{VM} to start booting",
     )
+    eta = re.search(r"eta (\S+)", vm_line(tmux.screen()))
+    assert eta is None or "m" not in eta.group(1), vm_line(tmux.screen())
     # The bar moves through the boot phases to ready (the lab VM needs about 10 s).
     _wait(lambda: "ready" in vm_line(tmux.screen()), 60, f"{VM} to become ready")
     line = vm_line(tmux.screen())
@@ -99,3 +108,31 @@ def test_start_watch_ready_and_stop_through_the_confirmation(demo: tuple[Tmux, P
     assert not any(
         f"run --no-graphics {VM}" in args and str(lab) in args for _p, _pp, args in _processes()
     )
+
+
+def test_enter_logs_in_to_a_demo_vm_without_a_password(demo: tuple[Tmux, Path]) -> None:
+    require_binary("ssh")
+    tmux, lab = demo
+    # Where the user looks first: how to log in, the password included.
+    _wait(lambda: "VM logins: user admin" in tmux.screen(), 60, "the login notice")
+    _wait(
+        lambda: re.search(r"ubuntu-runner\s+ready", tmux.screen()) is not None,
+        60,
+        "ubuntu-runner to be ready",
+    )
+    tmux("send-keys", "-t", "megatui", "/")
+    tmux("send-keys", "-t", "megatui", "-l", "ubuntu")
+    tmux("send-keys", "-t", "megatui", "Enter")
+    _wait(lambda: vm_line(tmux.screen()) == "", 10, "the filter to hide the other VMs")
+    tmux("send-keys", "-t", "megatui", "Enter")
+    # The system's ssh, with the lab's key: straight to the lab shell's prompt.
+    _wait(lambda: "admin@ubuntu-runner ~ %" in tmux.screen(), 30, "the lab shell")
+    screen = tmux.screen()
+    assert "password" not in screen.lower(), screen
+    tmux("send-keys", "-t", "megatui", "-l", "pwd")
+    tmux("send-keys", "-t", "megatui", "Enter")
+    _wait(lambda: "/home/admin" in tmux.screen(), 10, "pwd")
+    tmux("send-keys", "-t", "megatui", "-l", "exit")
+    tmux("send-keys", "-t", "megatui", "Enter")
+    _wait(lambda: "q quit" in tmux.screen(), 30, "back in megatui")
+    assert (lab / "ssh" / "id_ed25519").stat().st_mode & 0o077 == 0

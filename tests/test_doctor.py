@@ -46,9 +46,10 @@ from megatui.doctor import (  # noqa: E402
 )
 from megatui.lab.cluster import start_lab_cluster  # noqa: E402
 from megatui.lab.kube_api import FakeKubeAPI  # noqa: E402
-from megatui.model import Application, Node, Pod, Snapshot, SourceStatus  # noqa: E402
+from megatui.model import Application, Node, Pod, Snapshot, SourceStatus, StatusKind  # noqa: E402
 from megatui.monitor import Monitor  # noqa: E402
 from megatui.sources.kube_status import ARGOCD_COMPONENTS, argocd_summary  # noqa: E402
+from megatui.sources.tart import TartError, TartErrorKind  # noqa: E402
 
 pytest_plugins = ["docker_fixtures", "doctor_fixtures"]
 
@@ -813,3 +814,66 @@ async def test_check_judgement(case: Judgement) -> None:
     assert outcome.status.value == case.status, outcome
     assert case.reason in outcome.reason, outcome
     assert "\n" not in outcome.reason
+
+
+class _Tart:
+    def __init__(self, error: TartError) -> None:
+        self.error = error
+
+    async def version(self) -> str:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("kind", "brew"),
+    [
+        (TartErrorKind.NOT_INSTALLED, True),
+        (TartErrorKind.TIMEOUT, False),
+        (TartErrorKind.KEYCHAIN_LOCKED, False),
+        (TartErrorKind.OTHER, False),
+    ],
+)
+async def test_tart_hint_follows_the_kind_of_failure(kind: TartErrorKind, brew: bool) -> None:
+    ctx = _context(io.StringIO())
+    ctx.monitor.tart = _Tart(TartError(kind, "tart --version failed"))  # type: ignore[assignment]
+    outcome = await doctor.check_tart(ctx)
+    assert outcome.status is Status.FAIL
+    # Installing tart again does not help a tart that is there but hung or locked.
+    assert ("brew install" in outcome.hint) is brew, outcome.hint
+    if kind is TartErrorKind.TIMEOUT:
+        assert outcome.hint.startswith("tart is installed but hung"), outcome.hint
+
+
+def _with_sources(**sources: SourceStatus) -> Context:
+    ctx = _context(io.StringIO())
+    ctx.snapshot = Snapshot(generated_at=0.0, host="local", sources=dict(sources))
+    return ctx
+
+
+async def test_doctor_decides_on_the_status_kind_not_its_wording() -> None:
+    crd = SourceStatus(
+        "applications", ok=True, note="reworded: no CRD", kind=StatusKind.MISSING_CRD
+    )
+    outcome = await doctor.check_applications(_with_sources(applications=crd))
+    assert (outcome.status, outcome.reason) == (Status.FAIL, "reworded: no CRD")
+    # The same words without the kind are only a remark: no Applications, a warning.
+    calm = SourceStatus("applications", ok=True, note="reworded: no CRD")
+    assert (await doctor.check_applications(_with_sources(applications=calm))).status is (
+        Status.WARN
+    )
+    missing = SourceStatus(
+        "kubernetes", ok=False, error="no argocd here", kind=StatusKind.MISSING_NAMESPACE
+    )
+    outcome = await doctor.check_argocd_namespace(_with_sources(kubernetes=missing))
+    assert outcome.reason == "namespace 'argocd' not found"
+    other = SourceStatus("kubernetes", ok=False, error="namespace 'argocd' not found")
+    outcome = await doctor.check_argocd_namespace(_with_sources(kubernetes=other))
+    assert outcome.reason.startswith("cannot list the pods of namespace 'argocd'"), outcome
+
+
+async def test_kubeconfig_hint_is_a_whole_sentence(tmp_path: Path) -> None:
+    settings = Settings(kubeconfig=str(tmp_path / "absent"))
+    ctx = Context(settings, Monitor(settings), Progress(io.StringIO(), 1))
+    outcome = await doctor.check_kubeconfig(ctx)
+    assert outcome.status is Status.FAIL
+    assert outcome.hint.endswith("writes the Kind cluster's context into ~/.kube/config")

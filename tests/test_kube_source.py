@@ -330,3 +330,39 @@ async def test_a_tunnelled_server_still_verifies_the_certificate_name(tmp_path: 
             await rec.wait_for(loaded)
     finally:
         await server.stop()
+
+
+KUBECONFIG_HEAD = """apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "http://127.0.0.1:1"}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+users: [{name: u, user: {}}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("tail", "error"),
+    [
+        (
+            'users: [{name: u, user: "me"}]',
+            "kubeconfig {path}: user 'u' is not a mapping",
+        ),
+        (
+            "clusters: [{name: c, cluster: {server: 5}}]",
+            "cluster 'c' in {path} has no server address",
+        ),
+    ],
+    ids=["user-string", "server-number"],
+)
+async def test_a_kubeconfig_of_the_wrong_shape_is_one_line_and_retried(
+    tmp_path: Path, tail: str, error: str
+) -> None:
+    path = tmp_path / "config"
+    path.write_text(KUBECONFIG_HEAD + tail + "\n", encoding="utf-8")
+    rec = Recorder()
+    async with running(make_source(path, rec)) as task:
+        assert await first_error(rec) == error.format(path=path)
+        # Retried with backoff, never raised out of run().
+        await rec.wait_for(lambda s: len(rec.states) >= 4)
+        assert not task.done()

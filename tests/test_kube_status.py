@@ -35,6 +35,7 @@ from k8s_objects import (
 from megatui.model import Application, ArgoSummary, Node, Pod
 from megatui.sources.kube_status import (
     ARGOCD_COMPONENTS,
+    ShapeError,
     age,
     application_row,
     argocd_summary,
@@ -1340,3 +1341,102 @@ def test_pydantic_validation_really_rejects_incomplete_objects() -> None:
     del incomplete_node["status"]["nodeInfo"]["bootID"]
     with pytest.raises(pydantic.ValidationError):
         client.V1Node.from_dict(incomplete_node)
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+def _set(obj: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A deep copy of obj with the value at a dotted path (list indexes as numbers)."""
+    out = copy.deepcopy(obj)
+    parts = path.split(".")
+    target: Any = out
+    for part in parts[:-1]:
+        target = target[int(part)] if isinstance(target, list) else target.setdefault(part, {})
+    last = parts[-1]
+    if isinstance(target, list):
+        target[int(last)] = value
+    else:
+        target[last] = value
+    return out
+
+
+POD_SHAPES = [
+    ("status", "Running", "status is not an object"),
+    ("metadata", [], "metadata is not an object"),
+    ("metadata.name", 5, "metadata.name is not a string"),
+    ("metadata.labels.app", 1, "metadata.labels.app is not a string"),
+    ("spec.containers", {"a": 1}, "spec.containers is not a list"),
+    ("status.conditions", ["Ready"], "status.conditions[0] is not an object"),
+    (
+        "status.containerStatuses.0.restartCount",
+        "3",
+        "status.containerStatuses[0].restartCount is not an integer",
+    ),
+    (
+        "status.containerStatuses.0.state",
+        "running",
+        "status.containerStatuses[0].state is not an object",
+    ),
+    (
+        "status.containerStatuses.0.lastState.terminated",
+        7,
+        "status.containerStatuses[0].lastState.terminated is not an object",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "message"), POD_SHAPES)
+def test_a_pod_of_the_wrong_shape_names_the_path(path: str, value: Any, message: str) -> None:
+    pod = argocd_pod("argocd-server")
+    with pytest.raises(ShapeError) as caught:
+        pod_row(_set(pod, path, value), time.time())
+    assert str(caught.value) == message
+
+
+NODE_SHAPES = [
+    ("status", "Ready", "status is not an object"),
+    ("status.conditions", "Ready", "status.conditions is not a list"),
+    ("status.addresses", [1], "status.addresses[0] is not an object"),
+    ("status.nodeInfo.kubeletVersion", 1.29, "status.nodeInfo.kubeletVersion is not a string"),
+    ("metadata.labels.role", {"x": 1}, "metadata.labels.role is not a string"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "message"), NODE_SHAPES)
+def test_a_node_of_the_wrong_shape_names_the_path(path: str, value: Any, message: str) -> None:
+    with pytest.raises(ShapeError) as caught:
+        node_row(_set(node("kind-control-plane"), path, value))
+    assert str(caught.value) == message
+
+
+APP_SHAPES = [
+    ("status", 1, "status is not an object"),
+    ("status.sync", "Synced", "status.sync is not an object"),
+    ("status.sync.revisions", "abc", "status.sync.revisions is not a list of strings"),
+    ("status.health.status", ["Healthy"], "status.health.status is not a string"),
+    ("status.operationState.phase", 3, "status.operationState.phase is not a string"),
+    ("spec.project", False, "spec.project is not a string"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "message"), APP_SHAPES)
+def test_an_application_of_the_wrong_shape_names_the_path(
+    path: str, value: Any, message: str
+) -> None:
+    with pytest.raises(ShapeError) as caught:
+        application_row(_set(application("guestbook"), path, value))
+    assert str(caught.value) == message
+
+
+def test_absent_and_null_fields_read_as_go_reads_them() -> None:
+    pod = pod_row({"metadata": None, "spec": None, "status": None}, 0.0)
+    assert (pod.name, pod.ready, pod.status, pod.restarts, pod.node) == (
+        "",
+        "0/0",
+        "",
+        "0",
+        "<none>",
+    )
+    assert node_row({}).status == "Unknown"
+    assert application_row({"status": {"sync": None}}).sync == "Unknown"

@@ -163,7 +163,7 @@ async def test_readonly_refuses_start_and_stop(tart_lab: TartLabFactory, tmp_pat
 
 
 def test_no_zombie_children_left(tart_lab: TartLabFactory) -> None:
-    # Detached starts go through `sh ... &`, so tart run is never our child.
+    # Detached starts are our children, reaped by a thread as soon as they exit.
     children = [p for p in os.listdir("/proc") if p.isdigit() and _ppid(int(p)) == os.getpid()]
     assert all(_state(int(p)) != "Z" for p in children)
 
@@ -182,3 +182,27 @@ def _state(pid: int) -> str:
             return f.read().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return "?"
+
+
+async def test_log_tail_shows_only_the_latest_run(tart_lab: TartLabFactory, tmp_path: Path) -> None:
+    from megatui.monitor import RUN_MARKER
+
+    lab = tart_lab([fast_vm("alpha")])
+    monitor = Monitor(lab_settings(lab, tmp_path), sources={"tart", "ssh"})
+    await monitor.start()
+    try:
+        for run in range(2):
+            await wait_snapshot(monitor, lambda s: phase_of(s, "alpha") is Phase.STOPPED)
+            await monitor.start_vm("alpha")
+            await wait_snapshot(monitor, lambda s: phase_of(s, "alpha") is Phase.READY)
+            tail = await monitor.read_log_tail("alpha")
+            if run == 0:
+                await monitor.stop_vm("alpha")
+    finally:
+        await monitor.stop()
+    whole = Path(monitor.log_path("alpha")).read_text().splitlines()
+    assert sum(line.startswith(RUN_MARKER) for line in whole) == 2
+    # The second run's lines only, from its marker on.
+    assert tail[0].startswith(RUN_MARKER)
+    assert sum(line.startswith(RUN_MARKER) for line in tail) == 1
+    assert tail == whole[len(whole) - len(tail) :]

@@ -341,10 +341,48 @@ def test_median_of_the_last_samples() -> None:
         history.record(NAME, Phase.BOOTING, seconds)
     assert history.samples(NAME, Phase.BOOTING) == (2, 3, 100, 200, 300)
     assert history.expected(NAME, Phase.BOOTING) == 100
-    assert history.expected(NAME, Phase.IP) == 60
-    assert history.expected("other", Phase.BOOTING) == 90
+    # Nothing learned for ip: the default, scaled as booting compares with its own.
+    assert history.expected(NAME, Phase.IP) == pytest.approx(60 * 100 / 90)
     trimmed = BootHistory({NAME: {"ip": [1.0, 2.0, 3.0, 4.0]}}, keep=2)
     assert trimmed.samples(NAME, Phase.IP) == (3.0, 4.0)
+
+
+def test_a_vm_without_history_is_seeded_from_the_last_boots_of_any_vm() -> None:
+    history = BootHistory(keep=3)
+    assert history.expected("new", Phase.BOOTING) == 90  # nothing known: the default
+    for vm, seconds in (("a", 4.0), ("b", 6.0), ("a", 5.0), ("c", 100.0), ("b", 7.0)):
+        history.record(vm, Phase.BOOTING, seconds)
+    # The last 3 boots of any VM (5, 100, 7): their median, not the 90 s default.
+    assert history.expected("new", Phase.BOOTING) == 7.0
+    assert history.expected("a", Phase.BOOTING) == 4.5  # its own, once it has them
+    # No VM seen in ip yet: its 60 s default, scaled as booting compares (7 / 90).
+    assert history.expected("new", Phase.IP) == pytest.approx(60 * 7 / 90)
+    # After a save and load (the file keeps no order across VMs, so by VM name):
+    # a's 4, 5, b's 6, 7, c's 100 give 6.
+    again = BootHistory.from_json(history.to_json())
+    assert again.expected("a", Phase.BOOTING) == 4.5
+    assert again.expected("new", Phase.BOOTING) == 6.0
+
+
+def test_first_boot_eta_of_a_new_vm_comes_from_other_vms_boots(clock: FakeClock) -> None:
+    # A lab whose VMs boot in 10 s: the first boot of another VM must not say 5 min.
+    history = BootHistory()
+    for phase, seconds in zip(BOOT_PHASES, (1.0, 2.0, 3.0, 4.0), strict=True):
+        history.record("seen-before", phase, seconds)
+    engine = PhaseEngine(clock, history)
+    vms = run(engine, clock, [(0, stopped()), (1, starting())])
+    assert vms[1].eta_seconds == pytest.approx(10.0)
+
+
+def test_phases_never_seen_are_scaled_like_those_seen(clock: FakeClock) -> None:
+    # The demo: VMs already booting when megatui starts teach only ip and ssh-pending
+    # (here a tenth of the defaults); a first boot must not expect 30 + 90 s before them.
+    history = BootHistory()
+    history.record("running-at-start", Phase.IP, 6.0)
+    history.record("running-at-start", Phase.SSH_PENDING, 12.0)
+    engine = PhaseEngine(clock, history)
+    vms = run(engine, clock, [(0, stopped()), (1, starting())])
+    assert vms[1].eta_seconds == pytest.approx(3 + 9 + 6 + 12)
 
 
 def test_zero_durations_do_not_zero_the_weights(clock: FakeClock) -> None:

@@ -364,6 +364,30 @@ async def test_forward_tcp(transport: RemoteTransport) -> None:
     assert transport.connections_opened == 1
 
 
+async def test_a_tcp_docker_host_is_forwarded_to_a_private_socket(
+    transport: RemoteTransport,
+) -> None:
+    # A plain tcp:// Docker daemon has no authentication: its local end must be
+    # usable by this user only, so a unix socket in the 0700 private directory, not
+    # a loopback port any local user can reach.
+    server, port = await _echo_server()
+    async with server:
+        setup = await prepare_remote(
+            transport, Settings(docker_host=f"tcp://127.0.0.1:{port}"), docker_sockets=()
+        )
+        docker_host = setup.settings.docker_host or ""
+        assert docker_host.startswith("unix://"), docker_host
+        local = Path(docker_host.removeprefix("unix://"))
+        assert local.parent == transport.private_dir()
+        assert stat.S_IMODE(local.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE(local.stat().st_mode) == 0o600
+        reader, writer = await asyncio.open_unix_connection(str(local))
+        assert await _roundtrip(reader, writer, b"ping") == b"ping"
+        await _closed(writer)
+    await transport.close()
+    assert not local.parent.exists()
+
+
 async def test_forward_unix_tries_paths_in_order(
     transport: RemoteTransport, loopback_host: LoopbackHost
 ) -> None:
@@ -465,7 +489,9 @@ async def test_a_frozen_host_is_noticed_by_keepalives(loopback_host: LoopbackHos
     frozen = loopback_host.connection_pids()
     assert frozen
     for pid in frozen:
-        os.kill(pid, signal.SIGSTOP)
+        # A helper process of sshd may have ended since it was listed.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSTOP)
     try:
         await watch.until(lambda: not t.connected, timeout=10)
         assert t.last_error is not None and t.last_error.startswith(f"connection to {t.label} lost")
@@ -667,7 +693,10 @@ async def test_unreachable_host_is_one_line() -> None:
     )
     with pytest.raises(ConnectionLost) as lost:
         await t.run(["true"], timeout=5)
-    assert str(lost.value).startswith("not connected to me@127.0.0.1")
+    assert str(lost.value) == f"cannot connect to me@127.0.0.1:{port}: connection refused"
+    assert t.problem() == str(lost.value)
+    detail = t.problem_detail() or ""
+    assert "fix: turn on Remote Login on the Mac" in detail
     await t.close()
 
 
@@ -963,7 +992,8 @@ async def test_prepared_while_the_host_is_down_then_filled_in(
         with pytest.raises(HostUnreachable):
             await t.connect(keep_trying=True)
         setup = await prepare_remote(t, Settings(), docker_sockets=(str(tmp_path / "x.sock"),))
-        assert setup.problems["kube"].startswith(f"connection to {t.label} lost; reconnecting")
+        # Never connected: "cannot connect" and why, never "lost".
+        assert setup.problems["kube"].startswith(f"cannot connect to {t.label}: connection refused")
         assert setup.settings.docker_host and setup.settings.kubeconfig
         assert not Path(setup.settings.kubeconfig).exists()
         await loopback_host.start()

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from megatui import report
 from megatui.model import (
@@ -14,6 +18,7 @@ from megatui.model import (
     Pod,
     Snapshot,
     SourceStatus,
+    StatusKind,
     TartState,
 )
 
@@ -83,11 +88,14 @@ def test_json_has_the_documented_keys() -> None:
     assert data["generated_at"] == "2026-05-28T20:26:40Z"
     assert data["sources"]["tart"] == {
         "ok": True,
+        "kind": "ok",
         "error": None,
         "note": None,
         "updated_at": "2026-05-28T20:26:39Z",
     }
     assert data["sources"]["docker"]["ok"] is False
+    # A failing status built without a kind still says it failed.
+    assert data["sources"]["docker"]["kind"] == "error"
     vm = data["vms"][0]
     assert set(vm) >= {
         "name",
@@ -126,3 +134,49 @@ def test_duration_and_bar() -> None:
     assert report.duration(7300) == "2h01m"
     assert report.progress_bar(0.5, 4) == "██░░"
     assert report.progress_bar(2.0, 4) == "████"
+
+
+def test_a_failing_status_is_never_kind_ok() -> None:
+    assert SourceStatus("tart", ok=False).kind is StatusKind.ERROR
+    assert SourceStatus("tart", ok=True).kind is StatusKind.OK
+    status = SourceStatus("tart", ok=False, kind=StatusKind.TIMEOUT)
+    assert status.kind is StatusKind.TIMEOUT
+
+
+def _status(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEGATUI_")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "megatui",
+            "--tart",
+            str(tmp_path / "no-tart"),
+            "--docker-host",
+            f"unix://{tmp_path}/none.sock",
+            "--kubeconfig",
+            str(tmp_path / "none"),
+            "status",
+            *extra,
+            "--timeout",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+def test_status_exits_1_with_kinds_when_no_source_answered(tmp_path: Path) -> None:
+    result = _status(tmp_path, "--json")
+    assert result.returncode == 1, result.stderr
+    sources = json.loads(result.stdout)["sources"]
+    assert sources["tart"]["kind"] == "not-installed"
+    assert sources["docker"]["kind"] == "unreachable"
+    assert {s["ok"] for s in sources.values()} == {False}
+    assert all(s["kind"] != "ok" for s in sources.values())
+    assert "Traceback" not in result.stderr

@@ -26,15 +26,15 @@ ARGV = [
 ]
 
 
-def test_service_argv_keeps_the_flags_given_now_but_no_password(tmp_path: Path) -> None:
+def test_service_argv_keeps_the_flags_given_now_with_absolute_paths(tmp_path: Path) -> None:
     config = tmp_path / "megatui.toml"
     args = build_parser().parse_args(
         [
             "--config",
             str(config),
             "--readonly",
-            "--vm-password",
-            "s3cret",
+            "--vm-password-file",
+            "secret.txt",
             "service",
             "install",
             "--port",
@@ -44,7 +44,8 @@ def test_service_argv_keeps_the_flags_given_now_but_no_password(tmp_path: Path) 
     )
     argv = service_argv(args)
     assert argv[argv.index("--config") + 1] == str(config)
-    assert "--readonly" in argv and "s3cret" not in argv and "--vm-password" not in argv
+    assert "--readonly" in argv
+    assert argv[argv.index("--vm-password-file") + 1] == os.path.abspath("secret.txt")
     assert argv[argv.index("serve") :] == [
         "serve",
         "--bind",

@@ -19,7 +19,7 @@ from lab_fixtures import TartLabFactory, fast_vm, tart_lab_fixture, wait_for  # 
 from megatui.config import load_settings
 from megatui.lab import fake_tart
 from megatui.lab.tartlab import LabVMSpec, TartLab, process_alive
-from megatui.lab.vmserver import run_command
+from megatui.lab.vmserver import CLEAR, run_command
 
 # --------------------------------------------------------------------------- helpers
 
@@ -250,6 +250,40 @@ async def test_exec_commands_and_interactive_shell(tart_lab: TartLabFactory) -> 
         assert done.exit_status == 3
 
 
+def _bare_newlines(text: str) -> int:
+    return text.count("\n") - text.count("\r\n")
+
+
+async def test_the_lab_shell_on_a_terminal(tart_lab: TartLabFactory) -> None:
+    _lab, ip, port = await ready_vm(tart_lab)
+    async with await login(ip, port) as conn:
+        process = await conn.create_process(term_type="xterm")
+        banner = await asyncio.wait_for(process.stdout.readuntil("% "), 5)
+        # Each session starts on a clear screen, not below the previous one's text.
+        assert banner.startswith(CLEAR), repr(banner)
+        assert "`help`" in banner
+        replies = []
+        for command in ("ls", "pwd", "brew install x", "uname -z", "help"):
+            process.stdin.write(command + "\n")
+            replies.append(await asyncio.wait_for(process.stdout.readuntil("% "), 5))
+        ls, pwd, missing, bad_flag, help_text = replies
+        assert "Desktop  Documents  Downloads" in ls
+        assert "/Users/admin\r\n" in pwd
+        assert "zsh:1: command not found: brew\r\n" in missing
+        assert "`help` lists the commands" in missing
+        assert "uname: illegal option -- z\r\n" in bad_flag
+        assert "ls, pwd" in help_text
+        # On a terminal every line ends in CR LF, stderr's too: no stair steps.
+        for text in (banner, *replies):
+            assert _bare_newlines(text) == 0, repr(text)
+        process.stdin.write("exit\n")
+        await asyncio.wait_for(process.wait(), 5)
+        # Without a terminal, stdout and stderr stay apart and plain.
+        result = await conn.run("ls nowhere", check=False)
+        assert (result.exit_status, result.stdout) == (1, "")
+        assert result.stderr == "ls: nowhere: No such file or directory\n"
+
+
 async def test_run_command_without_ssh() -> None:
     assert await run_command("echo -n hi", vm="v", user="u", os_name="linux") == ("hi", "", 0)
     assert await run_command("uname -m", vm="v", user="u", os_name="linux") == (
@@ -259,6 +293,12 @@ async def test_run_command_without_ssh() -> None:
     )
     assert (await run_command("echo 'open", vm="v", user="u", os_name="darwin"))[2] == 1
     assert (await run_command("false", vm="v", user="u", os_name="darwin"))[2] == 1
+    assert await run_command("pwd", vm="v", user="u", os_name="linux") == ("/home/u\n", "", 0)
+    assert await run_command("ls", vm="v", user="u", os_name="linux") == ("", "", 0)
+    listing = (await run_command("ls -la", vm="v", user="u", os_name="darwin"))[0]
+    assert listing.splitlines()[:2] == ["Desktop", "Documents"]
+    assert await run_command("ls ~/Desktop", vm="v", user="u", os_name="darwin") == ("", "", 0)
+    assert await run_command("clear", vm="v", user="u", os_name="darwin") == (CLEAR, "", 0)
 
 
 # --------------------------------------------------------------------------- lifecycle

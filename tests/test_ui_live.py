@@ -220,6 +220,30 @@ async def test_app_survives_every_source_failing(app: MegatuiApp, monitor: FakeM
         assert "⚠ tart: tart is down · no data yet" in text
         assert "⚠ kubernetes: kubernetes is down · no data yet" in text
         assert "⚠ applications: applications is down · no data yet" in text
+        header = app.header.text.plain
+        assert "no data" in header and "s ago" not in header, header
+
+
+async def test_header_shows_the_age_of_the_oldest_data_when_every_source_fails(
+    app: MegatuiApp, monitor: FakeMonitor, clock: FakeClock
+) -> None:
+    now = monitor.snapshot.generated_at
+    async with app.run_test(size=(160, 48)) as pilot:
+        down = {
+            name: SourceStatus(name, False, error="down", updated_at=now - age)
+            for name, age in (("tart", 40), ("docker", 90), ("kubernetes", 12))
+        }
+        # A fresh snapshot (generated now) whose data is old: not "updated (0 s ago)".
+        monitor.push(replace(monitor.snapshot, sources=down, generated_at=now))
+        await pilot.pause()
+        header = app.header.text.plain
+        assert "(90 s ago)" in header and "last data" in header, header
+        assert "updated" not in header
+        # One source back: the snapshot's own age again.
+        down["tart"] = SourceStatus("tart", True, updated_at=now)
+        monitor.push(replace(monitor.snapshot, sources=down, generated_at=now))
+        await pilot.pause()
+        assert "updated" in app.header.text.plain and "(0 s ago)" in app.header.text.plain
 
 
 # --- outside text is never markup -----------------------------------------------------

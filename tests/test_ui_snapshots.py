@@ -94,6 +94,35 @@ def test_help_screen(snap_compare: SnapCompare) -> None:
     assert snap_compare(app_for(), terminal_size=(120, 40), run_before=run_before)
 
 
+def test_detail_screen_80x24(snap_compare: SnapCompare) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await select("dev-ready", "d")(pilot)
+        await until(pilot, lambda: isinstance(pilot.app.screen, DetailScreen), "the detail")
+        screen = pilot.app.screen
+        assert isinstance(screen, DetailScreen)
+        await until(pilot, lambda: screen.loaded, "tart get and the log")
+
+    assert snap_compare(app_for(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_stop_confirmation_80x24(snap_compare: SnapCompare) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await select("db-ssh", "x")(pilot)
+        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmStopScreen), "dialog")
+
+    assert snap_compare(app_for(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_help_screen_80x24_scrolled_to_the_end(snap_compare: SnapCompare) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), "help")
+        await pilot.press("end")
+        await pilot.pause()
+
+    assert snap_compare(app_for(), terminal_size=(80, 24), run_before=run_before)
+
+
 def test_palette(snap_compare: SnapCompare) -> None:
     async def run_before(pilot: Pilot[None]) -> None:
         await pilot.press("ctrl+p")

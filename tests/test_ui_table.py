@@ -176,6 +176,21 @@ async def test_the_cursor_follows_its_row_and_stays_put_when_it_goes() -> None:
         assert plain(table.render_line(0)).split() == ["NAME", "STATE"]
 
 
+async def test_rows_arriving_one_by_one_leave_an_untouched_cursor_on_the_first() -> None:
+    # The Applications arrive one watch event at a time, the last name first.
+    app = TableApp([])
+    async with app.run_test(size=(40, 10)):
+        table = app.table
+        arrived: list[Row] = []
+        for row in reversed(rows(4)):
+            arrived = sorted([*arrived, row], key=lambda r: r.key)
+            table.sync(arrived)
+        assert table.cursor_row == 0 and table.cursor_key == "r000"
+        table.select_key("r000")  # chosen, even where it already was: it follows its row
+        table.sync([Row("a", (Text("a"), Text(""))), *arrived])
+        assert table.cursor_key == "r000" and table.cursor_row == 1
+
+
 async def test_follow_head_keeps_the_newest_row_selected() -> None:
     app = TableApp(rows(3), follow_head=True)
     async with app.run_test(size=(40, 10)):

@@ -6,6 +6,7 @@ snapshots they want, read back the calls the app made, and make actions fail on 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +29,7 @@ from megatui.model import (
     Event,
     KindCluster,
     KindNodeContainer,
+    KubeEvent,
     Node,
     Phase,
     PhaseSpan,
@@ -36,6 +38,8 @@ from megatui.model import (
     SourceStatus,
     TartState,
 )
+from megatui.monitor import RUN_MARKER, current_run
+from megatui.sources.kube_logs import LogBuffer, LogLine
 from megatui.ui.app import MegatuiApp
 
 #: The fake "now" of every UI test: FakeClock's default start.
@@ -67,6 +71,10 @@ class FakeMonitor:
         self.logs: dict[str, list[str]] = {}
         self.started = False
         self.stopped = False
+        self.kube_events: dict[str, list[KubeEvent]] = {}
+        self.events_error: str | None = None
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.pod_logs: dict[tuple[str, str, bool], list[LogLine]] = {}
 
     # --- MonitorAPI ---------------------------------------------------------------
 
@@ -127,7 +135,44 @@ class FakeMonitor:
 
     async def read_log_tail(self, name: str, lines: int = 50) -> list[str]:
         self.calls.append(("read_log_tail", name))
-        return self.logs.get(name, [])[-lines:]
+        return current_run(self.logs.get(name, []))[-lines:]
+
+    # --- drill-down -----------------------------------------------------------------
+
+    def pod_events(self, namespace: str, name: str, uid: str = "") -> list[KubeEvent]:
+        self.calls.append(("pod_events", namespace, name))
+        return list(self.kube_events.get(f"{namespace}/{name}", []))
+
+    def events_problem(self) -> str | None:
+        return self.events_error
+
+    async def kube_object(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        self.calls.append(("kube_object", kind, namespace, name))
+        self._maybe_fail("kube_object")
+        found = self.objects.get((kind, name))
+        if found is None:
+            raise ActionError(f'{kind}s "{name}" not found (404)')
+        return found
+
+    async def follow_pod_logs(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        buffer: LogBuffer,
+        on_lines: Callable[[list[LogLine]], None],
+        *,
+        previous: bool = False,
+    ) -> None:
+        self.calls.append(("follow_pod_logs", pod, container, "previous" if previous else ""))
+        self._maybe_fail("follow_pod_logs")
+        lines = self.pod_logs.get((pod, container, previous), [])
+        for line in lines:
+            buffer.add(line)
+        if lines:
+            on_lines(list(lines))
+        if not previous:
+            await asyncio.Event().wait()  # a follow lasts until the screen cancels it
 
     # --- test controls ------------------------------------------------------------
 
@@ -292,6 +337,7 @@ def sample_pods(now: float = NOW) -> tuple[Pod, ...]:
         restarts: str = "0",
         age: float = 2 * 86400,
         node: str = "megalopolis-control-plane",
+        why: str | None = None,
     ) -> Pod:
         return Pod(
             name,
@@ -303,6 +349,7 @@ def sample_pods(now: float = NOW) -> tuple[Pod, ...]:
             now - age,
             component=component,
             running_ready=status == "Running" and ready.split("/")[0] == ready.split("/")[1],
+            why=why,
         )
 
     return (
@@ -317,6 +364,7 @@ def sample_pods(now: float = NOW) -> tuple[Pod, ...]:
             ready="0/1",
             restarts="7 (2m14s ago)",
             node="megalopolis-worker",
+            why="dex: Error, exit code 2: failed to initialize storage: permission denied",
         ),
         pod("argocd-notifications-controller-7b9f8c6d4-h3j5k", "argocd-notifications-controller"),
         pod("argocd-redis-6c8d7f9b5-x7z2c", "argocd-redis", age=5 * 3600 + 20 * 60),
@@ -449,12 +497,27 @@ def sample_monitor(
     )
     if stale:
         monitor.retry["docker"] = 8.0
+    # As megatui's log of a VM reads: a marker per run it started; a `tart run
+    # --no-graphics` that works prints nothing, one that is stopped "Stopping VM..."
+    # (tart.md §6). The previous run stays in the file but not on the screen.
     monitor.logs["dev-ready"] = [
-        "2026-05-28T19:05:01Z tart run --no-graphics dev-ready",
-        "2026-05-28T19:05:25Z VM started, waiting for the guest to boot",
-        "2026-05-28T19:06:46Z IP 192.168.64.10 (dhcp)",
-        "2026-05-28T19:07:29Z sshd answered, login ok",
+        f"{RUN_MARKER}2026-05-28T17:40:12Z ---",
+        "Stopping VM...",
+        f"{RUN_MARKER}2026-05-28T19:22:00Z ---",
     ]
+    # `tart get --format json` of a running VM (tart.md §4), in the random key order
+    # tart prints it in.
+    monitor.details["dev-ready"] = {
+        "Size": "22.518",
+        "Running": True,
+        "CPU": 4,
+        "State": "running",
+        "Display": "1024x768",
+        "Memory": 8192,
+        "DiskFormat": "raw",
+        "OS": "darwin",
+        "Disk": 50,
+    }
     return monitor
 
 

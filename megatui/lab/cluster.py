@@ -28,6 +28,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from megatui.lab import drill_scenario
 from megatui.lab.kube_api import (
     APPLICATIONS,
     NAMESPACES,
@@ -292,6 +293,24 @@ def _container_spec(name: str, image: str, port: int | None, probe: bool) -> JSO
     return spec
 
 
+#: The kubelet's restart back-off of a crash-looping container: 10 s, doubled after
+#: each crash, at most 5 min (kubernetes.md; kubelet's CrashLoopBackOff).
+CRASH_BACKOFF_INITIAL = 10.0
+CRASH_BACKOFF_MAX = 300.0
+
+
+def crash_backoff(crashes: int) -> float:
+    """Seconds the kubelet waits before restarting after the `crashes`-th crash."""
+    return min(CRASH_BACKOFF_INITIAL * 2.0 ** max(0, crashes - 1), CRASH_BACKOFF_MAX)
+
+
+def go_duration(seconds: float) -> str:
+    """A duration as Go prints it in kubelet messages: 10s, 1m20s, 5m0s."""
+    whole = int(seconds)
+    minutes, secs = divmod(whole, 60)
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
 def pod_object(
     comp: Component,
     stage: Stage,
@@ -302,6 +321,7 @@ def pod_object(
     last_restart: float | None = None,
     namespace: str = NAMESPACE,
     labels: dict[str, str] | None = None,
+    backoff: float = 40.0,
 ) -> JSON:
     """A pod of `comp` at `stage`, with statuses as the kubelet reports them."""
     node_suffix = comp.node.rsplit("-", 1)[-1]
@@ -502,7 +522,8 @@ def pod_object(
             main_state = {
                 "waiting": {
                     "reason": "CrashLoopBackOff",
-                    "message": f"back-off 40s restarting failed container={comp.container} "
+                    "message": f"back-off {go_duration(backoff)} restarting failed "
+                    f"container={comp.container} "
                     f"pod={comp.pod}_{namespace}({meta['uid']})",
                 }
             }
@@ -758,6 +779,8 @@ def _script(cluster: LabCluster, start: float, clock: Callable[[], float]) -> li
             obj = application_object(
                 name_, sync=sync, health=health, created=start, now=clock(), **kw
             )
+            if health == "Degraded":
+                obj = drill_scenario.degrade_application(obj)
             cluster.set_object(APPLICATIONS, obj)
 
         return action
@@ -805,24 +828,26 @@ async def _drive(
 async def _crash_loop(
     cluster: LabCluster, start: float, speed: float, clock: Callable[[], float]
 ) -> None:
-    """The repo-server starts, fails its probe, exits with an error and backs off, with
-    the back-off doubling as the kubelet's does (10 s, 20 s, 40 s ... here scaled)."""
+    """The repo-server starts, fails its probe, exits with an error and backs off as
+    the kubelet does: 10 s, 20 s, 40 s ... 5 min (divided by `speed`), so Events get
+    a few lines a minute at first and one every 5 minutes after, not one every 9 s."""
     comp = next(
         c for c in argocd_components(cluster.cluster_name) if c.name == "argocd-repo-server"
     )
     restarts = 0
-    backoff = 1.0
     while True:
         await asyncio.sleep(1.0 / speed)
         now = clock()
-        cluster.set_object(
+        crashed = cluster.set_object(
             PODS,
             pod_object(
                 comp, Stage.ERROR, created=start, now=now, restarts=restarts, last_restart=now
             ),
         )
+        drill_scenario.repo_server_run(cluster.api, crashed, now, crashed=True)
         restarts += 1
         last = now
+        backoff = crash_backoff(restarts)
         await asyncio.sleep(0.3 / speed)
         cluster.set_object(
             PODS,
@@ -833,10 +858,10 @@ async def _crash_loop(
                 now=clock(),
                 restarts=restarts,
                 last_restart=last,
+                backoff=backoff,
             ),
         )
         await asyncio.sleep(backoff / speed)
-        backoff = min(backoff * 2, 8.0)
         cluster.set_object(
             PODS,
             pod_object(
@@ -878,6 +903,7 @@ def populate_settled(
                 restarts=7,
                 last_restart=now - 12 * 60 - 30,
                 namespace=namespace,
+                backoff=crash_backoff(7),
             )
         else:
             pod = pod_object(comp, Stage.RUNNING, created=created, now=now, namespace=namespace)
@@ -969,8 +995,10 @@ async def start_lab_cluster(
                 path="kustomize-guestbook",
             ),
         )
+        drill_scenario.seed_orchard(api, now)
     else:
         populate_settled(store, now=now, cluster=name)
+        drill_scenario.seed(api, now)
     for pod in load_pods(extra_pods, created=now - 3600, now=now, cluster=name):
         store.set(PODS, pod)
     url = await api.start(host, port)

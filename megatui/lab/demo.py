@@ -17,6 +17,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,9 @@ class _LoopThread:
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            # Its self-pipe sockets would otherwise be left to the garbage collector.
+            self.loop.close()
 
 
 class DemoLab:
@@ -73,11 +77,19 @@ class DemoLab:
     def config_path(self) -> Path:
         return self.root / "megatui.toml"
 
+    @property
+    def key_path(self) -> Path:
+        """The lab's own SSH key: every lab VM accepts it, so `Enter` (the system's
+        ssh) logs in without asking for the password."""
+        return self.root / "ssh" / "id_ed25519"
+
     def start(self) -> None:
         from megatui.lab.cluster import start_lab_cluster
         from megatui.lab.docker_api import start_fake_docker
 
         self.root.mkdir(parents=True, exist_ok=True)
+        public = _ensure_key(self.key_path)
+        self.specs = tuple(replace(s, authorized_key=public) for s in self.specs)
         self.tart = create_tart_lab(self.root / "tart", self.specs)
         self._loop = _LoopThread()
         self._cluster = self._loop.call(
@@ -89,8 +101,11 @@ class DemoLab:
 
     def _config_toml(self) -> str:
         assert self.tart is not None
+        text = self.tart.megatui_config_toml()
+        # The key first: ssh (Enter) and the probes log in with it, no password asked.
+        text = text.replace("[ssh]\n", f"[ssh]\nkey = {_toml_str(str(self.key_path))}\n", 1)
         return (
-            self.tart.megatui_config_toml()
+            text
             + "\n[kube]\n"
             + f"kubeconfig = {_toml_str(str(self._cluster.kubeconfig_path))}\n"
             + f"context = {_toml_str(self._cluster.context)}\n"
@@ -102,12 +117,13 @@ class DemoLab:
     def stop(self) -> None:
         if self.tart is not None:
             self.tart.stop_all()
-        if self._loop is not None:
+        loop, self._loop = self._loop, None  # stop() may run twice (hangup, then finally)
+        if loop is not None:
             for server in (self._docker, self._cluster):
                 if server is not None:
                     with contextlib.suppress(Exception):
-                        self._loop.call(server.stop(), timeout=10)
-            self._loop.close()
+                        loop.call(server.stop(), timeout=10)
+            loop.close()
 
     def environ(self) -> dict[str, str]:
         """Keep the demo's host keys, boot history and logs out of the user's dirs:
@@ -116,6 +132,32 @@ class DemoLab:
             "MEGATUI_DATA_DIR": str(self.root / "data"),
             "MEGATUI_STATE_DIR": str(self.root / "state"),
         }
+
+
+def _ensure_key(path: Path) -> str:
+    """An ed25519 key pair at `path` (made once); returns the public key line."""
+    public = path.with_suffix(".pub")
+    if not (path.is_file() and public.is_file()):
+        import asyncssh
+
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = asyncssh.generate_private_key("ssh-ed25519", comment="megatui-lab")
+        # ssh refuses a private key that others can read.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(key.export_private_key())
+        public.write_bytes(key.export_public_key())
+    return public.read_text("utf-8").strip()
+
+
+def login_line(lab: DemoLab) -> str:
+    """How to log in to the lab's VMs, for where the user looks first."""
+    spec = lab.specs[0] if lab.specs else None
+    user, password = (spec.user, spec.password) if spec else ("admin", "admin")
+    return (
+        f"VM logins: user {user}, key {lab.key_path} (Enter uses it); "
+        f"password {password} where a password is asked"
+    )
 
 
 def _toml_str(value: str) -> str:
@@ -148,7 +190,9 @@ def run_demo(directory: str | None) -> int:
             lab.start()
             os.environ.update(lab.environ())
             settings = load_settings(lab.config_path, environ={})
-            return run_app(build_monitor(settings), settings, on_hangup=lab.stop)
+            return run_app(
+                build_monitor(settings), settings, on_hangup=lab.stop, notice=login_line(lab)
+            )
         finally:
             lab.stop()
 
@@ -164,6 +208,7 @@ def run_lab(directory: str | None) -> int:
             print(f"    {env} megatui --config {lab.config_path} status\n")
             assert lab.tart is not None
             print(f"tart: {lab.tart.tart_path}")
+            print(login_line(lab))
             for spec in lab.specs:
                 host, port = lab.tart.address(spec.name)
                 print(f"  VM {spec.name}: {host}:{port} ({spec.initial})")

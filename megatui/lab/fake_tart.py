@@ -55,6 +55,8 @@ class LabPaths:
         self.settings = self.lab / "lab.json"
         self.hang = self.lab / "hang"
         self.hung = self.lab / "hung"
+        #: fault/<command> holds a fault name (FAULTS) that `tart <command>` acts out.
+        self.fault = self.lab / "fault"
 
     def vm_dir(self, name: str) -> Path:
         return self.vms / urllib.parse.quote(name, safe="")
@@ -879,6 +881,25 @@ def _hang(paths: LabPaths, command: str) -> NoReturn:
         signal.pause()
 
 
+# --------------------------------------------------------------------------- faults
+
+#: What each fault prints (to stdout, to stderr) and its exit code. "locked" is the
+#: keychain message tart prints over SSH without an unlocked login keychain (tart.md
+#: §6.6); "garbage" is output that is no JSON at all, with a successful exit.
+FAULTS: dict[str, tuple[str, str, int]] = {
+    "garbage": ("\x1b[31m\ufffd\x00 Segmentation fault? {{[[ not json\n", "", 0),
+    "locked": ("", "Error: Keychain returned unsuccessful status -25308\n", 1),
+}
+
+
+def _fault(paths: LabPaths, command: str) -> str | None:
+    try:
+        name = (paths.fault / command).read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return name if name in FAULTS else None
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -912,6 +933,11 @@ def main(argv: Sequence[str] | None = None, *, root: str | Path | None = None) -
     hang_name = "version" if command == "--version" else command
     if hang_name and (paths.hang / hang_name).exists():
         _hang(paths, hang_name)
+    if hang_name and (fault := _fault(paths, hang_name)) is not None:
+        out, err, code = FAULTS[fault]
+        sys.stdout.write(out)
+        sys.stderr.write(err)
+        return code
 
     if not args or command in ("-h", "--help", "help"):
         _out(_help())

@@ -15,8 +15,10 @@ What it reproduces, because clients depend on it (kubernetes.md §2-§5, §10):
   the Application CRD's printer columns;
 * `Status` bodies for every error.
 
-Fault hooks for tests live on `FakeKubeAPI`: cut watch streams, hang, expire the
-history, require credentials, forbid resources, inject errors, drop the CRD.
+Fault hooks for tests live on `FakeKubeAPI`: cut watch streams, hang, freeze (a
+stopped process: nothing answered, open watches fall silent), silence the watches
+only, expire the history, require credentials, forbid resources, inject errors,
+serve raw list bodies and watch lines (garbage), drop the CRD.
 The store and the server must be used from the event loop that runs them.
 """
 
@@ -105,7 +107,8 @@ PODS = ResourceType("", "v1", "pods", "pod", "Pod", True, ("po",), ("all",))
 APPLICATIONS = ResourceType(
     "argoproj.io", "v1alpha1", "applications", "application", "Application", True, ("app", "apps")
 )
-RESOURCES: tuple[ResourceType, ...] = (NAMESPACES, NODES, PODS, APPLICATIONS)
+EVENTS = ResourceType("", "v1", "events", "event", "Event", True, ("ev",))
+RESOURCES: tuple[ResourceType, ...] = (NAMESPACES, NODES, PODS, APPLICATIONS, EVENTS)
 
 
 # --------------------------------------------------------------------------- time
@@ -313,7 +316,7 @@ class Subscription:
     namespace: str | None
     match: Predicate
     bookmarks: bool = False
-    queue: asyncio.Queue[StoreEvent | str] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[StoreEvent | str | bytes] = field(default_factory=asyncio.Queue)
 
     def wants(self, event: StoreEvent) -> bool:
         if event.resource is not self.resource:
@@ -788,6 +791,13 @@ class _Route:
 
 
 @dataclass(slots=True)
+class _InjectedList:
+    plural: str
+    body: Callable[[], Iterable[bytes]]
+    remaining: int | None
+
+
+@dataclass(slots=True)
 class _InjectedError:
     code: int
     message: str
@@ -806,7 +816,12 @@ class FakeKubeAPI:
 
     Fault hooks (all take effect for new requests at once):
     `hang`, `require_auth`/`tokens`, `forbid()`, `inject_error()`, `drop_crd()`,
-    `cut_watches()`, `expire_history()`, `send_bookmarks()`.
+    `cut_watches()`, `expire_history()`, `send_bookmarks()`, `freeze()`/`thaw()`,
+    `silence()`, `inject_list()`, `send_raw()`.
+
+    Bookmarks go to watches that allow them every `bookmark_interval` seconds (the
+    real watch cache sends one about every minute; kubernetes.md §4 says clients must
+    not count on any interval, and megatui does not).
     """
 
     def __init__(
@@ -832,6 +847,10 @@ class FakeKubeAPI:
         self.forbidden: set[str] = set()  # plurals, or "*"
         self.crd_installed = True
         self._errors: list[_InjectedError] = []
+        self._lists: list[_InjectedList] = []
+        # Cleared while watches must send nothing (freeze(), silence()).
+        self._speaking = asyncio.Event()
+        self._speaking.set()
         self._release = asyncio.Event()
         self._watches: set[Subscription] = set()
         self._tick = asyncio.Event()
@@ -839,6 +858,10 @@ class FakeKubeAPI:
         self._stopping = False
         self.url = ""
         self.port = 0
+        # events.k8s.io and pods/log are served by their own modules (kube_extensions).
+        from megatui.lab.kube_extensions import Extensions
+
+        self.ext = Extensions(self)
 
     # -- life
 
@@ -864,6 +887,7 @@ class FakeKubeAPI:
     async def stop(self) -> None:
         self._stopping = True
         self._release.set()
+        self._speaking.set()
         for sub in list(self._watches):
             sub.queue.put_nowait(_END)
         if self._runner is not None:
@@ -927,6 +951,7 @@ class FakeKubeAPI:
 
     def clear_errors(self) -> None:
         self._errors.clear()
+        self._lists.clear()
 
     def set_hang(self, on: bool) -> None:
         """Accept connections and never answer them (until turned off: then the
@@ -936,6 +961,43 @@ class FakeKubeAPI:
             self._release = asyncio.Event()
         else:
             self._release.set()
+
+    def freeze(self) -> None:
+        """Behave like a stopped API server process (SIGSTOP): connections are accepted
+        by the kernel but no request is answered, and open watches send nothing more,
+        not even the end of the stream at timeoutSeconds."""
+        self.set_hang(True)
+        self._speaking.clear()
+
+    def thaw(self) -> None:
+        """Undo freeze(): held requests are dropped, watches resume."""
+        self.set_hang(False)
+        self._speaking.set()
+
+    def silence(self, on: bool) -> None:
+        """Watches (open and new) send nothing: no event, no bookmark, no end, while
+        lists are still answered. A proxy that buffers streams looks like this."""
+        if on:
+            self._speaking.clear()
+        else:
+            self._speaking.set()
+
+    def inject_list(
+        self, plural: str, body: Callable[[], Iterable[bytes]], *, times: int | None = None
+    ) -> None:
+        """Answer lists of `plural` with the chunks body() yields (HTTP 200, chunked,
+        no Content-Length): garbage of any shape or size. `times` lists, or until
+        clear_errors()."""
+        self._lists.append(_InjectedList(plural, body, times))
+
+    def send_raw(self, line: bytes, resource: ResourceType | None = None) -> int:
+        """Write these raw bytes to every open watch (of `resource`), as they are."""
+        n = 0
+        for sub in list(self._watches):
+            if resource is None or sub.resource is resource:
+                sub.queue.put_nowait(line)
+                n += 1
+        return n
 
     def cut_watches(self, resource: ResourceType | None = None, *, partial: bool = False) -> int:
         """Close open watch streams abruptly, without the final chunk; with `partial`,
@@ -1077,6 +1139,7 @@ class FakeKubeAPI:
             if self.crd_installed:
                 gv = {"groupVersion": APPLICATIONS.group_version, "version": "v1alpha1"}
                 groups.append({"name": "argoproj.io", "versions": [gv], "preferredVersion": gv})
+            groups.extend(self.ext.groups())
             return web.json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
         if path == "/apis/argoproj.io" and self.crd_installed:
             gv = {"groupVersion": APPLICATIONS.group_version, "version": "v1alpha1"}
@@ -1089,6 +1152,9 @@ class FakeKubeAPI:
                     "preferredVersion": gv,
                 }
             )
+        handled = await self.ext.dispatch(request, path)
+        if handled is not None:
+            return handled
         route = self._route(path)
         if route == "discovery":
             core = path == "/api/v1"
@@ -1123,6 +1189,9 @@ class FakeKubeAPI:
                 return self._get(request, route)
             if parse_bool(request.query.get("watch")):
                 return await self._watch(request, route)
+            injected = self._injected_list(route.resource.plural)
+            if injected is not None:
+                return await self._raw_list(request, injected)
             return self._list(request, route)
         if request.method in ("PUT", "POST"):
             return await self._write(request, route)
@@ -1196,6 +1265,29 @@ class FakeKubeAPI:
         labels = label_selector(request.query.get("labelSelector"))
         fields = field_selector(request.query.get("fieldSelector"))
         return lambda obj: labels(obj) and fields(obj)
+
+    def _injected_list(self, plural: str) -> _InjectedList | None:
+        for inj in self._lists:
+            if inj.plural == plural:
+                if inj.remaining is not None:
+                    inj.remaining -= 1
+                    if inj.remaining <= 0:
+                        self._lists.remove(inj)
+                return inj
+        return None
+
+    async def _raw_list(self, request: web.Request, inj: _InjectedList) -> web.StreamResponse:
+        response = web.StreamResponse(status=200)
+        response.content_type = "application/json"
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            for chunk in inj.body():
+                await response.write(chunk)
+            await response.write_eof()
+        except (ConnectionResetError, ConnectionError):
+            raise asyncio.CancelledError from None
+        return response
 
     def _list(self, request: web.Request, route: _Route) -> web.Response:
         match = self._matcher(request)
@@ -1335,6 +1427,7 @@ class FakeKubeAPI:
                 return response
             self._watches.add(sub)
             self._notify()
+            await self._speaking.wait()
             for event_type, obj in initial:
                 await response.write(encode(event_type, obj))
             loop = asyncio.get_running_loop()
@@ -1345,6 +1438,10 @@ class FakeKubeAPI:
                 else None
             )
             while not self._stopping:
+                if not self._speaking.is_set():
+                    # Frozen or silenced: nothing goes out, not even the timeout's end.
+                    await self._speaking.wait()
+                    continue
                 now = loop.time()
                 if now >= deadline:
                     break
@@ -1358,6 +1455,8 @@ class FakeKubeAPI:
                         next_bookmark = loop.time() + (self.bookmark_interval or 60.0)
                     else:
                         continue
+                if not self._speaking.is_set():
+                    await self._speaking.wait()  # held until the freeze ends
                 if isinstance(item, StoreEvent):
                     line = (
                         encode(item.type, with_kind(item.resource, item.obj))
@@ -1365,6 +1464,8 @@ class FakeKubeAPI:
                         else item.line()
                     )
                     await response.write(line)
+                elif isinstance(item, bytes):
+                    await response.write(item)
                 elif item == _BOOKMARK:
                     mark = {
                         "kind": route.resource.kind,

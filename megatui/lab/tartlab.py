@@ -28,12 +28,14 @@ from typing import Literal
 
 import megatui
 from megatui.lab.fake_tart import (
+    FAULTS,
     LabPaths,
     lock_holder,
     read_json,
     swift_json,
     write_atomic,
 )
+from megatui.lab.vmserver import SSHD_FAULTS
 
 #: The image a lab caches by default, so `tart list` shows OCI entries (twice each).
 DEFAULT_OCI_IMAGES: tuple[str, ...] = ("ghcr.io/cirruslabs/macos-sequoia-base:latest",)
@@ -349,6 +351,32 @@ class TartLab:
         else:
             with contextlib.suppress(FileNotFoundError):
                 flag.unlink()
+
+    def set_fault(self, command: str, fault: str | None) -> None:
+        """Make `tart <command>` act out a fault of fake_tart.FAULTS ("garbage",
+        "locked"), or behave again (None)."""
+        flag = self.paths.fault / command
+        if fault is None:
+            with contextlib.suppress(FileNotFoundError):
+                flag.unlink()
+            return
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}: one of {', '.join(sorted(FAULTS))}")
+        flag.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(flag, fault + "\n")
+
+    def set_sshd_fault(self, name: str, fault: str | None) -> None:
+        """Break the running VM's sshd: "down" (nothing listens, sessions are cut) or
+        "listener-dead" (nothing listens, open sessions live on); None mends it."""
+        self.spec(name)
+        flag = self.paths.lab_vm_dir(name) / "sshd_fault"
+        if fault is None:
+            with contextlib.suppress(FileNotFoundError):
+                flag.unlink()
+            return
+        if fault not in SSHD_FAULTS:
+            raise ValueError(f"unknown sshd fault {fault!r}: one of {sorted(SSHD_FAULTS)}")
+        write_atomic(flag, fault + "\n")
 
     def rotate_host_key(self, name: str) -> None:
         """Give the VM a new SSH host key; new connections see it at once."""

@@ -35,9 +35,55 @@ if TYPE_CHECKING:
 
 from megatui.lab.fake_tart import LabPaths, lab_spec, timeline, write_lease
 
+#: Faults of a VM's sshd that `TartLab.set_sshd_fault` switches on, and how often
+#: the VM looks for them.
+SSHD_FAULTS = frozenset({"down", "listener-dead"})
+_FAULT_POLL = 0.05
+
 #: What the fake guest answers to `uname -r` and `sw_vers`.
 _DARWIN_RELEASE = "24.6.0"
 _MACOS_VERSION = ("15.6", "24G84")
+#: A new macOS user's home folder, as `ls` shows it; a Linux guest's home is empty.
+_DARWIN_HOME = ("Desktop", "Documents", "Downloads", "Library", "Movies", "Music", "Pictures")
+#: Clears a terminal and puts the cursor home.
+CLEAR = "\x1b[H\x1b[2J"
+#: The commands this shell knows, for `help` and the line after "command not found".
+BUILTINS = (
+    "echo",
+    "ls",
+    "pwd",
+    "cd",
+    "uname",
+    "sw_vers",
+    "hostname",
+    "whoami",
+    "sleep",
+    "true",
+    "false",
+    "clear",
+    "help",
+    "exit",
+)
+
+
+def _home(user: str, os_name: str) -> str:
+    return f"/Users/{user}" if os_name == "darwin" else f"/home/{user}"
+
+
+def _ls(args: list[str], user: str, os_name: str) -> tuple[str, str, int]:
+    """The home folder, the only place this guest has: `ls`, `ls -la`, `ls ~/Desktop`."""
+    names = _DARWIN_HOME if os_name == "darwin" else ()
+    home = _home(user, os_name)
+    paths = [a for a in args if not a.startswith("-")]
+    for path in paths:
+        if path not in (".", "~", home, *names, *(f"~/{n}" for n in names)):
+            return "", f"ls: {path}: No such file or directory\n", 1
+    if paths and paths != ["."] and paths != ["~"] and paths != [home]:
+        return "", "", 0  # a folder of the home: empty on a fresh guest
+    one_per_line = any(a.startswith("-") and ("l" in a or "1" in a) for a in args)
+    if not names:
+        return "", "", 0
+    return ("\n" if one_per_line else "  ").join(names) + "\n", "", 0
 
 
 async def run_command(command: str, *, vm: str, user: str, os_name: str) -> tuple[str, str, int]:
@@ -59,6 +105,23 @@ async def run_command(command: str, *, vm: str, user: str, os_name: str) -> tupl
         if args[:1] == ["-n"]:
             return " ".join(args[1:]), "", 0
         return " ".join(args) + "\n", "", 0
+    if prog == "ls":
+        return _ls(args, user, os_name)
+    if prog == "pwd":
+        return _home(user, os_name) + "\n", "", 0
+    if prog == "cd":
+        if args and args[0] not in ("~", _home(user, os_name)):
+            return "", f"cd: no such file or directory: {args[0]}\n", 1
+        return "", "", 0
+    if prog == "clear":
+        return CLEAR, "", 0
+    if prog == "help":
+        return (
+            "This is the megatui lab's pretend VM: no real macOS inside.\n"
+            f"It knows: {', '.join(BUILTINS)}.\n",
+            "",
+            0,
+        )
     if prog == "true":
         return "", "", 0
     if prog == "false":
@@ -115,6 +178,7 @@ class _VM:
         self.resumed = resumed
         self.spec = lab_spec(paths, name)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._conns: set[socket.socket] = set()
 
     # ----------------------------------------------------------------- timeline
 
@@ -163,7 +227,15 @@ class _VM:
         listener.listen(64)
         listener.setblocking(False)
         while True:
-            conn, _peer = await loop.sock_accept(listener)
+            if self._sshd_fault() is not None:
+                listener.close()
+                await self._sshd_fault_passes()
+                return await self._listen(ip, port, login_after, ssh_ready)
+            try:
+                async with asyncio.timeout(_FAULT_POLL):
+                    conn, _peer = await loop.sock_accept(listener)
+            except TimeoutError:
+                continue
             if time.time() < self.started_at + login_after:
                 conn.close()  # booting: the port answers, sshd is not up yet
                 continue
@@ -173,6 +245,25 @@ class _VM:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    # ----------------------------------------------------------------- faults
+
+    def _sshd_fault(self) -> str | None:
+        """`TartLab.set_sshd_fault`: "down" (sshd gone, sessions cut) or
+        "listener-dead" (no new connections; open sessions live on)."""
+        try:
+            text = (self.paths.lab_vm_dir(self.name) / "sshd_fault").read_text().strip()
+        except OSError:
+            return None
+        return text if text in SSHD_FAULTS else None
+
+    async def _sshd_fault_passes(self) -> None:
+        while (fault := self._sshd_fault()) is not None:
+            if fault == "down":
+                for conn in list(self._conns):
+                    with contextlib.suppress(OSError):
+                        conn.shutdown(socket.SHUT_RDWR)
+            await asyncio.sleep(_FAULT_POLL)
+
     async def _serve(self, conn: socket.socket, ssh_ready: asyncio.Future[SSHHandler]) -> None:
         try:
             serve = await ssh_ready
@@ -180,7 +271,11 @@ class _VM:
             conn.close()
             print(f"lab VM {self.name}: no SSH server: {exc}", file=sys.stderr, flush=True)
             return
-        await serve(conn)
+        self._conns.add(conn)
+        try:
+            await serve(conn)
+        finally:
+            self._conns.discard(conn)
 
     # ----------------------------------------------------------------- sessions
 
@@ -194,8 +289,7 @@ class _VM:
                 out, err, status = await run_command(
                     process.command, vm=self.name, user=user, os_name=os_name
                 )
-                process.stdout.write(out)
-                process.stderr.write(err)
+                _write(process, out, err)
                 process.exit(status)
                 return
             await self._shell(process, user, os_name)
@@ -209,7 +303,11 @@ class _VM:
         import asyncssh
 
         stamp = time.strftime("%a %b %d %H:%M:%S")
+        if process.get_terminal_type() is not None:
+            # A fresh screen per session: not the text of the session before it.
+            process.stdout.write(CLEAR)
         process.stdout.write(f"Last login: {stamp} on ttys000 (megatui lab VM {self.name})\n")
+        process.stdout.write("This lab VM has a tiny shell: `help` lists what it knows.\n")
         prompt = f"{user}@{self.name} ~ % "
         status = 0
         while True:
@@ -228,10 +326,22 @@ class _VM:
                 words = command.split()
                 status = int(words[1]) if len(words) > 1 and words[1].isdigit() else 0
                 break
-            out, err, _code = await run_command(command, vm=self.name, user=user, os_name=os_name)
-            process.stdout.write(out)
-            process.stderr.write(err)
+            out, err, code = await run_command(command, vm=self.name, user=user, os_name=os_name)
+            if code == 127:
+                err += "(a megatui lab VM: `help` lists the commands it knows)\n"
+            _write(process, out, err)
         process.exit(status)
+
+
+def _write(process: asyncssh.SSHServerProcess[str], out: str, err: str) -> None:
+    """Output of a command. On a terminal both streams go to the screen, and there
+    every line must end in CR LF: asyncssh's line editor adds the CR on stdout only,
+    so stderr written as is came out stair-stepped."""
+    if process.get_terminal_type() is not None:
+        process.stdout.write(out + err)
+        return
+    process.stdout.write(out)
+    process.stderr.write(err)
 
 
 #: Serves one accepted connection with SSH until the client goes away.

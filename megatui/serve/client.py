@@ -27,8 +27,9 @@ from yarl import URL
 
 from megatui.api import ActionError
 from megatui.config import Settings, state_dir
-from megatui.model import Event, Snapshot, SourceStatus
+from megatui.model import Event, KubeEvent, Snapshot, SourceStatus
 from megatui.snapshot_json import SnapshotFormatError, decode, decode_event
+from megatui.sources.kube_logs import LogBuffer, LogLine
 
 log = logging.getLogger(__name__)
 
@@ -104,15 +105,30 @@ async def probe(target: Target) -> dict[str, Any]:
     return data
 
 
+MAX_LINE = 64 * 1024 * 1024  # a snapshot of a big platform is one long data line
+
+
+async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """Lines of any length up to MAX_LINE (aiohttp's readline stops at 128 KiB)."""
+    buffer = b""
+    while True:
+        chunk = await content.readany()
+        if not chunk:
+            return
+        buffer += chunk
+        while (end := buffer.find(b"\n")) >= 0:
+            yield buffer[:end]
+            buffer = buffer[end + 1 :]
+        if len(buffer) > MAX_LINE:
+            raise SnapshotFormatError(f"an event line longer than {MAX_LINE} bytes")
+
+
 async def sse_messages(content: aiohttp.StreamReader) -> AsyncIterator[tuple[str, str, str]]:
     """(id, event, data) for each message of a text/event-stream."""
     ident = event = ""
     data: list[str] = []
-    while True:
-        raw = await content.readline()
-        if not raw:
-            return
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+    async for raw in _lines(content):
+        line = raw.decode("utf-8", "replace").rstrip("\r")
         if not line:
             if data:
                 yield ident, event or "message", "\n".join(data)
@@ -216,6 +232,29 @@ class RemoteMonitor:
         if not isinstance(got, list):
             return []
         return [line for line in got if isinstance(line, str)]
+
+    # --- drill-down: not served yet ------------------------------------------------------
+
+    def pod_events(self, namespace: str, name: str, uid: str = "") -> list[KubeEvent]:
+        return []
+
+    def events_problem(self) -> str | None:
+        return "pod events are not available in an attached viewer yet"
+
+    async def kube_object(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        raise ActionError(f"{kind} details are not available in an attached viewer yet")
+
+    async def follow_pod_logs(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        buffer: LogBuffer,
+        on_lines: Callable[[list[LogLine]], None],
+        *,
+        previous: bool = False,
+    ) -> None:
+        raise ActionError("pod logs are not available in an attached viewer yet")
 
     # --- HTTP --------------------------------------------------------------------------
 

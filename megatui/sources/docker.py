@@ -17,6 +17,7 @@ import socket
 import ssl
 import stat
 import time
+import traceback
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -356,6 +357,11 @@ class DockerSource:
             status = DockerStatus(
                 reachable=False, error=describe_failure(exc, self.url, self.timeout)
             )
+            # A failed connect leaves the SDK's new socket in a frame of the traceback,
+            # inside a reference cycle that only a later cyclic GC run would free: clear
+            # those frames so that the socket is closed now.
+            for cause in _causes(exc):
+                traceback.clear_frames(cause.__traceback__)
         return _Outcome(client=client, status=status)
 
 

@@ -15,7 +15,18 @@ need only a few fields.
 
 Every failure becomes a one-line status for its source ("kubernetes" for nodes and
 pods, "applications"); the other resources keep working and the last data stays
-(stale) while a failing one backs off with jitter.
+(stale) while a failing one backs off with jitter. `refresh()` (the `r` key) forgets
+the backoff and retries at once.
+
+Nothing from the API server is trusted before its shape is checked: bodies are
+size-capped, every JSON value is type-checked where it is read (`kube_status`), and
+a wrong shape fails only its resource with one line such as "pods: unexpected
+shape: items[3] is not an object".
+
+A watch is never left waiting on a dead server: it asks for `timeoutSeconds`, so a
+healthy server sends an event, a bookmark or the end of the stream at least that
+often, and a watch that receives nothing for `timeoutSeconds + watch_grace` is
+declared stalled (a frozen API server, a dead tunnel) and its source goes stale.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import dataclasses
 import errno as errno_mod
 import json
 import logging
@@ -38,8 +50,17 @@ import aiohttp
 
 from megatui.clock import Clock
 from megatui.config import Settings
-from megatui.model import Application, ArgoSummary, Node, Pod, SourceStatus
-from megatui.sources.kube_status import application_row, argocd_summary, node_row, pod_row
+from megatui.model import Application, ArgoSummary, Node, Pod, SourceStatus, StatusKind
+from megatui.sources.kube_status import (
+    ShapeError,
+    application_row,
+    argocd_summary,
+    node_row,
+    object_key,
+    pod_row,
+    resource_version,
+)
+from megatui.sources.pod_why import pod_clue
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +69,16 @@ JSON = dict[str, Any]
 KUBERNETES = "kubernetes"
 APPLICATIONS = "applications"
 CRD_MISSING = "ArgoCD Applications CRD not installed"
+
+# Size caps on what the API server may make us hold. A list is parsed whole, and
+# json.loads needs several times the body in memory: 5,000 pods with full status list
+# as about 30 MB, so 64 MiB leaves twice that room and still bounds a runaway body.
+LIST_CAP = 64 * 1024 * 1024
+# etcd refuses a request over 1.5 MiB (--max-request-bytes), so no stored object, and no
+# watch event carrying one, is bigger; 2 MiB per event line is never hit by real data.
+EVENT_CAP = 2 * 1024 * 1024
+# Error bodies are Status objects of a few hundred bytes; only the message is shown.
+STATUS_CAP = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +105,13 @@ class KubeTiming:
     crd_retry: float = 60.0  # a missing CRD is looked for again this rarely
     coalesce: float = 0.05  # at most one on_change per this many seconds in a burst
     restarts_refresh: float = 10.0  # re-render "N (5m ago)" restarts this often
+    # A watch asks the server to end it after timeoutSeconds; one that receives nothing
+    # for timeoutSeconds + watch_grace (no event, no bookmark, no end) is stalled.
+    watch_grace: float = 5.0
+
+
+#: What a KubeSource built without `timing` uses (the Monitor's): fault tests shrink it.
+DEFAULT_TIMING = KubeTiming()
 
 
 class KubeError(Exception):
@@ -94,6 +132,18 @@ class _CrdMissing(Exception):
 
 class _StreamCut(KubeError):
     """A watch stream broke off in the middle; resume from the last RV."""
+
+
+class _Stalled(KubeError):
+    """A watch received nothing for longer than its heartbeat allows."""
+
+
+class _BadShape(KubeError):
+    """The API server sent data of an unexpected shape: fail the resource, back off,
+    and start it over with a fresh list."""
+
+    def __init__(self, resource: str, detail: str) -> None:
+        super().__init__(f"{resource}: unexpected shape: {detail}")
 
 
 class _Reload(Exception):
@@ -174,6 +224,13 @@ def load_kubeconfig(paths: list[str]) -> tuple[JSON, str]:
                     continue
                 if item["name"] in seen[section]:
                     continue
+                inner = item.get(section[:-1])
+                if inner is not None and not isinstance(inner, dict):
+                    # The client would fail on it with an AttributeError of its own.
+                    raise _ConfigError(
+                        f"kubeconfig {_display(path)}: {section[:-1]} '{item['name']}' "
+                        "is not a mapping"
+                    )
                 seen[section].add(item["name"])
                 if section == "clusters":
                     _absolutize(item.get("cluster"), ("certificate-authority",), base)
@@ -231,10 +288,12 @@ async def connect(settings: Settings, override: str | None = None) -> _Client:
         raise _ConfigError(f"kube context '{context}' not found in {where}")
     cluster_name = ctx.get("cluster")
     cluster = _entry(config, "clusters", str(cluster_name))
-    if cluster is None or not cluster.get("server"):
+    if cluster is None:
         raise _ConfigError(
             f"kube context '{context}' names cluster '{cluster_name}', which {where} lacks"
         )
+    if not isinstance(cluster.get("server"), str) or not cluster["server"]:
+        raise _ConfigError(f"cluster '{cluster_name}' in {where} has no server address")
     if override:
         apply_override(cluster, override)
     server = str(cluster["server"]).rstrip("/")
@@ -250,6 +309,11 @@ async def connect(settings: Settings, override: str | None = None) -> _Client:
     except (OSError, ValueError) as exc:
         # ssl.SSLError is an OSError: unreadable or mismatched certificate data.
         raise _ConfigError(f"invalid credentials in kubeconfig {where}: {exc}") from None
+    except Exception as exc:
+        # The client reads the kubeconfig's entries without checking their types (a
+        # `user` that is a string raises AttributeError): still the file's fault.
+        detail = _one_line(f"{type(exc).__name__}: {exc}")
+        raise _ConfigError(f"invalid kubeconfig {where}: {detail}") from None
     return _Client(api=api, context=context, server=server, signature=signature)
 
 
@@ -312,6 +376,7 @@ class _Health:
     note: str | None = None
     updated_at: float | None = None
     next_retry_at: float | None = None
+    kind: StatusKind = StatusKind.OK
 
 
 class _Resource:
@@ -357,6 +422,9 @@ def _node_entry(obj: JSON, _now: float) -> tuple[str, Any]:
 
 def _pod_entry(obj: JSON, now: float) -> tuple[str, Any]:
     row = pod_row(obj, now)
+    clue = pod_clue(obj, row.status, row.running_ready)  # the pod's own side of its WHY
+    if clue is not None:
+        row = dataclasses.replace(row, clue=clue)
     return f"{row.namespace}/{row.name}", row
 
 
@@ -366,10 +434,7 @@ def _app_entry(obj: JSON, _now: float) -> tuple[str, Any]:
 
 
 def _key_of(res: _Resource, obj: JSON) -> str:
-    meta = obj.get("metadata") or {}
-    if res.name == "nodes":
-        return str(meta.get("name") or "")
-    return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
+    return object_key(obj, namespaced=res.name != "nodes")
 
 
 # --------------------------------------------------------------------------- errors
@@ -415,7 +480,7 @@ class KubeSource:
         self.clock = clock
         self.on_change = on_change
         self.api_server_override = api_server_override
-        self.timing = timing or KubeTiming()
+        self.timing = timing or DEFAULT_TIMING
         self._rng = rng or random.Random()
         ns = urllib.parse.quote(settings.namespace, safe="")
         self.nodes = _Resource("nodes", "/api/v1/nodes", _node_entry)
@@ -432,6 +497,8 @@ class KubeSource:
         self._crd_missing = False
         self._namespace_missing = False
         self._suspect = asyncio.Event()
+        self._wake = asyncio.Event()  # set (and replaced) by refresh()
+        self._generation = 0  # refresh() calls so far
         self._last_emit = float("-inf")
         self._flush_handle: asyncio.TimerHandle | None = None
         self._dirty = False
@@ -475,7 +542,7 @@ class KubeSource:
         h = self.apps.health
         if h.known:
             statuses[APPLICATIONS] = SourceStatus(
-                APPLICATIONS, h.ok, h.error, h.updated_at, h.next_retry_at, h.note
+                APPLICATIONS, h.ok, h.error, h.updated_at, h.next_retry_at, h.note, h.kind
             )
         return KubeState(
             nodes=self.nodes.rows.rows(),
@@ -502,13 +569,14 @@ class KubeSource:
         parts = [h for h in (a, b) if h.known]
         # A part not heard from yet (first list in flight) does not count as failing.
         ok = all(h.ok for h in parts)
-        error = next((h.error for h in parts if not h.ok and h.error), None)
+        failing = next((h for h in parts if not h.ok and h.error), None)
         stamps = [h.updated_at for h in (a, b) if h.updated_at is not None]
         retries = [h.next_retry_at for h in (a, b) if h.next_retry_at is not None]
         return SourceStatus(
             KUBERNETES,
             ok=ok,
-            error=error,
+            error=failing.error if failing else None,
+            kind=failing.kind if failing else StatusKind.OK,
             # As fresh as the stalest part that ever had data.
             updated_at=min(stamps) if stamps else None,
             next_retry_at=min(retries) if retries and not ok else None,
@@ -523,11 +591,13 @@ class KubeSource:
         h.next_retry_at = None
         h.error = None
         h.note = None
+        h.kind = StatusKind.OK
         if res is self.apps and self._crd_missing:
             self._crd_missing = False
         if res is self.pods and self._namespace_missing:
             h.ok = False
             h.error = f"namespace '{self.settings.namespace}' not found"
+            h.kind = StatusKind.MISSING_NAMESPACE
         self._changed(urgent=urgent or was_bad)
 
     def _fail(self, res: _Resource, message: str, retry_in: float | None) -> None:
@@ -536,6 +606,7 @@ class KubeSource:
         h.ok = False
         h.error = message
         h.note = None
+        h.kind = StatusKind.ERROR
         h.next_retry_at = self._now() + retry_in if retry_in is not None else None
         self._changed(urgent=True)
 
@@ -546,6 +617,7 @@ class KubeSource:
         h.ok = True
         h.error = None
         h.note = message
+        h.kind = StatusKind.MISSING_CRD
         h.updated_at = self._now()
         h.next_retry_at = self._now() + retry_in
         self._changed(urgent=True)
@@ -557,11 +629,33 @@ class KubeSource:
         base = min(t.backoff_max, t.backoff_initial * 2.0 ** max(0, failures - 1))
         return base * (1 + t.jitter * (2 * self._rng.random() - 1))
 
+    def refresh(self) -> None:
+        """Retry every failing or waiting resource now and forget its backoff (the
+        `r` key). Healthy watches are left alone."""
+        self._generation += 1
+        wake, self._wake = self._wake, asyncio.Event()
+        wake.set()
+
+    async def _pause(self, delay: float, since: int | None = None) -> bool:
+        """Sleep `delay` seconds, or less if refresh() is called; True if it was. With
+        `since` (the generation when the failed attempt began), a refresh during that
+        attempt also counts: `r` pressed while a request was failing retries at once."""
+        if since is not None and since != self._generation:
+            return True
+        wake = self._wake
+        try:
+            async with asyncio.timeout(delay):
+                await wake.wait()
+        except TimeoutError:
+            return False
+        return True
+
     async def run(self) -> None:
         """Run until cancelled. Never raises for outside failures."""
         failures = 0
         try:
             while True:
+                generation = self._generation
                 try:
                     client = await connect(self.settings, self.api_server_override)
                 except KubeError as exc:
@@ -569,32 +663,44 @@ class KubeSource:
                     delay = self._delay(failures)
                     for res in self._resources:
                         self._fail(res, str(exc), delay)
-                    await asyncio.sleep(delay)
+                    if await self._pause(delay, generation):
+                        failures = 0
                     continue
-                failures = 0
                 self._client = client
                 if self._context != client.context:
                     self._context = client.context
                     self._changed()
-                unexpected = False
+                unexpected: BaseException | None = None
                 try:
                     await self._run_client(client)
                 except* _Reload:
                     # Another cluster may sit behind the new kubeconfig: relist all.
+                    failures = 0
                     for res in self._resources:
                         res.rv = None
-                except* Exception:
-                    # A bug, not an outside failure: log it and start over, never die.
-                    log.exception("kube source failed; restarting")
-                    unexpected = True
+                except* Exception as group:
+                    # A bug, not an outside failure: say so in one line (no traceback
+                    # on the terminal), start over with backoff, never die.
+                    unexpected = group.exceptions[0]
+                    log.debug("kube source failed; restarting", exc_info=group)
                     for res in self._resources:
                         res.rv = None
                 finally:
                     self._client = None
                     with contextlib.suppress(Exception):
                         await client.api.close()
-                if unexpected:
-                    await asyncio.sleep(self.timing.backoff_max)
+                if unexpected is not None:
+                    failures += 1
+                    delay = self._delay(failures)
+                    while isinstance(unexpected, BaseExceptionGroup):
+                        unexpected = unexpected.exceptions[0]
+                    line = _one_line(f"{type(unexpected).__name__}: {unexpected}")
+                    for res in self._resources:
+                        self._fail(res, f"internal error: {line}", delay)
+                    if await self._pause(delay):
+                        failures = 0
+                else:
+                    failures = 0
         finally:
             if self._flush_handle is not None:
                 self._flush_handle.cancel()
@@ -639,6 +745,7 @@ class KubeSource:
         expirations = 0
         while True:
             delay: float | None = None
+            generation = self._generation
             try:
                 if res.rv is None:
                     await self._list(client, res)
@@ -650,16 +757,15 @@ class KubeSource:
                 res.rv = None
                 expirations += 1
                 if expirations > 1:
-                    await asyncio.sleep(self._delay(expirations - 1))
+                    delay = self._delay(expirations - 1)
             except _CrdMissing:
                 failures = 0
                 res.rv = None
                 self._crd_missing = True
                 if len(res.rows):
                     res.rows.replace_all([])
-                retry = self.timing.crd_retry * (1 + self.timing.jitter * self._rng.random())
-                self._calm(res, CRD_MISSING, retry)
-                await asyncio.sleep(retry)
+                delay = self.timing.crd_retry * (1 + self.timing.jitter * self._rng.random())
+                self._calm(res, CRD_MISSING, delay)
             except _StreamCut as exc:
                 # A stream that delivered events before it broke was healthy: reconnect
                 # at once. One that breaks again before any event backs off.
@@ -667,13 +773,28 @@ class KubeSource:
                 if failures > 1:
                     delay = self._delay(failures - 1)
                     self._fail(res, str(exc), delay)
+            except _Stalled as exc:
+                # Relist on the next attempt: the list proves at once that the server
+                # answers again, where a watch from the RV may stay quiet for a while.
+                res.rv = None
+                failures += 1
+                delay = self._delay(failures)
+                self._fail(res, str(exc), delay)
+            except _BadShape as exc:
+                # The same bad object would come back on a watch from this RV: start
+                # over with a list once the backoff has passed. The rows stay (stale).
+                res.rv = None
+                failures += 1
+                delay = self._delay(failures)
+                self._fail(res, str(exc), delay)
             except KubeError as exc:
                 failures += 1
                 delay = self._delay(failures)
                 self._fail(res, str(exc), delay)
                 self._suspect.set()
-            if delay is not None:
-                await asyncio.sleep(delay)
+            if delay is not None and await self._pause(delay, generation):
+                failures = 0
+                expirations = 0
 
     # ----------------------------------------------------------------- requests
 
@@ -733,13 +854,19 @@ class KubeSource:
     async def _fail_for_status(self, res: _Resource, resp: aiohttp.ClientResponse) -> None:
         """Turn a non-200 answer into the right exception."""
         status = resp.status
+        body = b""
         try:
             async with asyncio.timeout(self.settings.kube_request_timeout):
-                body = await resp.read()
+                # read(n) returns what has arrived: loop up to the cap or the end.
+                while len(body) < STATUS_CAP:
+                    chunk = await resp.content.read(STATUS_CAP - len(body))
+                    if not chunk:
+                        break
+                    body += chunk
         except (TimeoutError, aiohttp.ClientError):
-            body = b""
+            pass  # the status code alone still says what happened
         finally:
-            resp.release()
+            resp.close()
         message = _one_line(_status_message(body))
         server = self._client.server if self._client else "the API server"
         if status == 410:
@@ -757,9 +884,20 @@ class KubeSource:
             raise KubeError(f"not found (404): {message or res.path}")
         raise KubeError(f"API server error ({status}): {message or resp.reason or 'no details'}")
 
-    async def _read_all(self, resp: aiohttp.ClientResponse) -> bytes:
+    async def _read_list(self, res: _Resource, resp: aiohttp.ClientResponse) -> bytes:
+        """The whole list body, refused past LIST_CAP (announced or actually sent)."""
+        too_big = _BadShape(res.name, f"the list is larger than {LIST_CAP // 2**20} MiB")
         try:
-            return await resp.read()
+            if resp.content_length is not None and resp.content_length > LIST_CAP:
+                raise too_big
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in resp.content.iter_chunked(1 << 20):
+                size += len(chunk)
+                if size > LIST_CAP:
+                    raise too_big
+                chunks.append(chunk)
+            return b"".join(chunks)
         except TimeoutError:
             raise KubeError(
                 f"the API server stopped sending within {self.settings.kube_request_timeout:g} s"
@@ -767,7 +905,8 @@ class KubeSource:
         except aiohttp.ClientError as exc:
             raise KubeError(f"the list was cut off: {_one_line(str(exc))}") from None
         finally:
-            resp.release()
+            # close, not release: a refused body must not be drained into the pool.
+            resp.close()
 
     async def _list(self, client: _Client, res: _Resource) -> None:
         limit = self.settings.kube_request_timeout
@@ -777,23 +916,25 @@ class KubeSource:
         resp = await self._get(client, res.path, [], timeout)
         if resp.status != 200:
             await self._fail_for_status(res, resp)
-        body = await self._read_all(resp)
-        try:
-            data = json.loads(body)
-            items = data.get("items") or []
-            rv = str(data["metadata"]["resourceVersion"])
-        except (ValueError, KeyError, TypeError, AttributeError):
-            raise KubeError(f"the API server sent an unreadable {res.name} list") from None
+        body = await self._read_list(res, resp)
+        items, rv = _parse_list(res.name, body)
         now = self._now()
         pairs = []
+        objs = []
+        for index, obj in enumerate(items):
+            if type(obj) is not dict:
+                raise _BadShape(res.name, f"items[{index}] is not an object")
+            try:
+                pairs.append(res.convert(obj, now))
+            except ShapeError as exc:
+                raise _BadShape(res.name, str(exc.within(f"items[{index}]"))) from None
+            objs.append(obj)
+        # Only a list read whole replaces the rows: a bad one leaves the last good data.
         res.aging.clear()
         res.argo.clear()
         res.summary = None
-        is_pods = res is self.pods
-        for obj in items:
-            key, row = res.convert(obj, now)
-            pairs.append((key, row))
-            if is_pods:
+        if res is self.pods:
+            for (key, row), obj in zip(pairs, objs, strict=True):
                 res.track(key, row, obj)
         res.rows.replace_all(pairs)
         res.rv = rv
@@ -811,7 +952,7 @@ class KubeSource:
         limit = self.settings.kube_request_timeout
         timeout = aiohttp.ClientTimeout(total=limit)
         resp = await self._get(client, f"/api/v1/namespaces/{ns}", [], timeout)
-        resp.release()
+        resp.close()
         # 403 (no right to read namespaces) proves nothing: assume it exists.
         self._namespace_missing = resp.status == 404
 
@@ -826,9 +967,11 @@ class KubeSource:
             ("timeoutSeconds", watch_timeout),
             ("watch", True),
         ]
-        # The server ends the stream after timeoutSeconds; the client allows that plus
-        # a margin, which also ends a stream that went silent on a dead connection.
-        timeout = aiohttp.ClientTimeout(total=watch_timeout + limit, sock_connect=limit)
+        # The heartbeat: a healthy server sends an event or a bookmark, or ends the
+        # stream, within timeoutSeconds. Silence for longer is a frozen server or a
+        # dead connection, which TCP alone would not notice for minutes.
+        stall = watch_timeout + self.timing.watch_grace
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=limit)
         resp = await self._get(client, res.path, query, timeout)
         if resp.status != 200:
             await self._fail_for_status(res, resp)
@@ -837,11 +980,16 @@ class KubeSource:
         try:
             while True:
                 try:
-                    line = await resp.content.readline()
+                    async with asyncio.timeout(stall):
+                        line = await resp.content.readline(max_line_length=EVENT_CAP)
                 except TimeoutError:
-                    raise KubeError(
-                        f"the {res.name} watch on {client.server} went silent "
-                        f"for {watch_timeout + limit:g} s"
+                    raise _Stalled(
+                        f"the {res.name} watch on {client.server} stalled: "
+                        f"nothing received for {stall:g} s"
+                    ) from None
+                except aiohttp.http_exceptions.LineTooLong:
+                    raise _BadShape(
+                        res.name, f"a watch event is larger than {EVENT_CAP // 2**20} MiB"
                     ) from None
                 except aiohttp.ClientPayloadError:
                     raise _StreamCut(f"the {res.name} watch on {client.server} broke off") from None
@@ -849,9 +997,6 @@ class KubeSource:
                     raise _StreamCut(
                         f"the {res.name} watch on {client.server} failed: {_one_line(str(exc))}"
                     ) from None
-                except ValueError:
-                    # aiohttp: a line longer than its buffer. Start over with a list.
-                    raise _Expired from None
                 if not line:
                     self._ok(res)
                     return True
@@ -868,38 +1013,71 @@ class KubeSource:
     def _apply(self, res: _Resource, line: bytes) -> None:
         try:
             event = json.loads(line)
-            kind = event["type"]
-            obj = event["object"]
-        except (ValueError, KeyError, TypeError):
-            raise _StreamCut(f"the {res.name} watch sent an unreadable event") from None
+        except ValueError:
+            raise _BadShape(res.name, "a watch event is not valid JSON") from None
+        if type(event) is not dict:
+            raise _BadShape(res.name, "a watch event is not an object")
+        kind = event.get("type")
+        obj = event.get("object")
+        if type(kind) is not str:
+            raise _BadShape(res.name, "a watch event has no type")
+        if type(obj) is not dict:
+            raise _BadShape(res.name, f"{kind} event object is not an object")
         if kind == "ERROR":
-            code = obj.get("code") if isinstance(obj, dict) else None
+            code = obj.get("code")
             if code == 410:
                 raise _Expired
             message = _one_line(str(obj.get("message") or obj.get("reason") or code))
             raise KubeError(f"the {res.name} watch failed ({code}): {message}")
-        rv = (obj.get("metadata") or {}).get("resourceVersion")
-        if kind == "BOOKMARK":
-            if rv:
-                res.rv = str(rv)
-                res.health.updated_at = self._now()
-            return
-        if kind == "DELETED":
-            key = _key_of(res, obj)
-            res.rows.remove(key)
-            if res is self.pods:
-                res.track(key, None, None)
-        elif kind in ("ADDED", "MODIFIED"):
-            key, row = res.convert(obj, self._now())
-            res.rows.upsert(key, row)
-            if res is self.pods:
-                res.track(key, row, obj)
-                if self._namespace_missing:
-                    # A pod exists, so its namespace does.
-                    self._namespace_missing = False
-                    res.health.ok = True
-                    res.health.error = None
+        try:
+            rv = resource_version(obj)
+            if kind == "BOOKMARK":
+                if rv:
+                    res.rv = rv
+                    res.health.updated_at = self._now()
+                return
+            if kind == "DELETED":
+                key = _key_of(res, obj)
+                res.rows.remove(key)
+                if res is self.pods:
+                    res.track(key, None, None)
+            elif kind in ("ADDED", "MODIFIED"):
+                key, row = res.convert(obj, self._now())
+                res.rows.upsert(key, row)
+                if res is self.pods:
+                    res.track(key, row, obj)
+                    if self._namespace_missing:
+                        # A pod exists, so its namespace does.
+                        self._namespace_missing = False
+                        res.health.ok = True
+                        res.health.error = None
+            else:
+                return  # a type this client does not know: not a change it can apply
+        except ShapeError as exc:
+            raise _BadShape(res.name, f"{kind} event {exc.within('object')}") from None
         if rv:
-            res.rv = str(rv)
+            res.rv = rv
         res.health.updated_at = self._now()
         self._changed()
+
+
+def _parse_list(name: str, body: bytes) -> tuple[list[Any], str]:
+    """A list body's items and resourceVersion, its outer shape checked."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise _BadShape(name, "the list is not valid JSON") from None
+    if type(data) is not dict:
+        raise _BadShape(name, "the list is not an object")
+    items = data.get("items")
+    if items is None:
+        items = []
+    elif type(items) is not list:
+        raise _BadShape(name, "items is not a list")
+    try:
+        rv = resource_version(data)
+    except ShapeError as exc:
+        raise _BadShape(name, str(exc)) from None
+    if not rv:
+        raise _BadShape(name, "the list has no metadata.resourceVersion")
+    return items, rv

@@ -10,8 +10,9 @@ The pod columns follow `printPod` in kubernetes/kubernetes
 `printNode` (§11.7), and durations apimachinery's `duration.HumanDuration`.
 
 Missing fields are read the way Go reads them: an absent or null object is a nil pointer, an
-absent string is "" and an absent number is 0. Values of the wrong JSON type are not guarded
-against; the API server never sends them.
+absent string is "" and an absent number is 0. A value of the wrong JSON type (a `status`
+that is a string, a list item that is not an object) raises ShapeError naming its path: the
+data comes from outside and is not trusted until its shape is checked.
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ from megatui.model import Application, ArgoSummary, Node, Pod
 __all__ = [
     "ARGOCD_COMPONENTS",
     "STANDARD_INSTALL_MIN_COMPONENTS",
+    "ShapeError",
     "age",
     "application_row",
     "argocd_summary",
     "human_duration",
     "node_row",
+    "object_key",
     "parse_time",
     "pod_row",
+    "resource_version",
 ]
 
 #: The 7 workloads of Argo CD's standard `manifests/install.yaml`, as their pods'
@@ -137,15 +141,111 @@ def age(created: float | None, now: float) -> str:
     return human_duration(now - created)
 
 
+class ShapeError(ValueError):
+    """Outside JSON of a type the display rules cannot read. str() is the path of the
+    offending value and what is wrong with it, e.g. "status.conditions[2] is not an object"."""
+
+    def within(self, prefix: str) -> ShapeError:
+        """The same problem, one level further out (prefix "spec" or "containers[3]")."""
+        return ShapeError(f"{prefix}.{self}")
+
+
+# Readers of one field: an absent or null value reads as Go reads it (nil, "", 0); any
+# other value of the wrong JSON type raises ShapeError naming the key. `type(x) is`
+# rather than isinstance: json.loads builds exactly these types, and it is the hot path
+# of a 5,000-pod list.
+
+
+def _obj(parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = parent.get(key)
+    if value is None:
+        return _EMPTY
+    if type(value) is dict:
+        return value
+    raise ShapeError(f"{key} is not an object")
+
+
+def _objs(parent: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    value = parent.get(key)
+    if value is None:
+        return []
+    if type(value) is not list:
+        raise ShapeError(f"{key} is not a list")
+    for index, item in enumerate(value):
+        if type(item) is not dict:
+            raise ShapeError(f"{key}[{index}] is not an object")
+    return value
+
+
+def _str(parent: Mapping[str, Any], key: str) -> str:
+    value = parent.get(key)
+    if value is None:
+        return ""
+    if type(value) is str:
+        return value
+    raise ShapeError(f"{key} is not a string")
+
+
+def _int(parent: Mapping[str, Any], key: str) -> int:
+    value = parent.get(key)
+    if value is None:
+        return 0
+    if type(value) is int:
+        return value
+    raise ShapeError(f"{key} is not an integer")
+
+
+def _labels(meta: Mapping[str, Any]) -> Mapping[str, Any]:
+    labels = _obj(meta, "labels")
+    for key, value in labels.items():
+        if type(value) is not str:
+            raise ShapeError(f"{key} is not a string").within("labels")
+    return labels
+
+
+def object_key(obj: Mapping[str, Any], *, namespaced: bool) -> str:
+    """The cache key of an object: its name, or "namespace/name"."""
+    meta = _obj(obj, "metadata")
+    try:
+        name = _str(meta, "name")
+        return f"{_str(meta, 'namespace')}/{name}" if namespaced else name
+    except ShapeError as exc:
+        raise exc.within("metadata") from None
+
+
+def resource_version(obj: Mapping[str, Any]) -> str:
+    """`metadata.resourceVersion`, "" when absent."""
+    meta = _obj(obj, "metadata")
+    try:
+        return _str(meta, "resourceVersion")
+    except ShapeError as exc:
+        raise exc.within("metadata") from None
+
+
 def _last_finished(status: Mapping[str, Any]) -> float | None:
     """When a container last terminated (`lastState.terminated.finishedAt`), if it did."""
-    last_state = status.get("lastState")
+    last_state = _obj(status, "lastState")
     if not last_state:
         return None
-    terminated = last_state.get("terminated")
+    try:
+        terminated = _obj(last_state, "terminated")
+    except ShapeError as exc:
+        raise exc.within("lastState") from None
     if not terminated:
         return None
-    return parse_time(terminated.get("finishedAt"))
+    try:
+        return parse_time(_str(terminated, "finishedAt"))
+    except ShapeError as exc:
+        raise exc.within("lastState.terminated") from None
+
+
+def _check_conditions(conditions: list[Mapping[str, Any]]) -> None:
+    for index, condition in enumerate(conditions):
+        for key in ("type", "status", "reason"):
+            try:
+                _str(condition, key)
+            except ShapeError as exc:
+                raise exc.within(f"conditions[{index}]") from None
 
 
 def _condition_true(conditions: Iterable[Mapping[str, Any]], kind: str) -> bool:
@@ -161,47 +261,127 @@ def _any_condition_true(conditions: Iterable[Mapping[str, Any]], kind: str) -> b
     return any(c.get("type") == kind and c.get("status") == "True" for c in conditions)
 
 
+class _ContainerState:
+    """One container status, its fields read and checked once."""
+
+    __slots__ = (
+        "exit_code",
+        "finished",
+        "name",
+        "ready",
+        "restarts",
+        "running",
+        "signal",
+        "started",
+        "term_reason",
+        "terminated",
+        "waiting_reason",
+    )
+
+    def __init__(self, status: Mapping[str, Any]) -> None:
+        self.name = _str(status, "name")
+        self.restarts = _int(status, "restartCount")
+        self.ready = bool(status.get("ready"))
+        self.started = status.get("started") is True
+        self.finished = _last_finished(status)
+        state = _obj(status, "state")
+        try:
+            waiting = _obj(state, "waiting")
+            terminated = state.get("terminated")
+            self.terminated = terminated is not None
+            term = _obj(state, "terminated")
+            self.running = state.get("running") is not None
+        except ShapeError as exc:
+            raise exc.within("state") from None
+        try:
+            self.waiting_reason = _str(waiting, "reason")
+        except ShapeError as exc:
+            raise exc.within("state.waiting") from None
+        try:
+            self.term_reason = _str(term, "reason")
+            self.signal = _int(term, "signal")
+            self.exit_code = _int(term, "exitCode")
+        except ShapeError as exc:
+            raise exc.within("state.terminated") from None
+
+
+def _containers(status: Mapping[str, Any], key: str) -> list[_ContainerState]:
+    rows = []
+    for index, container in enumerate(_objs(status, key)):
+        try:
+            rows.append(_ContainerState(container))
+        except ShapeError as exc:
+            raise exc.within(f"{key}[{index}]") from None
+    return rows
+
+
 def pod_row(obj: dict[str, Any], now: float) -> Pod:
     """A pod as `kubectl get pods` shows it: kubectl's printPod, step for step (§13).
 
     RESTARTS carries "(<age> ago)" against `now` when a counted container has a
     `lastState.terminated.finishedAt`. NODE is "<none>" while the pod is unscheduled, as in
     `-o wide`. `running_ready` is true when the phase and the STATUS are both Running and
-    every container counted in READY is ready.
+    every container counted in READY is ready. Raises ShapeError for a field of the wrong
+    JSON type.
     """
-    meta = obj.get("metadata") or _EMPTY
-    spec = obj.get("spec") or _EMPTY
-    status = obj.get("status") or _EMPTY
+    meta = _obj(obj, "metadata")
+    spec = _obj(obj, "spec")
+    status = _obj(obj, "status")
+    try:
+        name = _str(meta, "name")
+        namespace = _str(meta, "namespace")
+        created = parse_time(_str(meta, "creationTimestamp"))
+        deleting = bool(meta.get("deletionTimestamp"))
+        labels = _labels(meta)
+    except ShapeError as exc:
+        raise exc.within("metadata") from None
+    try:
+        node_name = _str(spec, "nodeName")
+        containers = _objs(spec, "containers")
+        init_specs = _objs(spec, "initContainers")
+        for index, init in enumerate(init_specs):
+            try:
+                _str(init, "name")
+                _str(init, "restartPolicy")
+            except ShapeError as exc:
+                raise exc.within(f"initContainers[{index}]") from None
+    except ShapeError as exc:
+        raise exc.within("spec") from None
+    try:
+        phase = _str(status, "phase")
+        pod_reason = _str(status, "reason")
+        conditions = _objs(status, "conditions")
+        _check_conditions(conditions)
+        init_statuses = _containers(status, "initContainerStatuses")
+        statuses = _containers(status, "containerStatuses")
+    except ShapeError as exc:
+        raise exc.within("status") from None
 
-    phase: str = status.get("phase") or ""
-    pod_reason: str = status.get("reason") or ""
     reason = pod_reason or phase
-    conditions = status.get("conditions") or ()
     for condition in conditions:
         if condition.get("type") == "PodScheduled" and condition.get("reason") == "SchedulingGated":
             reason = "SchedulingGated"
 
-    total = len(spec.get("containers") or ())
+    total = len(containers)
     ready = 0
-    init_specs = spec.get("initContainers") or ()
     sidecars = _NO_NAMES
     if init_specs:
         sidecar_list = [c.get("name") for c in init_specs if c.get("restartPolicy") == "Always"]
         total += len(sidecar_list)
-        sidecars = frozenset(sidecar_list)
+        sidecars = frozenset(n for n in sidecar_list if n is not None)
 
     restarts = 0
     sidecar_restarts = 0
     last_restart: float | None = None
     last_sidecar_restart: float | None = None
     initializing = False
-    for index, container in enumerate(status.get("initContainerStatuses") or ()):
-        count: int = container.get("restartCount") or 0
+    for index, container in enumerate(init_statuses):
+        count = container.restarts
         restarts += count
-        finished = _last_finished(container)
+        finished = container.finished
         if finished is not None and (last_restart is None or finished > last_restart):
             last_restart = finished
-        is_sidecar = container.get("name") in sidecars
+        is_sidecar = container.name in sidecars
         if is_sidecar:
             sidecar_restarts += count
             if finished is not None and (
@@ -209,25 +389,21 @@ def pod_row(obj: dict[str, Any], now: float) -> Pod:
             ):
                 last_sidecar_restart = finished
 
-        state = container.get("state") or _EMPTY
-        terminated = state.get("terminated")
-        if terminated is not None and not terminated.get("exitCode"):
+        if container.terminated and not container.exit_code:
             continue
-        if is_sidecar and container.get("started") is True:
-            if container.get("ready"):
+        if is_sidecar and container.started:
+            if container.ready:
                 ready += 1
             continue
-        if terminated is not None:
-            term_reason = terminated.get("reason")
-            if term_reason:
-                reason = "Init:" + term_reason
-            elif terminated.get("signal"):
-                reason = f"Init:Signal:{terminated['signal']}"
+        if container.terminated:
+            if container.term_reason:
+                reason = "Init:" + container.term_reason
+            elif container.signal:
+                reason = f"Init:Signal:{container.signal}"
             else:
-                reason = f"Init:ExitCode:{terminated.get('exitCode') or 0}"
+                reason = f"Init:ExitCode:{container.exit_code}"
         else:
-            waiting = state.get("waiting")
-            wait_reason = waiting.get("reason") if waiting else None
+            wait_reason = container.waiting_reason
             if wait_reason and wait_reason != "PodInitializing":
                 reason = "Init:" + wait_reason
             else:
@@ -241,30 +417,27 @@ def pod_row(obj: dict[str, Any], now: float) -> Pod:
         last_restart = last_sidecar_restart
         has_running = False
         # Reversed, so that the first container's reason is the one left standing.
-        for container in reversed(status.get("containerStatuses") or ()):
-            restarts += container.get("restartCount") or 0
-            finished = _last_finished(container)
+        for container in reversed(statuses):
+            restarts += container.restarts
+            finished = container.finished
             if finished is not None and (last_restart is None or finished > last_restart):
                 last_restart = finished
-            state = container.get("state") or _EMPTY
-            waiting = state.get("waiting")
-            terminated = state.get("terminated")
-            if waiting and waiting.get("reason"):
-                reason = waiting["reason"]
-            elif terminated is not None:
-                if terminated.get("reason"):
-                    reason = terminated["reason"]
-                elif terminated.get("signal"):
-                    reason = f"Signal:{terminated['signal']}"
+            if container.waiting_reason:
+                reason = container.waiting_reason
+            elif container.terminated:
+                if container.term_reason:
+                    reason = container.term_reason
+                elif container.signal:
+                    reason = f"Signal:{container.signal}"
                 else:
-                    reason = f"ExitCode:{terminated.get('exitCode') or 0}"
-            elif container.get("ready") and state.get("running") is not None:
+                    reason = f"ExitCode:{container.exit_code}"
+            elif container.ready and container.running:
                 has_running = True
                 ready += 1
         if reason == "Completed" and has_running:
             reason = "Running" if _any_condition_true(conditions, "Ready") else "NotReady"
 
-    if meta.get("deletionTimestamp"):
+    if deleting:
         if pod_reason == _NODE_UNREACHABLE_REASON:
             reason = _UNKNOWN
         elif phase not in _TERMINAL_PHASES:
@@ -275,29 +448,52 @@ def pod_row(obj: dict[str, Any], now: float) -> Pod:
     else:
         restarts_text = str(restarts)
 
-    labels = meta.get("labels") or _EMPTY
     return Pod(
-        name=meta.get("name") or "",
-        namespace=meta.get("namespace") or "",
+        name=name,
+        namespace=namespace,
         ready=f"{ready}/{total}",
         status=reason,
         restarts=restarts_text,
-        node=spec.get("nodeName") or _NONE,
-        created=parse_time(meta.get("creationTimestamp")),
+        node=node_name or _NONE,
+        created=created,
         component=labels.get(_COMPONENT_LABEL) or None,
         running_ready=phase == "Running" and reason == "Running" and 0 < total == ready,
     )
 
 
 def node_row(obj: dict[str, Any]) -> Node:
-    """A node as `kubectl get nodes` shows it (printNode, §11.7), plus its InternalIP."""
-    meta = obj.get("metadata") or _EMPTY
-    spec = obj.get("spec") or _EMPTY
-    status = obj.get("status") or _EMPTY
+    """A node as `kubectl get nodes` shows it (printNode, §11.7), plus its InternalIP.
+    Raises ShapeError for a field of the wrong JSON type."""
+    meta = _obj(obj, "metadata")
+    spec = _obj(obj, "spec")
+    status = _obj(obj, "status")
+    try:
+        name = _str(meta, "name")
+        created = parse_time(_str(meta, "creationTimestamp"))
+        labels = _labels(meta)
+    except ShapeError as exc:
+        raise exc.within("metadata") from None
+    try:
+        conditions = _objs(status, "conditions")
+        _check_conditions(conditions)
+        addresses = _objs(status, "addresses")
+        for index, address in enumerate(addresses):
+            try:
+                _str(address, "type")
+                _str(address, "address")
+            except ShapeError as exc:
+                raise exc.within(f"addresses[{index}]") from None
+        node_info = _obj(status, "nodeInfo")
+        try:
+            version = _str(node_info, "kubeletVersion")
+        except ShapeError as exc:
+            raise exc.within("nodeInfo") from None
+    except ShapeError as exc:
+        raise exc.within("status") from None
 
     # printNode builds a map by condition type, so the last Ready condition wins.
     ready: str | None = None
-    for condition in status.get("conditions") or ():
+    for condition in conditions:
         if condition.get("type") == "Ready":
             ready = condition.get("status") or ""
     if ready is None:
@@ -310,7 +506,7 @@ def node_row(obj: dict[str, Any]) -> Node:
         text += ",SchedulingDisabled"
 
     roles: set[str] = set()
-    for key, value in (meta.get("labels") or _EMPTY).items():
+    for key, value in labels.items():
         if key.startswith(_ROLE_LABEL_PREFIX):
             role = key[len(_ROLE_LABEL_PREFIX) :]
             if role:
@@ -319,18 +515,18 @@ def node_row(obj: dict[str, Any]) -> Node:
             roles.add(value)
 
     internal_ip: str | None = None
-    for address in status.get("addresses") or ():
+    for address in addresses:
         if address.get("type") == "InternalIP":
             internal_ip = address.get("address") or None
             break
 
     return Node(
-        name=meta.get("name") or "",
+        name=name,
         status=text,
         # Python orders str by code point, which is Go's byte order for UTF-8 (sets.List).
         roles=",".join(sorted(roles)) or _NONE,
-        version=(status.get("nodeInfo") or _EMPTY).get("kubeletVersion") or "",
-        created=parse_time(meta.get("creationTimestamp")),
+        version=version,
+        created=created,
         internal_ip=internal_ip,
     )
 
@@ -352,36 +548,71 @@ def application_row(obj: dict[str, Any]) -> Application:
     The message is the operation's, else the first condition's that has one, else the
     health message.
     The revision is `status.sync.revision`, or the multi-source `revisions` joined by ",".
+    Raises ShapeError for a field of the wrong JSON type.
     """
-    meta = obj.get("metadata") or _EMPTY
-    spec = obj.get("spec") or _EMPTY
-    status = obj.get("status") or _EMPTY
-    sync = status.get("sync") or _EMPTY
-    health = status.get("health") or _EMPTY
-    operation = status.get("operationState") or _EMPTY
+    meta = _obj(obj, "metadata")
+    spec = _obj(obj, "spec")
+    status = _obj(obj, "status")
+    try:
+        name = _str(meta, "name")
+        namespace = _str(meta, "namespace")
+    except ShapeError as exc:
+        raise exc.within("metadata") from None
+    try:
+        project = _str(spec, "project")
+    except ShapeError as exc:
+        raise exc.within("spec") from None
+    try:
+        sync = _obj(status, "sync")
+        health = _obj(status, "health")
+        operation = _obj(status, "operationState")
+        conditions = _objs(status, "conditions")
+        for index, condition in enumerate(conditions):
+            try:
+                _str(condition, "message")
+            except ShapeError as exc:
+                raise exc.within(f"conditions[{index}]") from None
+    except ShapeError as exc:
+        raise exc.within("status") from None
+    try:
+        sync_status = _str(sync, "status")
+        revision = _str(sync, "revision")
+        revisions = sync.get("revisions") or []
+        if type(revisions) is not list or any(type(r) is not str for r in revisions):
+            raise ShapeError("revisions is not a list of strings")
+    except ShapeError as exc:
+        raise exc.within("status.sync") from None
+    try:
+        health_status = _str(health, "status")
+        health_message = _str(health, "message")
+    except ShapeError as exc:
+        raise exc.within("status.health") from None
+    try:
+        phase = _str(operation, "phase")
+        message = _str(operation, "message")
+    except ShapeError as exc:
+        raise exc.within("status.operationState") from None
 
-    message = operation.get("message") or ""
     if not message:
-        for condition in status.get("conditions") or ():
-            message = (condition or _EMPTY).get("message") or ""
+        for condition in conditions:
+            message = condition.get("message") or ""
             if message:
                 break
     if not message:
-        message = health.get("message") or ""
+        message = health_message
 
-    revision = sync.get("revision") or ""
     if revision:
         revision = _short_revision(revision)
     else:
-        revision = ",".join(_short_revision(r) for r in sync.get("revisions") or () if r)
+        revision = ",".join(_short_revision(r) for r in revisions if r)
 
     return Application(
-        name=meta.get("name") or "",
-        namespace=meta.get("namespace") or "",
-        project=spec.get("project") or "default",
-        sync=sync.get("status") or _UNKNOWN,
-        health=health.get("status") or _UNKNOWN,
-        operation=operation.get("phase") or "",
+        name=name,
+        namespace=namespace,
+        project=project or "default",
+        sync=sync_status or _UNKNOWN,
+        health=health_status or _UNKNOWN,
+        operation=phase,
         message=message,
         revision=revision,
     )

@@ -135,6 +135,10 @@ class SSHProber:
         kept = self._kept.get(vm)
         return kept is not None and not kept.client.lost and not kept.conn.is_closed()
 
+    async def port_open(self, ip: str, port: int) -> bool:
+        """A bare TCP connect, no handshake: the cheap check between health checks."""
+        return await self._tcp_open(ip, port)
+
     async def drop(self, vm: str) -> None:
         kept = self._kept.pop(vm, None)
         if kept is not None:

@@ -358,6 +358,8 @@ class TartCLI:
             raise TartError(
                 TartErrorKind.TIMEOUT, f"starting tart run {name} did not finish in time", name
             ) from None
+        except CommandNotFound:
+            raise _not_installed(self.path) from None
         except TransportError as exc:
             raise TartError(TartErrorKind.OTHER, f"could not start tart run: {exc}", name) from None
         loop = asyncio.get_running_loop()

@@ -18,16 +18,16 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
-from textual import on, work
+from textual import events, on, work
+from textual.actions import SkipAction
 from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.keys import _normalize_key_list
 from textual.message import Message
 from textual.reactive import Reactive
 from textual.screen import Screen
@@ -39,8 +39,9 @@ from textual.widgets import Footer
 from megatui import actions
 from megatui.api import ActionError, MonitorAPI
 from megatui.clock import Clock, SystemClock
-from megatui.config import Settings, state_dir
-from megatui.model import BOOT_PHASES, Phase, Snapshot, TartState
+from megatui.config import DEFAULT_KEYS, Settings, state_dir
+from megatui.model import BOOT_PHASES, SOURCE_HOST, Phase, Snapshot, TartState
+from megatui.ui import drill_keys
 from megatui.ui.commands import MegatuiCommands, PaletteCommand
 from megatui.ui.panels import (
     ArgoPanel,
@@ -75,6 +76,7 @@ ACTION_HELP: dict[str, str] = {
     "ssh": "interactive ssh to the selected VM; offers to wait while it boots",
     "copy_ssh": "copy the ssh command to the clipboard (OSC 52, works over SSH)",
     "detail": "the selected VM: phase timeline, tart get, log tail",
+    "logs": "the selected pod's logs (d or enter on a pod, app or node: its detail)",
     "filter": "filter the focused panel by name; enter keeps it, escape drops it",
     "refresh": "poll every source now",
     "help": "this help",
@@ -91,24 +93,6 @@ EXTRA_HELP: tuple[tuple[str, str], ...] = (
     ("ctrl+p", "command palette: per-VM commands, theme, keys"),
     ("escape", "close a dialog, or clear the filter"),
 )
-
-
-def keymap_conflicts(bindings: Iterable[Binding], keymap: Mapping[str, str]) -> list[str]:
-    """Keys that the user's [keys] table binds to two actions at once.
-
-    Textual's own clash check (handle_bindings_clash) skips bindings that have an id,
-    which all of ours have, so a remap onto a taken key would silently lose an action.
-    """
-    owner: dict[str, str] = {}
-    problems: list[str] = []
-    for binding in bindings:
-        wanted = keymap.get(binding.id, binding.key) if binding.id else binding.key
-        # Textual's own spelling of keys ("?" is "question_mark"), as set_keymap uses.
-        for key in _normalize_key_list(wanted).split(","):
-            first = owner.setdefault(key, binding.action)
-            if first != binding.action:
-                problems.append(f"key {key} is bound to both {first} and {binding.action}")
-    return problems
 
 
 class SnapshotArrived(Message):
@@ -192,6 +176,8 @@ class MegatuiApp(App[None]):
     TITLE = "megatui"
     #: Called (from a thread) when a hangup cannot be handled cleanly in time.
     hangup_cleanup: Callable[[], None] | None = None
+    #: Shown once the screen is up (the demo's logins).
+    startup_notice: str | None = None
     COMMANDS = App.COMMANDS | {MegatuiCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall"), (64, "-huge")]
@@ -199,15 +185,21 @@ class MegatuiApp(App[None]):
     # The ids are the names of the [keys] table of the config, so a user's keymap
     # applies to them through set_keymap().
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("s", "start_vm", "start", id="start"),
-        Binding("x", "stop_vm", "stop", id="stop"),
-        Binding("enter", "ssh", "ssh", id="ssh"),
-        Binding("c", "copy_ssh", "copy", id="copy"),
-        Binding("d", "detail", "info", id="detail"),
-        Binding("slash", "filter", "filter", id="filter", key_display="/"),
-        Binding("r", "refresh", "refresh", id="refresh"),
-        Binding("question_mark", "help", "help", id="help", key_display="?"),
-        Binding("q", "quit", "quit", id="quit"),
+        Binding(DEFAULT_KEYS["start"], "start_vm", "start", id="start"),
+        Binding(DEFAULT_KEYS["stop"], "stop_vm", "stop", id="stop"),
+        Binding(DEFAULT_KEYS["ssh"], "ssh", "ssh", id="ssh"),
+        Binding(DEFAULT_KEYS["copy"], "copy_ssh", "copy", id="copy"),
+        Binding(DEFAULT_KEYS["detail"], "detail", "info", id="detail"),
+        Binding(DEFAULT_KEYS["logs"], "logs", "logs", id="logs", show=False),
+        # priority: handled as the key arrives, before the keys typed after it are
+        # passed on; otherwise those reach the panel before the filter is open, and
+        # are lost when the app is busy (a user typing "/web" fast).
+        Binding(
+            DEFAULT_KEYS["filter"], "filter", "filter", id="filter", key_display="/", priority=True
+        ),
+        Binding(DEFAULT_KEYS["refresh"], "refresh", "refresh", id="refresh"),
+        Binding(DEFAULT_KEYS["help"], "help", "help", id="help", key_display="?"),
+        Binding(DEFAULT_KEYS["quit"], "quit", "quit", id="quit"),
         Binding("1", "focus_panel(1)", "VMs", show=False),
         Binding("2", "focus_panel(2)", "Cluster", show=False),
         Binding("3", "focus_panel(3)", "ArgoCD", show=False),
@@ -280,18 +272,19 @@ class MegatuiApp(App[None]):
         try:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGHUP, signal.SIGTERM):
-                loop.add_signal_handler(sig, self._hangup)
+                # Exit as the signal would have: 129 for a hangup, 143 for SIGTERM.
+                loop.add_signal_handler(sig, self._hangup, 128 + sig)
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread, or a platform without signals
 
-    def _hangup(self) -> None:
+    def _hangup(self, code: int = 129) -> None:
         threading.Thread(
             target=_hard_exit_after,
-            args=(HANGUP_GRACE, self.hangup_cleanup),
+            args=(HANGUP_GRACE, self.hangup_cleanup, code),
             name="megatui-hangup",
             daemon=True,
         ).start()
-        self.exit(return_code=129)
+        self.exit(return_code=code)
 
     def on_mount(self) -> None:
         self._header = self.query_one(HeaderBar)
@@ -302,12 +295,14 @@ class MegatuiApp(App[None]):
             self.query_one(EventsPanel),
         )
         if self.settings.keys:
+            # The config loader has checked these: bindable, and no key taken twice.
             self.set_keymap(dict(self.settings.keys))
-            self._warn_key_conflicts()
         self._restore_theme()
         self._unsubscribe = self.monitor.subscribe(self._on_monitor_snapshot)
         self.apply_snapshot(self.monitor.snapshot)
         self.query_one(VMPanel).focus_first()
+        if self.startup_notice:
+            self.notify(self.startup_notice, title="demo", timeout=20, markup=False)
         self.age_timer = self.set_interval(1.0, self.tick, name="age")
         self._install_hangup_handlers()
         self._start_monitor()
@@ -329,8 +324,11 @@ class MegatuiApp(App[None]):
         except Exception as exc:  # quitting must not fail because a source hangs up badly
             self.log.error(f"monitor.stop failed: {exc!r}")
 
-    def on_resize(self) -> None:
-        self.query_one(Footer).compact = self.size.width < 120
+    def on_resize(self, event: events.Resize) -> None:
+        # The event's size: this runs before App._on_resize updates self.size, so
+        # after a 160 → 80 resize self.size still said 160 and the footer, left wide,
+        # cut off `q quit`.
+        self.query_one(Footer).compact = event.size.width < 120
 
     # --- snapshots -----------------------------------------------------------------
 
@@ -385,11 +383,6 @@ class MegatuiApp(App[None]):
         # False hides the binding from the footer and makes its key do nothing.
         return not (action in MUTATING_ACTIONS and self.readonly)
 
-    def _warn_key_conflicts(self) -> None:
-        bindings = [b for b in self.BINDINGS if isinstance(b, Binding)]
-        for problem in keymap_conflicts(bindings, self.settings.keys):
-            self.notify(problem, title="[keys]", severity="warning", timeout=10, markup=False)
-
     def key_help(self) -> list[tuple[str, str]]:
         """(keys, description) of the app's own bindings as currently mapped."""
         keys: dict[str, list[str]] = {action: [] for action in ACTION_HELP}
@@ -415,6 +408,13 @@ class MegatuiApp(App[None]):
     def _vm_or_warn(self, name: str | None) -> str | None:
         name = name if name is not None else self.selected_vm
         if name is None:
+            host = self.snapshot.sources.get(SOURCE_HOST)
+            if host is not None and not host.ok:
+                # No VM to act on because the host is out of reach: the whole reason
+                # and the fix, which the one-line status has no room for.
+                text = host.detail or host.error or "the host is not connected"
+                self.notify(text, severity="error", timeout=30, markup=False)
+                return None
             self.notify("No VM selected", severity="warning")
             return None
         if self.snapshot.vm(name) is None:
@@ -488,6 +488,8 @@ class MegatuiApp(App[None]):
             self.notify(f"{verb} requested for {name}", markup=False)
 
     def action_ssh(self, name: str | None = None) -> None:
+        if name is None and drill_keys.open_detail(self):
+            return
         vm_name = self._vm_or_warn(name)
         if vm_name is None:
             return
@@ -572,9 +574,14 @@ class MegatuiApp(App[None]):
         self.notify(f"copied: {command}", markup=False)
 
     def action_detail(self) -> None:
+        if drill_keys.open_detail(self):
+            return
         name = self._vm_or_warn(None)
         if name is not None:
             self.push_screen(DetailScreen(name, self.monitor, self.snapshot, self.clock.now()))
+
+    def action_logs(self) -> None:
+        drill_keys.open_logs(self)
 
     # --- actions: navigation -------------------------------------------------------
 
@@ -582,7 +589,11 @@ class MegatuiApp(App[None]):
         return panel_of(self.focused) or self.query_one(VMPanel)
 
     def action_filter(self) -> None:
-        self.active_panel().open_filter()
+        panel = self.active_panel()
+        if not isinstance(self.screen, MainScreen) or panel.editing_filter:
+            # A dialog's or the palette's "/", or one typed into the open filter: text.
+            raise SkipAction
+        panel.open_filter()
 
     def action_focus_panel(self, number: int) -> None:
         self.panels[number - 1].focus_first()
@@ -671,14 +682,14 @@ class MegatuiApp(App[None]):
 HANGUP_GRACE = 3.0
 
 
-def _hard_exit_after(grace: float, cleanup: Callable[[], None] | None) -> None:
+def _hard_exit_after(grace: float, cleanup: Callable[[], None] | None, code: int = 129) -> None:
     """Runs in a thread: if the app has not exited `grace` s after a hangup (its
     terminal is gone, and restoring it can block on the dead tty), clean up and go."""
     time.sleep(grace)
     if cleanup is not None:
         with contextlib.suppress(Exception):
             cleanup()
-    os._exit(129)
+    os._exit(code)
 
 
 def tune_gc() -> None:
@@ -703,15 +714,18 @@ def run_app(
     clock: Clock | None = None,
     theme_store: Path | None = None,
     on_hangup: Callable[[], None] | None = None,
+    notice: str | None = None,
 ) -> int:
     """Run the control room until the user quits; the process exit code.
 
     The theme is remembered in the state directory unless `theme_store` says where.
     `on_hangup` runs if the terminal goes away (SIGHUP: the SSH session ended) and
-    the app cannot finish cleanly in time, e.g. to stop the demo's lab."""
+    the app cannot finish cleanly in time, e.g. to stop the demo's lab. `notice` is
+    shown once at the start (the demo's logins)."""
     store = theme_store if theme_store is not None else state_dir() / "theme"
     tune_gc()
     app = MegatuiApp(monitor, settings, clock=clock, theme_store=store)
     app.hangup_cleanup = on_hangup
+    app.startup_notice = notice
     app.run()
     return app.return_code or 0

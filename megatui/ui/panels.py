@@ -23,6 +23,7 @@ from textual.widgets import Static
 from megatui.model import (
     SOURCE_APPLICATIONS,
     SOURCE_DOCKER,
+    SOURCE_HOST,
     SOURCE_KUBERNETES,
     SOURCE_SSH,
     SOURCE_TART,
@@ -30,6 +31,7 @@ from megatui.model import (
     Phase,
     Pod,
     Snapshot,
+    SourceStatus,
 )
 from megatui.sources.kube_status import age as kube_age
 from megatui.ui import render
@@ -101,27 +103,53 @@ class HeaderBar(TextLine):
             # First, so no width can cut it off: it says why s and x do nothing.
             text.append(" ")
             text.append(" READ-ONLY ", f"bold reverse {render.WARN}")
+        host = snap.sources.get(SOURCE_HOST)
+        host_error = host.error if host is not None and not host.ok else None
         text.append("  " if compact else "  host ", render.MUTED)
-        text.append(snap.host or "?", "bold")
+        if host_error:
+            # In the host's place, so no width cuts it off first: the one cause of
+            # everything behind the host, said once (the line names the host).
+            text.append(f"⚠ {host_error}", f"bold {render.BAD}")
+        else:
+            text.append(snap.host or "?", "bold")
         text.append("  " if compact else "  ctx ", render.MUTED)
         text.append(snap.kube_context or "—", "bold" if snap.kube_context else render.MUTED)
         text.append("  ")
-        if snap.generated_at <= 0:
-            text.append("waiting for data…", render.MUTED)
-        else:
-            age = max(0, int(view.now - snap.generated_at))
-            ago = Text(f"{age} s ago", render.WARN if age >= 30 else render.MUTED)
-            if compact:
-                text.append_text(ago)
-            else:
-                text.append(f"updated {render.clock_time(snap.generated_at)} (", render.MUTED)
-                text.append_text(ago)
-                text.append(")", render.MUTED)
-        failing = sorted(name for name, s in snap.sources.items() if not s.ok)
+        self._append_age(text, view, compact)
+        failing = sorted(
+            name
+            for name, s in snap.sources.items()
+            if not s.ok and name != SOURCE_HOST and not (host_error and s.error == host_error)
+        )
         if failing:
             text.append("  ")
             text.append(f"⚠ failing: {', '.join(failing)}", f"bold {render.BAD}")
         self.show(text)
+
+    @staticmethod
+    def _append_age(text: Text, view: View, compact: bool) -> None:
+        snap = view.snapshot
+        if snap.generated_at <= 0:
+            text.append("waiting for data…", render.MUTED)
+            return
+        at, label = snap.generated_at, "updated"
+        sources = [s for name, s in snap.sources.items() if name != SOURCE_HOST]
+        if sources and not any(s.ok for s in sources):
+            # Every source fails: the snapshot is new, its data is not. Say how old
+            # the oldest data on the screen is, or that there is none.
+            stamps = [s.updated_at for s in sources if s.updated_at is not None]
+            if not stamps:
+                text.append("no data", f"bold {render.BAD}")
+                return
+            at, label = min(stamps), "last data"
+        age = max(0, int(view.now - at))
+        ago = Text(f"{age} s ago", render.WARN if age >= 30 else render.MUTED)
+        if compact:
+            text.append_text(ago)
+        else:
+            text.append(f"{label} {render.clock_time(at)} (", render.MUTED)
+            text.append_text(ago)
+            text.append(")", render.MUTED)
 
 
 def panel_of(node: DOMNode | None) -> Panel | None:
@@ -232,11 +260,17 @@ class Panel(Vertical):
         return not self.filter_text or self.filter_text.casefold() in search.casefold()
 
     def _show_sources(self, view: View) -> None:
-        lines = []
+        failing: dict[str | None, list[SourceStatus]] = {}
         for name in self.SOURCES:
             status = view.snapshot.sources.get(name)
             if status is not None and not status.ok:
-                lines.append(render.stale_line(status, view.now, view.retry_in(name)))
+                failing.setdefault(status.error, []).append(status)
+        lines = []
+        for same in failing.values():
+            # One cause, one line: sources failing alike (all behind a host that is
+            # down) share it, named together.
+            status = replace(same[0], name=", ".join(s.name for s in same))
+            lines.append(render.stale_line(status, view.now, view.retry_in(same[0].name)))
         line = self.query_one(".stale-line", TextLine)
         line.show(Text("\n", end="").join(lines))
         line.display = bool(lines)
@@ -390,10 +424,17 @@ class VMPanel(Panel):
             return
         name = self.selected
         vm = view.snapshot.vm(name) if name is not None else None
+        host = view.snapshot.sources.get(SOURCE_HOST)
         if vm is not None:
             line.show(render.vm_line(vm, view.now))
+        elif not view.snapshot.vms and host is not None and not host.ok:
+            # No VMs because the host is out of reach (d shows the reason and the fix).
+            line.show(literal("no VMs until the host answers · d: why, and the fix", render.BAD))
         elif not view.snapshot.vms and "tart" not in view.snapshot.sources:
             line.show(literal("waiting for tart…", render.MUTED))
+        elif not view.snapshot.vms and not view.snapshot.sources["tart"].ok:
+            # tart failed: its error says it all; "the list is empty" would be a guess.
+            line.show(literal(view.snapshot.sources["tart"].error or "tart failed", render.BAD))
         elif not view.snapshot.vms:
             line.show(literal("no VMs: tart list is empty", render.MUTED))
         else:
@@ -449,8 +490,10 @@ class ArgoPanel(Panel):
         Column("ready", "READY", 5),
         Column("status", "STATUS", 18),
         Column("restarts", "RESTARTS", 14),
-        Column("node", "NODE", 26),
         Column("age", "AGE", 6),
+        # Why a stuck pod is stuck (sources/pod_why.py): before NODE, so it shows at 160.
+        Column("note", "NOTE", 70),
+        Column("node", "NODE", 26),
     )
     APP_COLUMNS = (
         Column("name", "APPLICATION", 28),
@@ -482,8 +525,9 @@ class ArgoPanel(Panel):
             literal(pod.ready),
             render.pod_status_cell(pod),
             render.restarts_cell(pod),
-            literal(pod.node or "<none>"),
             render.age_cell(pod.created, now),
+            literal(pod.why or "", render.WARN),
+            literal(pod.node or "<none>"),
         )
 
     def draw(self, view: View) -> None:

@@ -70,6 +70,9 @@ def clock_time(epoch: float) -> str:
 PHASE_STYLE: dict[Phase, str] = {
     Phase.STOPPED: MUTED,
     Phase.SUSPENDED: MUTED,
+    Phase.SCHEDULING: BUSY,
+    Phase.PULLING: BUSY,
+    Phase.CLONING: BUSY,
     Phase.STARTING: BUSY,
     Phase.BOOTING: BUSY,
     Phase.IP: BUSY,

@@ -17,10 +17,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Log, Static
+from textual.widgets import Button, Footer, RichLog, Static
 
+from megatui import readiness
 from megatui.api import ActionError, MonitorAPI
 from megatui.model import BOOT_PHASES, VM, Phase, Snapshot
+from megatui.readiness import Verdict
 from megatui.report import duration
 from megatui.ui import render
 from megatui.ui.panels import TextLine
@@ -54,7 +56,9 @@ class ConfirmStopScreen(ModalScreen[bool]):
             )
             yield Static(
                 Text(
-                    "tart stop asks the guest to shut down and forces it off after 30 s. "
+                    # "30 s" near the start: Rich wraps at any space, a no-break one
+                    # too, and "30" and "s" must not end up on two lines.
+                    "tart stop gives the guest 30 s to shut down, then forces it off. "
                     "Unsaved work inside the VM is lost.",
                     end="",
                 ),
@@ -188,7 +192,8 @@ class WaitScreen(LiveScreen, ModalScreen[bool]):
         if vm is None:
             status.show(literal("The VM is no longer in tart list.", render.BAD))
             return
-        if vm.phase is Phase.READY and self.waiting:
+        decision = readiness.decide(self.vm_name, vm, self._snapshot.sources.get("tart"))
+        if decision.verdict is Verdict.READY and self.waiting:
             self._finish(True)
             return
         prefix = "waiting · " if self.waiting else ""
@@ -200,10 +205,10 @@ class WaitScreen(LiveScreen, ModalScreen[bool]):
                 render.progress_cell(vm, self._now),
             )
         )
-        if self.waiting and vm.phase in (Phase.ERROR, Phase.STOPPED, Phase.SUSPENDED):
-            # It will not get ready by itself: stop waiting and say why.
+        if self.waiting and decision.verdict is Verdict.GIVE_UP:
+            # It will not get ready by itself (the rule `megatui wait` uses): say why.
             self.waiting = False
-            reason = vm.error or f"the VM is {vm.phase}"
+            reason = decision.reason or f"the VM is {vm.phase}"
             self.app.notify(f"{self.vm_name}: {reason}", severity="error", markup=False)
             self._finish(False)
 
@@ -239,13 +244,17 @@ class HelpScreen(ModalScreen[None]):
         table.add_column()
         for keys, what in self.rows:
             table.add_row(Text(keys, end=""), Text(what, end=""))
-        with Vertical(classes="dialog", id="help"):
+        # Scrolls (↑ ↓ pgup pgdn) where the terminal is shorter than the list: 80x24.
+        with VerticalScroll(classes="dialog", id="help"):
             yield Static("Keys", classes="dialog-title")
             yield Static(table, id="help-keys")
             yield Static(
                 Text("escape closes this help · keys are set in [keys] of the config", end=""),
                 classes="dialog-body",
             )
+
+    def on_mount(self) -> None:
+        self.query_one("#help", VerticalScroll).focus()
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -291,13 +300,47 @@ def history_table(vm: VM, now: float) -> Table:
     return table
 
 
-def details_table(info: dict[str, object]) -> Table:
-    table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column()
-    for key, value in info.items():
-        table.add_row(Text(str(key)), Text("—" if value is None else str(value)))
+#: `tart get`'s fields in its declaration order (tart.md §4). Its JSON comes in a
+#: random key order on every call; the screen must not reshuffle on each open.
+TART_GET_ORDER = ("State", "OS", "CPU", "Memory", "Disk", "DiskFormat", "Size", "Display")
+#: JSON only and deprecated: the same as State.
+_TART_GET_HIDDEN = frozenset({"Running"})
+_TART_GET_UNITS = {"Memory": " MB", "Disk": " GB", "Size": " GB"}
+
+
+def details_table(info: dict[str, object], width: int = 0) -> Table:
+    """`tart get` as key/value pairs in a fixed order: one pair a row, or, when
+    `width` allows, several pairs a row (the detail screen at 80x24 has few rows)."""
+    known = [k for k in TART_GET_ORDER if k in info]
+    rest = sorted(k for k in info if k not in TART_GET_ORDER and k not in _TART_GET_HIDDEN)
+    pairs = [
+        (
+            Text(str(key), style="bold", end=""),
+            Text(_detail_value(key, info[key]), end=""),
+        )
+        for key in [*known, *rest]
+    ]
+    cell = max((len(k) + len(v) + 2 for k, v in pairs), default=1) + 3
+    per_row = max(1, min(4, width // cell)) if width else 1
+    table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 3, 0, 0))
+    for _ in range(per_row):
+        table.add_column(style="bold", no_wrap=True, justify="left")
+        table.add_column(no_wrap=True)
+    for i in range(0, len(pairs), per_row):
+        row: list[Text] = []
+        for key, value in pairs[i : i + per_row]:
+            row += [key, value]
+        table.add_row(*row)
     return table
+
+
+def _detail_value(key: str, value: object) -> str:
+    if value is None:
+        return "—"
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(value, str):
+        numeric = value.replace(".", "", 1).isdigit()
+    return f"{value}{_TART_GET_UNITS.get(key, '') if numeric else ''}"
 
 
 class DetailScreen(LiveScreen, ModalScreen[None]):
@@ -317,6 +360,8 @@ class DetailScreen(LiveScreen, ModalScreen[None]):
         self._snapshot = snapshot
         self._now = now
         self.loaded = False
+        self._info: dict[str, object] | None = None
+        self.log_lines: list[str] = []
 
     def compose(self) -> ComposeResult:
         with Vertical(id="detail") as box:
@@ -329,7 +374,8 @@ class DetailScreen(LiveScreen, ModalScreen[None]):
                 yield Static("tart get", classes="section")
                 yield Static(Text("loading…", style=render.MUTED), id="detail-info")
                 yield Static(Text(self._log_title(), end=""), classes="section", id="log-title")
-            yield Log(id="detail-log", highlight=False, max_lines=1000)
+            # Wrapped, not cut: a tart error line is often longer than 80 columns.
+            yield RichLog(id="detail-log", highlight=False, markup=False, wrap=True, max_lines=1000)
         # Its own footer: the main screen's keys do not apply here.
         yield Footer()
 
@@ -392,15 +438,33 @@ class DetailScreen(LiveScreen, ModalScreen[None]):
         except Exception as exc:  # an I/O failure of the core: show it, keep the screen
             info_widget.update(literal(f"tart get failed: {exc}", render.BAD))
         else:
-            info_widget.update(details_table(info))
-        log = self.query_one("#detail-log", Log)
+            self._info = info
+            self._show_info()
         try:
             lines = await self.monitor.read_log_tail(self.vm_name, self.LOG_LINES)
         except Exception as exc:  # as above: the log is optional, the screen is not
             lines = [f"cannot read the log: {exc}"]
-        log.clear()
-        log.write_lines([clean_log_line(line) for line in lines] or ["(the log is empty)"])
+        self.log_lines = [clean_log_line(line) for line in lines] or ["(the log is empty)"]
+        self._show_log()
         self.loaded = True
+
+    def on_resize(self) -> None:
+        # Both are laid out for a width: the pairs a row of tart get, the log's wrap.
+        if self.loaded:
+            self._show_info()
+            self._show_log()
+
+    def _show_info(self) -> None:
+        if self._info is not None:
+            widget = self.query_one("#detail-info", Static)
+            width = widget.content_size.width or self.size.width - 4
+            widget.update(details_table(self._info, width))
+
+    def _show_log(self) -> None:
+        log = self.query_one("#detail-log", RichLog)
+        log.clear()
+        for line in self.log_lines:
+            log.write(Text(line, end=""))
 
     def action_reload(self) -> None:
         self.load()

@@ -140,6 +140,10 @@ class KeyedTable(ScrollView, can_focus=True):
         #: A cursor on the first row stays on the first row (for newest-first lists,
         #: which would otherwise scroll the news out of sight to keep the cursor's row).
         self.follow_head = follow_head
+        #: Whether anyone put the cursor on a row. Until then it stays on the first
+        #: row while rows arrive: a list filled one watch event at a time (the
+        #: Applications) would else carry it to the row that came first, often the last.
+        self.cursor_placed = False
         self._order: list[str] = []
         self._index: dict[str, int] = {}
         self._cells: dict[str, tuple[Text, ...]] = {}
@@ -209,6 +213,8 @@ class KeyedTable(ScrollView, can_focus=True):
         return max(0, min(row, len(self._order) - 1))
 
     def watch_cursor_row(self, old: int, new: int) -> None:
+        # Only a move (a key, a click, select_key) comes here: sync sets it quietly.
+        self.cursor_placed = True
         self._refresh_row(old)
         self._refresh_row(new)
         self._scroll_to_cursor()
@@ -252,6 +258,7 @@ class KeyedTable(ScrollView, can_focus=True):
         index = self._index.get(key)
         if index is None:
             return False
+        self.cursor_placed = True  # also when it is on that row already
         self.cursor_row = index
         return True
 
@@ -331,7 +338,7 @@ class KeyedTable(ScrollView, can_focus=True):
             # whole control room down, so the first one wins.
             wanted.setdefault(row.key, row)
         cursor_key = self.cursor_key
-        if self.follow_head and self.cursor_row == 0:
+        if (self.follow_head or not self.cursor_placed) and self.cursor_row == 0:
             cursor_key = None
         cells: dict[str, tuple[Text, ...]] = {}
         dirty: list[str] = []

@@ -1,0 +1,268 @@
+"""Drill-down budgets (issue #12), measured headless (not a test).
+
+1. Pod detail opens with its events <= 200 ms after the key: the real Monitor on the
+   lab's API server (settled scenario, plain HTTP, in this process), the TUI headless
+   at 160x48; from posting the `d` key on the crash-looping repo-server's row until
+   the first frame (encoded to terminal bytes) of the detail screen showing its events
+   (held by the monitor's events watch), and until the frame that also shows the Pod
+   object fetched from the API.
+3. Logs: a pod writing 2,000 lines/s followed for 60 s: keypress -> repaint p95 <= 50
+   ms and RSS growth <= 50 MB (`--follow-seconds`, `--rate`).
+2. Search over 10,000 lines <= 100 ms: the logs screen holding 10,000 lines (its
+   buffer's limit), from submitting the search until the first match is selected;
+   and the bare `search()` over the same lines.
+
+Run: python benchmarks/bench_drill.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import RenderableType
+from textual import events
+from textual._compositor import CompositorUpdate
+from textual.app import App
+from textual.screen import Screen
+
+from megatui.config import load_settings
+from megatui.lab.cluster import start_lab_cluster
+from megatui.monitor import Monitor
+from megatui.sources.kube_logs import LogLine, search
+from megatui.ui.app import MegatuiApp
+from megatui.ui.logs import LogsScreen
+from megatui.ui.pod_detail import PodDetailScreen
+from megatui.ui.table import KeyedTable
+
+REPO = "argocd/argocd-repo-server-6c46b7867b-2x59w"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def until(pilot: object, predicate: object, timeout: float = 10.0) -> None:
+    deadline = time.perf_counter() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.perf_counter() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.001)
+
+
+class TimedApp(MegatuiApp):
+    """Records when each frame reaches the terminal (encoded, as a real one would)."""
+
+    frames: list[tuple[float, Screen[Any]]]
+
+    def _display(self, screen: Screen[Any], renderable: RenderableType | None) -> None:
+        super()._display(screen, renderable)
+        if not isinstance(renderable, CompositorUpdate) or self._batch_count:
+            return
+        renderable.render_segments(self.console)  # the headless driver skips this
+        self.frames.append((time.perf_counter(), screen))
+
+
+async def first_frame_after(pilot: object, app: TimedApp, drawn: float) -> float:
+    """When the first frame after `drawn` reached the terminal."""
+    await until(pilot, lambda: any(t >= drawn for t, _s in app.frames))
+    return next(t for t, _s in app.frames if t >= drawn)
+
+
+async def bench_pod_detail(runs: int) -> tuple[list[float], list[float]]:
+    work = Path(tempfile.mkdtemp(prefix="bench-drill-"))
+    lab = await start_lab_cluster(tls=False, animate=False, workdir=work / "kube")
+    config = work / "megatui.toml"
+    config.write_text(f'[kube]\nkubeconfig = "{lab.kubeconfig_path}"\n')
+    monitor = Monitor(load_settings(config, environ={}), sources={"kube"})
+    app = TimedApp(monitor, load_settings(config, environ={}))
+    app.frames = []
+    app.animation_level = "none"
+    times: list[float] = []
+    with_events: list[float] = []
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            table = app.query_one("#pod-table", KeyedTable)
+            await until(pilot, lambda: REPO in table.keys and monitor.drill.answered)
+            for _ in range(runs):
+                table.focus()
+                table.select_key(REPO)
+                await pilot.pause()
+                start = time.perf_counter()
+                app.post_message(events.Key("d", "d"))
+
+                def ready() -> bool:
+                    screen = app.screen
+                    return (
+                        isinstance(screen, PodDetailScreen)
+                        and screen.loaded
+                        and screen.obj is not None
+                        and bool(monitor.pod_events("argocd", REPO.split("/")[1]))
+                    )
+
+                def mounted() -> bool:
+                    return isinstance(app.screen, PodDetailScreen) and app.screen.is_mounted
+
+                await until(pilot, mounted)  # its first draw shows the events it holds
+                events_frame = await first_frame_after(pilot, app, time.perf_counter())
+                await until(pilot, ready)
+                object_frame = await first_frame_after(pilot, app, time.perf_counter())
+                with_events.append((events_frame - start) * 1000)
+                times.append((object_frame - start) * 1000)
+                await pilot.press("escape")
+                await until(pilot, lambda: not isinstance(app.screen, PodDetailScreen))
+    finally:
+        await lab.stop()
+    return with_events, times
+
+
+class _LinesMonitor:
+    """Just enough MonitorAPI for a LogsScreen: hands over the lines, then follows."""
+
+    def __init__(self, lines: list[LogLine]) -> None:
+        self.lines = lines
+
+    async def follow_pod_logs(self, *args: Any, **kwargs: Any) -> None:
+        buffer, on_lines = args[3], args[4]
+        for line in self.lines:
+            buffer.add(line)
+        on_lines(self.lines)
+        await asyncio.Event().wait()
+
+
+class SearchApp(App[None]):
+    def __init__(self, lines: list[LogLine]) -> None:
+        super().__init__()
+        self.lines = lines
+
+    def on_mount(self) -> None:
+        monitor: Any = _LinesMonitor(self.lines)
+        self.push_screen(LogsScreen(monitor, "argocd", "bench", ["app"]))
+
+
+async def bench_search(runs: int) -> tuple[list[float], list[float]]:
+    lines = [
+        LogLine(f"2026-01-01T00:00:{i % 60:02d}.{i:09d}Z", f'level=info msg="request {i} served"')
+        for i in range(10_000)
+    ]
+    lines[9_990] = LogLine(lines[9_990].stamp, 'level=fatal msg="needle in the haystack"')
+    bare = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        found = search([line.text for line in lines], "NEEDLE")
+        bare.append((time.perf_counter() - start) * 1000)
+        assert found == [9_990]
+
+    app = SearchApp(lines)
+    screen_times: list[float] = []
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, LogsScreen))
+        screen = app.screen
+        assert isinstance(screen, LogsScreen)
+        await until(pilot, lambda: len(screen.view.lines) >= 10_000)
+        for _ in range(runs):
+            screen.needle = "needle"
+            screen.view.scroll_home(animate=False, immediate=True)
+            start = time.perf_counter()
+            screen._find(keep=False)
+            screen_times.append((time.perf_counter() - start) * 1000)
+            assert screen.matches == [9_990]
+    return bare, screen_times
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def bench_follow(seconds: float, rate: int, key: str) -> tuple[list[float], float, int]:
+    """A pod writing `rate` lines/s followed for `seconds`: keypress -> next frame,
+    RSS growth, lines held at the end."""
+    work = Path(tempfile.mkdtemp(prefix="bench-follow-"))
+    lab = await start_lab_cluster(tls=False, animate=False, workdir=work / "kube")
+    config = work / "megatui.toml"
+    config.write_text(f'[kube]\nkubeconfig = "{lab.kubeconfig_path}"\n')
+    monitor = Monitor(load_settings(config, environ={}), sources={"kube"})
+    app = TimedApp(monitor, load_settings(config, environ={}))
+    app.frames = []
+    pod, container = "argocd-server-7b67dbdff8-2xzs9", "argocd-server"
+    book = lab.api.ext.logs
+    stop = asyncio.Event()
+
+    async def writer() -> None:
+        n = 0
+        batch = max(1, rate // 20)
+        while not stop.is_set():
+            for _ in range(batch):
+                book.write("argocd", pod, container, f'level=info msg="request {n}" path=/api/v1')
+                n += 1
+            await asyncio.sleep(0.05)
+
+    latencies: list[float] = []
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await until(pilot, lambda: monitor.drill.answered, 15)
+            app.push_screen(LogsScreen(monitor, "argocd", pod, [container]))
+            await until(pilot, lambda: isinstance(app.screen, LogsScreen))
+            screen = app.screen
+            assert isinstance(screen, LogsScreen)
+            before = rss_mb()
+            task = asyncio.create_task(writer())
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                await asyncio.sleep(0.5)
+                start = time.perf_counter()
+                app.post_message(events.Key(key, None))
+                latencies.append((await first_frame_after(pilot, app, start) - start) * 1000)
+            stop.set()
+            await task
+            growth = rss_mb() - before
+            held = len(screen.buffer.lines)
+    finally:
+        await lab.stop()
+    return latencies, growth, held
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--follow-seconds", type=float, default=60.0)
+    parser.add_argument("--rate", type=int, default=2000, help="log lines per second")
+    args = parser.parse_args()
+    with_events, detail = asyncio.run(bench_pod_detail(args.runs))
+    for what, values in (
+        ("key -> frame with its events", with_events),
+        ("key -> frame with the Pod object from the API too", detail),
+    ):
+        print(
+            f"pod detail, {what}, {len(values)} runs: median {statistics.median(values):.1f} "
+            f"ms, p95 {pct(values, 0.95):.1f} ms, max {max(values):.1f} ms (budget 200 ms)"
+        )
+    bare, screen = asyncio.run(bench_search(args.runs))
+    print(
+        f"search over 10,000 lines: search() median {statistics.median(bare):.2f} ms, "
+        f"p95 {pct(bare, 0.95):.2f} ms; logs screen find+select median "
+        f"{statistics.median(screen):.2f} ms, p95 {pct(screen, 0.95):.2f} ms (budget 100 ms)"
+    )
+    for key in ("up", "w"):
+        keys, growth, held = asyncio.run(bench_follow(args.follow_seconds, args.rate, key))
+        print(
+            f"logs following {args.rate} lines/s for {args.follow_seconds:g} s: {key!r} -> frame "
+            f"median {statistics.median(keys):.1f} ms, p95 {pct(keys, 0.95):.1f} ms "
+            f"(budget 50 ms); RSS growth {growth:.1f} MB (budget 50 MB); {held:,} lines held"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""Application detail and node detail screens (issue #12 items 4 and 5).
+
+Application: sync and revision, health, conditions, the last operation, and the
+resource tree from `status.resources`, unhealthy and out-of-sync first; `Enter`
+on a Pod of the watched namespace opens its pod detail. Node: conditions with
+their messages, capacity and allocatable, versions, taints, and the Kind
+container behind it as Docker reports it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Static
+
+from megatui.api import ActionError, MonitorAPI
+from megatui.model import Snapshot
+from megatui.sources.pod_why import one_line
+from megatui.ui import describe, render
+from megatui.ui.panels import TextLine
+from megatui.ui.render import literal
+from megatui.ui.screens import LiveScreen
+from megatui.ui.table import Column, KeyedTable, Row
+
+JSON = dict[str, Any]
+
+_CSS = """
+    %s { align: center middle; }
+    .kube-detail {
+        width: 100%%; height: 1fr; border: round $accent; background: $surface; padding: 0 1;
+    }
+    .kube-detail .section { margin-top: 1; text-style: bold; color: $accent; }
+    .kube-detail TextLine { height: auto; }
+    .kube-detail VerticalScroll { height: auto; max-height: 60%%; }
+    .kube-detail KeyedTable { height: 1fr; }
+    .kube-detail #node-scroll { height: 1fr; max-height: 100%%; }
+"""
+
+
+class _ObjectScreen(LiveScreen, ModalScreen[None]):
+    KIND = ""
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "close"),
+        Binding("q", "close", "close", show=False),
+        Binding("r", "reload", "reload"),
+    ]
+
+    def __init__(self, monitor: MonitorAPI, namespace: str, name: str, snapshot: Snapshot) -> None:
+        super().__init__()
+        self.monitor = monitor
+        self.namespace = namespace
+        self.obj_name = name
+        self.snapshot = snapshot
+        self.obj: JSON | None = None
+        self.error: str | None = None
+        self.loaded = False
+
+    def on_mount(self) -> None:
+        self.load()
+
+    @work(group="kube-detail-load", exclusive=True, exit_on_error=False)
+    async def load(self) -> None:
+        try:
+            self.obj = await self.monitor.kube_object(self.KIND, self.namespace, self.obj_name)
+            self.error = None
+        except ActionError as exc:
+            self.error = str(exc)
+        except Exception as exc:  # a core bug or I/O failure: one line, keep the screen
+            self.error = f"cannot read the {self.KIND}: {exc}"
+        self.loaded = True
+        self.draw()
+
+    def show_snapshot(self, snapshot: Snapshot, now: float) -> None:
+        self.snapshot = snapshot
+
+    def head(self) -> Text:
+        if self.error:
+            return literal(self.error, render.BAD)
+        return literal("loading…" if self.obj is None else "", render.MUTED)
+
+    def draw(self) -> None:
+        raise NotImplementedError
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class AppDetailScreen(_ObjectScreen):
+    KIND = "application"
+    DEFAULT_CSS = _CSS % "AppDetailScreen"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *_ObjectScreen.BINDINGS,
+        Binding("enter", "open", "open pod"),
+    ]
+    COLUMNS = (
+        Column("kind", "KIND", 14),
+        Column("name", "NAMESPACE/NAME", 44),
+        Column("sync", "SYNC", 10),
+        Column("health", "HEALTH", 12),
+        Column("message", "MESSAGE", 70),
+    )
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="kube-detail") as box:
+            box.border_title = Text(f"Application {self.namespace}/{self.obj_name}")
+            yield TextLine(id="app-head")
+            with VerticalScroll():
+                yield Static(id="app-summary")
+                yield Static("Conditions", classes="section")
+                yield Static(id="app-conditions")
+                yield Static("Last operation", classes="section")
+                yield Static(id="app-operation")
+                yield Static("Resources (unhealthy and out of sync first)", classes="section")
+            yield KeyedTable(self.COLUMNS, id="app-resources")
+        yield Footer()
+
+    def draw(self) -> None:
+        if not self.is_mounted:
+            return
+        self.query_one("#app-head", TextLine).show(self.head())
+        app = self.obj
+        if app is None:
+            return
+        now = self.snapshot.generated_at
+        self.query_one("#app-summary", Static).update(describe.app_summary(app, now))
+        self.query_one("#app-conditions", Static).update(describe.app_conditions(app, now))
+        self.query_one("#app-operation", Static).update(describe.last_operation(app, now))
+        rows = []
+        for r in describe.resource_rows(app):
+            key = f"{r['kind']}/{r['namespace']}/{r['name']}"
+            health = r["health"]
+            rows.append(
+                Row(
+                    key,
+                    (
+                        literal(r["kind"], "bold" if r["kind"] == "Pod" else ""),
+                        literal(f"{r['namespace']}/{r['name']}"),
+                        literal(r["sync"], render.SYNC_STYLE.get(r["sync"], "")),
+                        literal(health or "-", render.HEALTH_STYLE.get(health, render.MUTED)),
+                        literal(one_line(r["message"]), render.MUTED),
+                    ),
+                )
+            )
+        table = self.query_one("#app-resources", KeyedTable)
+        table.sync(rows)
+        table.focus()
+
+    def action_open(self) -> None:
+        key = self.query_one("#app-resources", KeyedTable).cursor_key
+        if key is None:
+            return
+        kind, namespace, name = key.split("/", 2)
+        if kind != "Pod":
+            self.notify(f"{kind} has no detail here; Enter opens Pods", timeout=3)
+            return
+        if not any(p.namespace == namespace for p in self.snapshot.pods):
+            self.notify(f"namespace {namespace} is not watched", severity="warning", timeout=3)
+            return
+        from megatui.ui.pod_detail import PodDetailScreen
+
+        self.app.push_screen(
+            PodDetailScreen(
+                self.monitor, namespace, name, self.snapshot, self.snapshot.generated_at
+            )
+        )
+
+
+class NodeDetailScreen(_ObjectScreen):
+    KIND = "node"
+    DEFAULT_CSS = _CSS % "NodeDetailScreen"
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="kube-detail") as box:
+            box.border_title = Text(f"Node {self.obj_name}")
+            yield TextLine(id="node-head")
+            with VerticalScroll(id="node-scroll"):
+                yield Static(id="node-body")
+        yield Footer()
+
+    def show_snapshot(self, snapshot: Snapshot, now: float) -> None:
+        super().show_snapshot(snapshot, now)
+        self.draw()
+
+    def draw(self) -> None:
+        if not self.is_mounted:
+            return
+        self.query_one("#node-head", TextLine).show(self.head())
+        if self.obj is None:
+            return
+        from rich.console import Group
+
+        kind = next((n for n in self.snapshot.nodes if n.name == self.obj_name), None)
+        parts: list[Any] = []
+        for title, body in describe.node_text(self.obj, kind, self.snapshot.generated_at):
+            if isinstance(body, Text):
+                body = body.copy()
+                body.end = "\n"  # cells end without a newline; in a Group each needs one
+            parts += [Text(""), Text(title, style="bold"), body]
+        self.query_one("#node-body", Static).update(Group(*parts[1:]))

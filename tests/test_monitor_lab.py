@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lab_fixtures import TartLabFactory, fast_vm, tart_lab_fixture  # noqa: F401
+from lab_fixtures import TartLabFactory, fast_vm, tart_lab_fixture, wait_for  # noqa: F401
 from monitor_helpers import lab_settings, wait_snapshot
 
+from megatui import report
 from megatui.api import ActionError
 from megatui.lab.tartlab import process_alive
 from megatui.model import Phase, Snapshot, TartState
@@ -162,10 +163,59 @@ async def test_readonly_refuses_start_and_stop(tart_lab: TartLabFactory, tmp_pat
     assert lab.run_pid("alpha") is None
 
 
-def test_no_zombie_children_left(tart_lab: TartLabFactory) -> None:
-    # Detached starts are our children, reaped by a thread as soon as they exit.
-    children = [p for p in os.listdir("/proc") if p.isdigit() and _ppid(int(p)) == os.getpid()]
-    assert all(_state(int(p)) != "Z" for p in children)
+def _children() -> set[int]:
+    return {int(p) for p in os.listdir("/proc") if p.isdigit() and _ppid(int(p)) == os.getpid()}
+
+
+async def test_no_zombie_children_left(tart_lab: TartLabFactory, tmp_path: Path) -> None:
+    """Detached starts are our children, reaped by a thread as soon as they exit: the
+    `tart run` this test starts and stops is not left a zombie (whatever other tests did)."""
+    lab = tart_lab([fast_vm("alpha")])
+    monitor = Monitor(lab_settings(lab, tmp_path), sources={"tart", "ssh"})
+    before = _children()
+    await monitor.start()
+    try:
+        await wait_snapshot(monitor, lambda s: phase_of(s, "alpha") is Phase.STOPPED)
+        await monitor.start_vm("alpha")
+        await wait_snapshot(monitor, lambda s: phase_of(s, "alpha") is Phase.READY)
+        ours = _children() - before
+        pid = lab.run_pid("alpha")
+        assert pid in ours, f"tart run ({pid}) is not our child: {ours}"
+        await monitor.stop_vm("alpha")
+        await wait_snapshot(monitor, lambda s: phase_of(s, "alpha") is Phase.STOPPED)
+    finally:
+        await monitor.stop()
+    # The reaper is a thread with nothing to wait on from here: poll, with a deadline.
+    wait_for(lambda: _state(pid) != "Z", 5.0, what=f"tart run {pid} reaped, not a zombie")
+    assert not [c for c in ours if _state(c) == "Z"]
+
+
+async def test_reports_never_show_the_login_password(
+    tart_lab: TartLabFactory, tmp_path: Path
+) -> None:
+    """The snapshot a report is made of never holds the VM password: not when the login
+    works, not when it is refused (the error line)."""
+    secret = "pw-7c1e9b-not-for-reports"
+    lab = tart_lab([fast_vm("alpha", password=secret), fast_vm("beta", password=secret)])
+    lab.set_reject_logins("beta", True)
+    monitor = Monitor(lab_settings(lab, tmp_path), sources={"tart", "ssh"})
+    await monitor.start()
+    try:
+        for name in ("alpha", "beta"):
+            await wait_snapshot(monitor, lambda s, n=name: phase_of(s, n) is Phase.STOPPED)
+            await monitor.start_vm(name)
+        snap = await wait_snapshot(
+            monitor,
+            lambda s: phase_of(s, "alpha") is Phase.READY and phase_of(s, "beta") is Phase.ERROR,
+            timeout=20,
+        )
+    finally:
+        await monitor.stop()
+    assert secret in (tmp_path / "megatui.toml").read_text()  # it was there to leak
+    beta = snap.vm("beta")
+    assert beta is not None and beta.error  # the refusal is reported, without the secret
+    for text in (report.dumps(report.snapshot_json(snap)), report.snapshot_text(snap)):
+        assert secret not in text
 
 
 def _ppid(pid: int) -> int:

@@ -14,7 +14,8 @@ a malformed --host are caught by the CLI, with the same code).
 
 The package: `outcome` (what a check answers), `runner` (the dependency-ordered
 runner and the Context checks read), `checks/` (the checks, by area), `output` (text,
-JSON, JUnit), `progress` (the terminal progress display), `command` (the command).
+JSON, JUnit), `progress` (the terminal progress display), `plan` (which checks
+a run makes), `command` (the command).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from megatui.doctor.checks import CHECKS
 from megatui.doctor.command import first_round_timeout, run
 from megatui.doctor.outcome import CheckResult, Outcome, Status
 from megatui.doctor.output import render_text, to_json, to_junit, totals
+from megatui.doctor.plan import plan
 from megatui.doctor.progress import Progress
-from megatui.doctor.runner import Check, Context, plan, run_checks
+from megatui.doctor.runner import Check, Context, run_checks
 
 __all__ = [
     "CHECKS",

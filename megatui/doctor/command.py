@@ -16,8 +16,9 @@ from megatui.doctor.checks import CHECKS
 from megatui.doctor.checks import orchard as orchard_checks
 from megatui.doctor.outcome import Status
 from megatui.doctor.output import render_text, to_json, to_junit
+from megatui.doctor.plan import plan
 from megatui.doctor.progress import Progress
-from megatui.doctor.runner import Context, plan, run_checks
+from megatui.doctor.runner import Context, run_checks
 from megatui.headless import build_monitor
 from megatui.sources.orchard_config import OrchardConfig
 from megatui.transport import TransportError

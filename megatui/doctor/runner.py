@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from megatui.config import Settings
 from megatui.doctor.outcome import CheckResult, Outcome, Status, failed, skipped
@@ -52,14 +52,6 @@ class Check:
     needs: tuple[str, ...] = ()
     #: Goes through the --host connection: with --host, it needs remote.connection.
     via_host: bool = False
-
-
-def plan(settings: Settings, checks: Sequence[Check]) -> list[Check]:
-    """The checks for this run: with --host, what goes through the host connection
-    needs it (and is skipped, with that reason, when it failed)."""
-    if not settings.host:
-        return list(checks)
-    return [replace(c, needs=(*c.needs, "remote.connection")) if c.via_host else c for c in checks]
 
 
 async def run_checks(ctx: Context, checks: Sequence[Check]) -> list[CheckResult]:

@@ -297,7 +297,8 @@ async def check_kind_nodes(ctx: Context) -> Outcome:
 async def check_kubeconfig(ctx: Context) -> Outcome:
     """The kubeconfig, its context and that context's cluster, read exactly as the
     Kubernetes source reads them (with --host: the host's kubeconfig, as forwarded)."""
-    from megatui.sources.kube import KubeError, connect
+    from megatui.sources.kube import connect
+    from megatui.sources.kubeconfig import KubeError
 
     remote = ctx.monitor.transport.is_remote
     if remote:  # the monitor fetches and forwards the host's kubeconfig first
@@ -656,7 +657,7 @@ async def check_remote_connection(ctx: Context) -> Outcome:
 async def check_keychain(ctx: Context) -> Outcome:
     if not ctx.monitor.transport.is_remote:
         return skipped("not using --host")
-    from megatui.remote import KEYCHAIN_HINT, keychain_locked
+    from megatui.keychain import KEYCHAIN_HINT, keychain_locked
 
     locked = await keychain_locked(ctx.monitor.transport)
     if locked is None:

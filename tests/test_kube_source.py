@@ -21,9 +21,9 @@ from megatui.lab.kube_certs import (
     server_ssl_context,
     write_kubeconfig,
 )
-from megatui.sources.kube import (
+from megatui.sources.kube import _SortedRows
+from megatui.sources.kubeconfig import (
     KubeError,
-    _SortedRows,
     apply_override,
     kubeconfig_paths,
     load_kubeconfig,

@@ -43,11 +43,11 @@ import random
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import aiohttp
 
+from megatui.backoff import backoff_delay
 from megatui.clock import Clock
 from megatui.config import Settings
 from megatui.model import Application, ArgoSummary, Node, Pod, SourceStatus, StatusKind
@@ -60,7 +60,16 @@ from megatui.sources.kube_status import (
     pod_row,
     resource_version,
 )
+from megatui.sources.kubeconfig import (
+    KubeconfigError,
+    KubeError,
+    Signature,
+    choose_cluster,
+    kubeconfig_paths,
+    kubeconfig_signature,
+)
 from megatui.sources.pod_why import pod_clue
+from megatui.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +88,8 @@ LIST_CAP = 64 * 1024 * 1024
 EVENT_CAP = 2 * 1024 * 1024
 # Error bodies are Status objects of a few hundred bytes; only the message is shown.
 STATUS_CAP = 64 * 1024
+#: An error line is cut to this many characters.
+MAX_LINE = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,14 +125,6 @@ class KubeTiming:
 DEFAULT_TIMING = KubeTiming()
 
 
-class KubeError(Exception):
-    """A failure whose str() is the one line the user sees."""
-
-
-class _ConfigError(KubeError):
-    """Kubeconfig trouble: retried, as the file may appear or be fixed."""
-
-
 class _Expired(Exception):
     """410: the resourceVersion is too old; relist."""
 
@@ -150,171 +153,40 @@ class _Reload(Exception):
     """The kubeconfig changed on disk: rebuild the client."""
 
 
-# --------------------------------------------------------------------------- kubeconfig
-
-
-def _display(path: str) -> str:
-    home = str(Path.home())
-    if path == home or path.startswith(home + os.sep):
-        return "~" + path[len(home) :]
-    return path
-
-
-def kubeconfig_paths(settings: Settings, environ: dict[str, str] | None = None) -> list[str]:
-    """The kubeconfig files in kubectl's order: the explicit setting, else $KUBECONFIG
-    (a path list), else ~/.kube/config. Read at call time, never at import
-    (the client's own default is frozen at import: kubernetes.md trap 5)."""
-    env = os.environ if environ is None else environ
-    raw = settings.kubeconfig or env.get("KUBECONFIG") or "~/.kube/config"
-    return [os.path.expanduser(p) for p in raw.split(os.pathsep) if p]
-
-
-def _signature(paths: list[str]) -> tuple[tuple[str, int, int], ...]:
-    sig = []
-    for p in paths:
-        try:
-            st = os.stat(p)
-        except OSError:
-            sig.append((p, -1, -1))
-        else:
-            sig.append((p, st.st_mtime_ns, st.st_size))
-    return tuple(sig)
-
-
-def _absolutize(entry: Any, keys: tuple[str, ...], base: str) -> None:
-    # Relative certificate paths are relative to the kubeconfig that names them.
-    if not isinstance(entry, dict):
-        return
-    for key in keys:
-        value = entry.get(key)
-        if isinstance(value, str) and value and not os.path.isabs(value):
-            entry[key] = os.path.join(base, os.path.expanduser(value))
-
-
-def load_kubeconfig(paths: list[str]) -> tuple[JSON, str]:
-    """Merge kubeconfig files as kubectl does: the first file to define a name wins,
-    and the first `current-context` wins. Returns (merged, description)."""
-    import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; kubernetes depends on it
-
-    where = ":".join(_display(p) for p in paths)
-    merged: JSON = {"clusters": [], "contexts": [], "users": []}
-    seen: dict[str, set[str]] = {k: set() for k in ("clusters", "contexts", "users")}
-    found = False
-    for path in paths:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            raise _ConfigError(f"cannot read kubeconfig {_display(path)}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise _ConfigError(f"kubeconfig {_display(path)} is not UTF-8 text") from None
-        try:
-            doc = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            line = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
-            raise _ConfigError(f"kubeconfig {_display(path)} is not valid YAML: {line}") from None
-        if not isinstance(doc, dict):
-            raise _ConfigError(f"kubeconfig {_display(path)} is not a kubeconfig")
-        found = True
-        base = os.path.dirname(os.path.abspath(path))
-        for section in ("clusters", "contexts", "users"):
-            for item in doc.get(section) or []:
-                if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-                    continue
-                if item["name"] in seen[section]:
-                    continue
-                inner = item.get(section[:-1])
-                if inner is not None and not isinstance(inner, dict):
-                    # The client would fail on it with an AttributeError of its own.
-                    raise _ConfigError(
-                        f"kubeconfig {_display(path)}: {section[:-1]} '{item['name']}' "
-                        "is not a mapping"
-                    )
-                seen[section].add(item["name"])
-                if section == "clusters":
-                    _absolutize(item.get("cluster"), ("certificate-authority",), base)
-                elif section == "users":
-                    _absolutize(item.get("user"), ("client-certificate", "client-key"), base)
-                merged[section].append(item)
-        if "current-context" not in merged and doc.get("current-context"):
-            merged["current-context"] = doc["current-context"]
-    if not found:
-        raise _ConfigError(f"kubeconfig not found: {where}")
-    return merged, where
-
-
-def _entry(config: JSON, section: str, name: str) -> JSON | None:
-    for item in config.get(section) or []:
-        if item.get("name") == name:
-            inner = item.get(section[:-1])
-            return inner if isinstance(inner, dict) else {}
-    return None
-
-
-def apply_override(cluster: JSON, override: str) -> None:
-    """Point a cluster entry at a tunnelled host:port while TLS still verifies the
-    name the certificate was issued for (the original host, as tls-server-name)."""
-    original = urllib.parse.urlsplit(str(cluster.get("server", "")))
-    target = override if "://" in override else f"{original.scheme or 'https'}://{override}"
-    new = urllib.parse.urlsplit(target)
-    cluster["server"] = urllib.parse.urlunsplit(
-        (new.scheme, new.netloc, original.path, original.query, original.fragment)
-    )
-    if new.scheme == "https" and original.hostname and not cluster.get("tls-server-name"):
-        cluster["tls-server-name"] = original.hostname
-
-
 @dataclass(slots=True)
 class _Client:
     api: Any  # kubernetes.aio.client.ApiClient (untyped)
     context: str
     server: str
-    signature: tuple[tuple[str, int, int], ...]
+    signature: Signature
 
 
 async def connect(settings: Settings, override: str | None = None) -> _Client:
     """An ApiClient for the chosen context of the merged kubeconfig."""
     from kubernetes.aio.config import ConfigException, new_client_from_config_dict
 
-    paths = kubeconfig_paths(settings)
-    signature = _signature(paths)
-    config, where = await asyncio.to_thread(load_kubeconfig, paths)
-    context = settings.kube_context or config.get("current-context")
-    if not context:
-        raise _ConfigError(f"no current context in {where}; choose one with --context")
-    ctx = _entry(config, "contexts", context)
-    if ctx is None:
-        raise _ConfigError(f"kube context '{context}' not found in {where}")
-    cluster_name = ctx.get("cluster")
-    cluster = _entry(config, "clusters", str(cluster_name))
-    if cluster is None:
-        raise _ConfigError(
-            f"kube context '{context}' names cluster '{cluster_name}', which {where} lacks"
-        )
-    if not isinstance(cluster.get("server"), str) or not cluster["server"]:
-        raise _ConfigError(f"cluster '{cluster_name}' in {where} has no server address")
-    if override:
-        apply_override(cluster, override)
-    server = str(cluster["server"]).rstrip("/")
+    chosen = await asyncio.to_thread(choose_cluster, settings, override)
+    where = chosen.where
     try:
         api = await new_client_from_config_dict(  # type: ignore[no-untyped-call]
-            config_dict=config, context=context
+            config_dict=chosen.config, context=chosen.context
         )
         # The aiohttp session and its TLS context are built lazily; build them now so
         # that a bad certificate is a configuration error, not a request error.
         api.rest_client.pool_manager = api.rest_client._create_pool_manager()
     except ConfigException as exc:
-        raise _ConfigError(f"invalid kubeconfig {where}: {exc}") from None
+        raise KubeconfigError(f"invalid kubeconfig {where}: {exc}") from None
     except (OSError, ValueError) as exc:
         # ssl.SSLError is an OSError: unreadable or mismatched certificate data.
-        raise _ConfigError(f"invalid credentials in kubeconfig {where}: {exc}") from None
+        raise KubeconfigError(f"invalid credentials in kubeconfig {where}: {exc}") from None
     except Exception as exc:
         # The client reads the kubeconfig's entries without checking their types (a
         # `user` that is a string raises AttributeError): still the file's fault.
-        detail = _one_line(f"{type(exc).__name__}: {exc}")
-        raise _ConfigError(f"invalid kubeconfig {where}: {detail}") from None
-    return _Client(api=api, context=context, server=server, signature=signature)
+        detail = one_line(f"{type(exc).__name__}: {exc}", MAX_LINE)
+        raise KubeconfigError(f"invalid kubeconfig {where}: {detail}") from None
+    return _Client(
+        api=api, context=chosen.context, server=chosen.server, signature=chosen.signature
+    )
 
 
 # --------------------------------------------------------------------------- caches
@@ -449,10 +321,6 @@ def _status_message(body: bytes) -> str:
     if isinstance(data, dict):
         return str(data.get("message") or data.get("reason") or "")
     return ""
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:300]
 
 
 # --------------------------------------------------------------------------- the source
@@ -626,8 +494,7 @@ class KubeSource:
 
     def _delay(self, failures: int) -> float:
         t = self.timing
-        base = min(t.backoff_max, t.backoff_initial * 2.0 ** max(0, failures - 1))
-        return base * (1 + t.jitter * (2 * self._rng.random() - 1))
+        return backoff_delay(failures - 1, t.backoff_initial, t.backoff_max, self._rng, t.jitter)
 
     def refresh(self) -> None:
         """Retry every failing or waiting resource now and forget its backoff (the
@@ -694,7 +561,7 @@ class KubeSource:
                     delay = self._delay(failures)
                     while isinstance(unexpected, BaseExceptionGroup):
                         unexpected = unexpected.exceptions[0]
-                    line = _one_line(f"{type(unexpected).__name__}: {unexpected}")
+                    line = one_line(f"{type(unexpected).__name__}: {unexpected}", MAX_LINE)
                     for res in self._resources:
                         self._fail(res, f"internal error: {line}", delay)
                     if await self._pause(delay):
@@ -737,7 +604,7 @@ class KubeSource:
         while True:
             await self._suspect.wait()
             self._suspect.clear()
-            if _signature(paths) != client.signature:
+            if kubeconfig_signature(paths) != client.signature:
                 raise _Reload
 
     async def _run_resource(self, client: _Client, res: _Resource) -> None:
@@ -840,14 +707,14 @@ class KubeSource:
             ) from None
         except aiohttp.ClientConnectorError as exc:
             code = exc.os_error.errno
-            why = os.strerror(code).lower() if code else _one_line(str(exc.os_error))
+            why = os.strerror(code).lower() if code else one_line(str(exc.os_error), MAX_LINE)
             if code == errno_mod.ECONNREFUSED:
                 why = "connection refused"
             raise KubeError(f"cannot reach the API server at {server}: {why}") from None
         except aiohttp.ServerDisconnectedError:
             raise KubeError(f"the API server at {server} closed the connection") from None
         except aiohttp.ClientError as exc:
-            raise KubeError(f"request to {server} failed: {_one_line(str(exc))}") from None
+            raise KubeError(f"request to {server} failed: {one_line(str(exc), MAX_LINE)}") from None
         response: aiohttp.ClientResponse = rest.response
         return response
 
@@ -867,7 +734,7 @@ class KubeSource:
             pass  # the status code alone still says what happened
         finally:
             resp.close()
-        message = _one_line(_status_message(body))
+        message = one_line(_status_message(body), MAX_LINE)
         server = self._client.server if self._client else "the API server"
         if status == 410:
             raise _Expired
@@ -903,7 +770,7 @@ class KubeSource:
                 f"the API server stopped sending within {self.settings.kube_request_timeout:g} s"
             ) from None
         except aiohttp.ClientError as exc:
-            raise KubeError(f"the list was cut off: {_one_line(str(exc))}") from None
+            raise KubeError(f"the list was cut off: {one_line(str(exc), MAX_LINE)}") from None
         finally:
             # close, not release: a refused body must not be drained into the pool.
             resp.close()
@@ -995,7 +862,8 @@ class KubeSource:
                     raise _StreamCut(f"the {res.name} watch on {client.server} broke off") from None
                 except aiohttp.ClientError as exc:
                     raise _StreamCut(
-                        f"the {res.name} watch on {client.server} failed: {_one_line(str(exc))}"
+                        f"the {res.name} watch on {client.server} failed: "
+                        f"{one_line(str(exc), MAX_LINE)}"
                     ) from None
                 if not line:
                     self._ok(res)
@@ -1027,7 +895,7 @@ class KubeSource:
             code = obj.get("code")
             if code == 410:
                 raise _Expired
-            message = _one_line(str(obj.get("message") or obj.get("reason") or code))
+            message = one_line(str(obj.get("message") or obj.get("reason") or code), MAX_LINE)
             raise KubeError(f"the {res.name} watch failed ({code}): {message}")
         try:
             rv = resource_version(obj)

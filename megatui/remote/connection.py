@@ -571,12 +571,7 @@ class RemoteTransport:
                 f"{host}:{port} via {self.label}: no answer within {timeout:g} s"
             ) from None
         except asyncssh.ChannelOpenError as exc:
-            if self._conn is not conn:
-                raise ConnectionLost(self.lost_message()) from None
-            # What a local connect() would raise, so callers treat both alike.
-            raise ConnectionRefusedError(
-                errno.ECONNREFUSED, f"{host}:{port} via {self.label}: {one_line(exc.reason)}"
-            ) from None
+            raise self._refused(conn, exc, f"{host}:{port} via {self.label}") from None
         return reader, writer
 
     def ssh_tunnel(self) -> asyncssh.SSHClientConnection:
@@ -594,12 +589,17 @@ class RemoteTransport:
             async with asyncio.timeout(timeout):
                 _reader, writer = await conn.open_unix_connection(full)
         except asyncssh.ChannelOpenError as exc:
-            if self._conn is not conn:
-                raise ConnectionLost(self.lost_message()) from None
-            raise ConnectionRefusedError(
-                errno.ECONNREFUSED, f"{path} on {self.label}: {one_line(exc.reason)}"
-            ) from None
+            raise self._refused(conn, exc, f"{path} on {self.label}") from None
         writer.close()
+
+    def _refused(
+        self, conn: asyncssh.SSHClientConnection, exc: asyncssh.ChannelOpenError, what: str
+    ) -> Exception:
+        """A refused channel: the connection died under it, or the host's end refused
+        (then what a local connect() would raise, so callers treat both alike)."""
+        if self._conn is not conn:
+            return ConnectionLost(self.lost_message())
+        return ConnectionRefusedError(errno.ECONNREFUSED, f"{what}: {one_line(exc.reason)}")
 
     # --- forwards ----------------------------------------------------------------------------
 

@@ -32,7 +32,6 @@ declared stalled (a frozen API server, a dead tunnel) and its source goes stale.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import dataclasses
 import errno as errno_mod
@@ -43,7 +42,7 @@ import random
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import aiohttp
 
@@ -51,6 +50,7 @@ from megatui.backoff import backoff_delay
 from megatui.clock import Clock
 from megatui.config import Settings
 from megatui.model import Application, ArgoSummary, Node, Pod, SourceStatus, StatusKind
+from megatui.sources.kube_rows import Resource
 from megatui.sources.kube_status import (
     ShapeError,
     application_row,
@@ -189,101 +189,6 @@ async def connect(settings: Settings, override: str | None = None) -> _Client:
     )
 
 
-# --------------------------------------------------------------------------- caches
-
-R = TypeVar("R")
-
-
-class _SortedRows(Generic[R]):
-    """Rows by key, with a sorted tuple rebuilt cheaply: a change of one row costs a
-    bisect and a slot assignment, plus one tuple copy when the state is published."""
-
-    def __init__(self) -> None:
-        self._keys: list[str] = []
-        self._rows: list[R] = []
-        self._tuple: tuple[R, ...] | None = ()
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def replace_all(self, pairs: list[tuple[str, R]]) -> None:
-        pairs.sort(key=lambda kr: kr[0])
-        self._keys = [k for k, _ in pairs]
-        self._rows = [r for _, r in pairs]
-        self._tuple = None
-
-    def upsert(self, key: str, row: R) -> None:
-        i = bisect.bisect_left(self._keys, key)
-        if i < len(self._keys) and self._keys[i] == key:
-            self._rows[i] = row
-        else:
-            self._keys.insert(i, key)
-            self._rows.insert(i, row)
-        self._tuple = None
-
-    def get(self, key: str) -> R | None:
-        i = bisect.bisect_left(self._keys, key)
-        if i < len(self._keys) and self._keys[i] == key:
-            return self._rows[i]
-        return None
-
-    def remove(self, key: str) -> None:
-        i = bisect.bisect_left(self._keys, key)
-        if i < len(self._keys) and self._keys[i] == key:
-            del self._keys[i]
-            del self._rows[i]
-            self._tuple = None
-
-    def rows(self) -> tuple[R, ...]:
-        if self._tuple is None:
-            self._tuple = tuple(self._rows)
-        return self._tuple
-
-
-@dataclass(slots=True)
-class _Health:
-    ok: bool = False
-    known: bool = False
-    error: str | None = None
-    note: str | None = None
-    updated_at: float | None = None
-    next_retry_at: float | None = None
-    kind: StatusKind = StatusKind.OK
-
-
-class _Resource:
-    """One watched collection: its path, its rows, its RV and its health."""
-
-    def __init__(self, name: str, path: str, convert: Callable[[JSON, float], tuple[str, Any]]):
-        self.name = name
-        self.path = path
-        self.convert = convert
-        self.rows: _SortedRows[Any] = _SortedRows()
-        self.rv: str | None = None
-        self.health = _Health()
-        self.lists = 0  # list requests made (tests and diagnostics)
-        self.delivered = False  # the current watch has delivered an event
-        # Pods whose RESTARTS reads "N (<age> ago)": kept raw to re-render the age.
-        self.aging: dict[str, JSON] = {}
-        # Pods of Argo CD components (every name the summary looks at starts with
-        # "argocd-"): the summary is recomputed over these few, not all 5,000.
-        self.argo: dict[str, Pod] = {}
-        self.summary: ArgoSummary | None = None
-
-    def track(self, key: str, row: Any, obj: JSON | None) -> None:
-        """Side indexes of a pod row; obj None means the pod is gone."""
-        if obj is not None and row.restarts.endswith(" ago)"):
-            self.aging[key] = obj
-        else:
-            self.aging.pop(key, None)
-        component = row.component if obj is not None else None
-        if component and component.startswith("argocd-"):
-            self.argo[key] = row
-            self.summary = None
-        elif self.argo.pop(key, None) is not None:
-            self.summary = None
-
-
 # Keys sort as kubectl lists: by name (namespaced ones within their namespace).
 
 
@@ -305,7 +210,7 @@ def _app_entry(obj: JSON, _now: float) -> tuple[str, Any]:
     return f"{row.namespace}/{row.name}", row
 
 
-def _key_of(res: _Resource, obj: JSON) -> str:
+def _key_of(res: Resource, obj: JSON) -> str:
     return object_key(obj, namespaced=res.name != "nodes")
 
 
@@ -351,9 +256,9 @@ class KubeSource:
         self.timing = timing or DEFAULT_TIMING
         self._rng = rng or random.Random()
         ns = urllib.parse.quote(settings.namespace, safe="")
-        self.nodes = _Resource("nodes", "/api/v1/nodes", _node_entry)
-        self.pods = _Resource("pods", f"/api/v1/namespaces/{ns}/pods", _pod_entry)
-        self.apps = _Resource(
+        self.nodes = Resource("nodes", "/api/v1/nodes", _node_entry)
+        self.pods = Resource("pods", f"/api/v1/namespaces/{ns}/pods", _pod_entry)
+        self.apps = Resource(
             "applications",
             f"/apis/argoproj.io/v1alpha1/namespaces/{ns}/applications",
             _app_entry,
@@ -450,7 +355,7 @@ class KubeSource:
             next_retry_at=min(retries) if retries and not ok else None,
         )
 
-    def _ok(self, res: _Resource, *, urgent: bool = False) -> None:
+    def _ok(self, res: Resource, *, urgent: bool = False) -> None:
         h = res.health
         was_bad = not h.ok or not h.known
         h.known = True
@@ -468,7 +373,7 @@ class KubeSource:
             h.kind = StatusKind.MISSING_NAMESPACE
         self._changed(urgent=urgent or was_bad)
 
-    def _fail(self, res: _Resource, message: str, retry_in: float | None) -> None:
+    def _fail(self, res: Resource, message: str, retry_in: float | None) -> None:
         h = res.health
         h.known = True
         h.ok = False
@@ -478,7 +383,7 @@ class KubeSource:
         h.next_retry_at = self._now() + retry_in if retry_in is not None else None
         self._changed(urgent=True)
 
-    def _calm(self, res: _Resource, message: str, retry_in: float) -> None:
+    def _calm(self, res: Resource, message: str, retry_in: float) -> None:
         """Not an error: nothing to show and nothing broken (the missing CRD)."""
         h = res.health
         h.known = True
@@ -607,7 +512,7 @@ class KubeSource:
             if kubeconfig_signature(paths) != client.signature:
                 raise _Reload
 
-    async def _run_resource(self, client: _Client, res: _Resource) -> None:
+    async def _run_resource(self, client: _Client, res: Resource) -> None:
         failures = 0
         expirations = 0
         while True:
@@ -718,7 +623,7 @@ class KubeSource:
         response: aiohttp.ClientResponse = rest.response
         return response
 
-    async def _fail_for_status(self, res: _Resource, resp: aiohttp.ClientResponse) -> None:
+    async def _fail_for_status(self, res: Resource, resp: aiohttp.ClientResponse) -> None:
         """Turn a non-200 answer into the right exception."""
         status = resp.status
         body = b""
@@ -751,7 +656,7 @@ class KubeSource:
             raise KubeError(f"not found (404): {message or res.path}")
         raise KubeError(f"API server error ({status}): {message or resp.reason or 'no details'}")
 
-    async def _read_list(self, res: _Resource, resp: aiohttp.ClientResponse) -> bytes:
+    async def _read_list(self, res: Resource, resp: aiohttp.ClientResponse) -> bytes:
         """The whole list body, refused past LIST_CAP (announced or actually sent)."""
         too_big = _BadShape(res.name, f"the list is larger than {LIST_CAP // 2**20} MiB")
         try:
@@ -775,7 +680,7 @@ class KubeSource:
             # close, not release: a refused body must not be drained into the pool.
             resp.close()
 
-    async def _list(self, client: _Client, res: _Resource) -> None:
+    async def _list(self, client: _Client, res: Resource) -> None:
         limit = self.settings.kube_request_timeout
         # No total limit: a big list may take a while to arrive, as long as bytes flow.
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=limit, sock_read=limit)
@@ -823,7 +728,7 @@ class KubeSource:
         # 403 (no right to read namespaces) proves nothing: assume it exists.
         self._namespace_missing = resp.status == 404
 
-    async def _watch(self, client: _Client, res: _Resource) -> bool:
+    async def _watch(self, client: _Client, res: Resource) -> bool:
         """One watch request from res.rv. Returns True if it ended cleanly (the
         server's timeout); raises on errors. Events update the rows and the RV."""
         watch_timeout = max(1, int(self.settings.kube_watch_timeout))
@@ -878,7 +783,7 @@ class KubeSource:
         finally:
             resp.close()
 
-    def _apply(self, res: _Resource, line: bytes) -> None:
+    def _apply(self, res: Resource, line: bytes) -> None:
         try:
             event = json.loads(line)
         except ValueError:

@@ -1,6 +1,6 @@
 """Kubeconfig loading and merging as kubectl does it, and the choice of a context.
 
-kubectl's rules (kubernetes.md §2): the files are `--kubeconfig`, else every path in
+kubectl's rules: the files are `--kubeconfig`, else every path in
 $KUBECONFIG, else ~/.kube/config; merged, the first file to define a name wins and
 the first `current-context` wins; relative certificate paths are relative to the file
 that names them. The list-and-watch engine (`sources/kube.py`) builds its API client

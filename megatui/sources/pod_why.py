@@ -54,7 +54,10 @@ JSON = dict[str, Any]
 
 
 def one_line(text: str, limit: int = MAX_WHY) -> str:
-    """Whitespace folded, control characters dropped, cut with an ellipsis."""
+    """Whitespace folded, control characters dropped, cut with an ellipsis.
+
+    `text.one_line` plus the control characters: these messages come from the API
+    server (a container's own termination message) and reach the screen verbatim."""
     return fold_line("".join(ch if ch.isprintable() else " " for ch in text), limit)
 
 

@@ -29,31 +29,25 @@ from megatui.remote.errors import (
     ConnectionLost,
     HostKeyChanged,
     HostKeyUnknown,
-    HostSpec,
     HostSpecError,
     HostUnreachable,
     LoginRefused,
-    RemoteCommandNotFound,
     RemoteError,
     parse_host_spec,
 )
 from megatui.remote.host_setup import (
-    DOCKER_SOCKETS,
     RemoteSetup,
     prepare_remote,
     refresh_kubeconfig,
 )
 
 __all__ = [
-    "DOCKER_SOCKETS",
     "ConnectionLost",
     "HostKeyChanged",
     "HostKeyUnknown",
-    "HostSpec",
     "HostSpecError",
     "HostUnreachable",
     "LoginRefused",
-    "RemoteCommandNotFound",
     "RemoteError",
     "RemoteSetup",
     "RemoteTransport",

@@ -441,7 +441,7 @@ def big_vms(now: float, settled: bool) -> tuple[VM, ...]:
 
 #: Pods already handed out, so that an unchanged pod is the same object in the next
 #: snapshot, as the Kubernetes source publishes them (a watch event replaces only the
-#: row it names; sources/kube.py's _SortedRows keeps every other row object).
+#: row it names; sources/kube_rows.py's SortedRows keeps every other row object).
 _PODS: dict[tuple[object, ...], Pod] = {}
 
 

@@ -108,7 +108,7 @@ class DrillDown:
     async def _fetch(self, path: str, query: list[tuple[str, Any]], *, stream: bool) -> Any:
         import aiohttp
 
-        from megatui.sources.kube import KubeError
+        from megatui.sources.kubeconfig import KubeError
 
         assert self._source is not None
         limit = self.settings.kube_request_timeout

@@ -21,9 +21,9 @@ from megatui.lab.kube_certs import (
     server_ssl_context,
     write_kubeconfig,
 )
-from megatui.sources.kube import (
+from megatui.sources.kube_rows import SortedRows
+from megatui.sources.kubeconfig import (
     KubeError,
-    _SortedRows,
     apply_override,
     kubeconfig_paths,
     load_kubeconfig,
@@ -104,7 +104,7 @@ def test_the_override_keeps_verifying_the_original_name() -> None:
 
 
 def test_sorted_rows_update_in_place_and_keep_order() -> None:
-    rows: _SortedRows[str] = _SortedRows()
+    rows: SortedRows[str] = SortedRows()
     rows.replace_all([("b", "B"), ("a", "A"), ("d", "D")])
     assert rows.rows() == ("A", "B", "D")
     rows.upsert("c", "C")

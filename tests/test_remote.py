@@ -36,10 +36,11 @@ from remote_fixtures import (  # noqa: F401
 )
 from sshd_fixtures import RealSSHD, SSHDFactory, real_sshd_fixture  # noqa: F401
 
+from megatui.backoff import backoff_delay
 from megatui.config import Settings, load_settings
+from megatui.keychain import KEYCHAIN_HINT, keychain_hint, keychain_locked
 from megatui.lab.tartlab import create_tart_lab, process_alive
 from megatui.remote import (
-    KEYCHAIN_HINT,
     ConnectionLost,
     HostKeyChanged,
     HostKeyUnknown,
@@ -47,9 +48,6 @@ from megatui.remote import (
     HostUnreachable,
     LoginRefused,
     RemoteTransport,
-    backoff_delay,
-    keychain_hint,
-    keychain_locked,
     parse_host_spec,
     prepare_remote,
     refresh_kubeconfig,

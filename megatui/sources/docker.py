@@ -29,6 +29,7 @@ import requests.exceptions
 import urllib3.exceptions
 
 from megatui.model import DockerStatus, KindCluster, KindNodeContainer
+from megatui.text import one_line
 
 #: Labels Kind puts on every node container (docs/facts/kubernetes.md §11.2).
 CLUSTER_LABEL = "io.x-k8s.kind.cluster"
@@ -185,13 +186,6 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         todo.extend(e for e in nested if isinstance(e, BaseException))
 
 
-def _one_line(text: str) -> str:
-    line = " ".join(text.split())
-    if len(line) > _MAX_ERROR_CHARS:
-        line = line[: _MAX_ERROR_CHARS - 1] + "…"
-    return line
-
-
 def _unix_path(url: str) -> str | None:
     for prefix in ("unix://", "http+unix://"):
         if url.startswith(prefix):
@@ -244,19 +238,21 @@ def describe_failure(exc: BaseException, url: str, timeout: float) -> str:
     if find((ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
         return f"{unreachable}: the connection was reset"
     if found := find(socket.gaierror):
-        return _one_line(f"{unreachable}: cannot resolve the host name ({found})")
+        return one_line(f"{unreachable}: cannot resolve the host name ({found})", _MAX_ERROR_CHARS)
     if found := find(ssl.SSLError):
-        return _one_line(f"{unreachable}: TLS error ({found})")
+        return one_line(f"{unreachable}: TLS error ({found})", _MAX_ERROR_CHARS)
     if find(http.client.HTTPException):
         return f"no Docker API at {url}: the reply is not HTTP"
     if found := find(docker.errors.APIError):
         code = getattr(found, "status_code", None)
         explanation = getattr(found, "explanation", None) or str(found)
-        return _one_line(f"the Docker daemon at {url} answered HTTP {code}: {explanation}")
+        return one_line(
+            f"the Docker daemon at {url} answered HTTP {code}: {explanation}", _MAX_ERROR_CHARS
+        )
     if find(json.JSONDecodeError):
         return f"no Docker API at {url}: the reply is not JSON"
     if found := find(DockerReplyError):
-        return _one_line(f"no Docker API at {url}: {found}")
+        return one_line(f"no Docker API at {url}: {found}", _MAX_ERROR_CHARS)
     # The SDK's version handshake wraps a JSON reply of the wrong shape (TypeError,
     # KeyError) in one of these messages.
     if find((TypeError, KeyError)) and str(exc).startswith(
@@ -265,10 +261,12 @@ def describe_failure(exc: BaseException, url: str, timeout: float) -> str:
         return f"no Docker API at {url}: unexpected reply to /version"
     for e in chain:
         if isinstance(e, OSError) and e.errno is not None and e.strerror:
-            return _one_line(f"{unreachable}: {e.strerror[0].lower()}{e.strerror[1:]}")
+            return one_line(
+                f"{unreachable}: {e.strerror[0].lower()}{e.strerror[1:]}", _MAX_ERROR_CHARS
+            )
     if found := find(docker.errors.DockerException):
-        return _one_line(f"Docker client error for {url}: {found}")
-    return _one_line(f"{unreachable}: {type(exc).__name__}: {exc}")
+        return one_line(f"Docker client error for {url}: {found}", _MAX_ERROR_CHARS)
+    return one_line(f"{unreachable}: {type(exc).__name__}: {exc}", _MAX_ERROR_CHARS)
 
 
 # ---- the source ----------------------------------------------------------------------

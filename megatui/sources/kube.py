@@ -32,7 +32,6 @@ declared stalled (a frozen API server, a dead tunnel) and its source goes stale.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import dataclasses
 import errno as errno_mod
@@ -43,14 +42,15 @@ import random
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import aiohttp
 
+from megatui.backoff import backoff_delay
 from megatui.clock import Clock
 from megatui.config import Settings
 from megatui.model import Application, ArgoSummary, Node, Pod, SourceStatus, StatusKind
+from megatui.sources.kube_rows import Resource
 from megatui.sources.kube_status import (
     ShapeError,
     application_row,
@@ -60,7 +60,16 @@ from megatui.sources.kube_status import (
     pod_row,
     resource_version,
 )
+from megatui.sources.kubeconfig import (
+    KubeconfigError,
+    KubeError,
+    Signature,
+    choose_cluster,
+    kubeconfig_paths,
+    kubeconfig_signature,
+)
 from megatui.sources.pod_why import pod_clue
+from megatui.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +88,8 @@ LIST_CAP = 64 * 1024 * 1024
 EVENT_CAP = 2 * 1024 * 1024
 # Error bodies are Status objects of a few hundred bytes; only the message is shown.
 STATUS_CAP = 64 * 1024
+#: An error line is cut to this many characters.
+MAX_LINE = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,14 +125,6 @@ class KubeTiming:
 DEFAULT_TIMING = KubeTiming()
 
 
-class KubeError(Exception):
-    """A failure whose str() is the one line the user sees."""
-
-
-class _ConfigError(KubeError):
-    """Kubeconfig trouble: retried, as the file may appear or be fixed."""
-
-
 class _Expired(Exception):
     """410: the resourceVersion is too old; relist."""
 
@@ -150,266 +153,40 @@ class _Reload(Exception):
     """The kubeconfig changed on disk: rebuild the client."""
 
 
-# --------------------------------------------------------------------------- kubeconfig
-
-
-def _display(path: str) -> str:
-    home = str(Path.home())
-    if path == home or path.startswith(home + os.sep):
-        return "~" + path[len(home) :]
-    return path
-
-
-def kubeconfig_paths(settings: Settings, environ: dict[str, str] | None = None) -> list[str]:
-    """The kubeconfig files in kubectl's order: the explicit setting, else $KUBECONFIG
-    (a path list), else ~/.kube/config. Read at call time, never at import
-    (the client's own default is frozen at import: kubernetes.md trap 5)."""
-    env = os.environ if environ is None else environ
-    raw = settings.kubeconfig or env.get("KUBECONFIG") or "~/.kube/config"
-    return [os.path.expanduser(p) for p in raw.split(os.pathsep) if p]
-
-
-def _signature(paths: list[str]) -> tuple[tuple[str, int, int], ...]:
-    sig = []
-    for p in paths:
-        try:
-            st = os.stat(p)
-        except OSError:
-            sig.append((p, -1, -1))
-        else:
-            sig.append((p, st.st_mtime_ns, st.st_size))
-    return tuple(sig)
-
-
-def _absolutize(entry: Any, keys: tuple[str, ...], base: str) -> None:
-    # Relative certificate paths are relative to the kubeconfig that names them.
-    if not isinstance(entry, dict):
-        return
-    for key in keys:
-        value = entry.get(key)
-        if isinstance(value, str) and value and not os.path.isabs(value):
-            entry[key] = os.path.join(base, os.path.expanduser(value))
-
-
-def load_kubeconfig(paths: list[str]) -> tuple[JSON, str]:
-    """Merge kubeconfig files as kubectl does: the first file to define a name wins,
-    and the first `current-context` wins. Returns (merged, description)."""
-    import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs; kubernetes depends on it
-
-    where = ":".join(_display(p) for p in paths)
-    merged: JSON = {"clusters": [], "contexts": [], "users": []}
-    seen: dict[str, set[str]] = {k: set() for k in ("clusters", "contexts", "users")}
-    found = False
-    for path in paths:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            raise _ConfigError(f"cannot read kubeconfig {_display(path)}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise _ConfigError(f"kubeconfig {_display(path)} is not UTF-8 text") from None
-        try:
-            doc = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            line = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
-            raise _ConfigError(f"kubeconfig {_display(path)} is not valid YAML: {line}") from None
-        if not isinstance(doc, dict):
-            raise _ConfigError(f"kubeconfig {_display(path)} is not a kubeconfig")
-        found = True
-        base = os.path.dirname(os.path.abspath(path))
-        for section in ("clusters", "contexts", "users"):
-            for item in doc.get(section) or []:
-                if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-                    continue
-                if item["name"] in seen[section]:
-                    continue
-                inner = item.get(section[:-1])
-                if inner is not None and not isinstance(inner, dict):
-                    # The client would fail on it with an AttributeError of its own.
-                    raise _ConfigError(
-                        f"kubeconfig {_display(path)}: {section[:-1]} '{item['name']}' "
-                        "is not a mapping"
-                    )
-                seen[section].add(item["name"])
-                if section == "clusters":
-                    _absolutize(item.get("cluster"), ("certificate-authority",), base)
-                elif section == "users":
-                    _absolutize(item.get("user"), ("client-certificate", "client-key"), base)
-                merged[section].append(item)
-        if "current-context" not in merged and doc.get("current-context"):
-            merged["current-context"] = doc["current-context"]
-    if not found:
-        raise _ConfigError(f"kubeconfig not found: {where}")
-    return merged, where
-
-
-def _entry(config: JSON, section: str, name: str) -> JSON | None:
-    for item in config.get(section) or []:
-        if item.get("name") == name:
-            inner = item.get(section[:-1])
-            return inner if isinstance(inner, dict) else {}
-    return None
-
-
-def apply_override(cluster: JSON, override: str) -> None:
-    """Point a cluster entry at a tunnelled host:port while TLS still verifies the
-    name the certificate was issued for (the original host, as tls-server-name)."""
-    original = urllib.parse.urlsplit(str(cluster.get("server", "")))
-    target = override if "://" in override else f"{original.scheme or 'https'}://{override}"
-    new = urllib.parse.urlsplit(target)
-    cluster["server"] = urllib.parse.urlunsplit(
-        (new.scheme, new.netloc, original.path, original.query, original.fragment)
-    )
-    if new.scheme == "https" and original.hostname and not cluster.get("tls-server-name"):
-        cluster["tls-server-name"] = original.hostname
-
-
 @dataclass(slots=True)
 class _Client:
     api: Any  # kubernetes.aio.client.ApiClient (untyped)
     context: str
     server: str
-    signature: tuple[tuple[str, int, int], ...]
+    signature: Signature
 
 
 async def connect(settings: Settings, override: str | None = None) -> _Client:
     """An ApiClient for the chosen context of the merged kubeconfig."""
     from kubernetes.aio.config import ConfigException, new_client_from_config_dict
 
-    paths = kubeconfig_paths(settings)
-    signature = _signature(paths)
-    config, where = await asyncio.to_thread(load_kubeconfig, paths)
-    context = settings.kube_context or config.get("current-context")
-    if not context:
-        raise _ConfigError(f"no current context in {where}; choose one with --context")
-    ctx = _entry(config, "contexts", context)
-    if ctx is None:
-        raise _ConfigError(f"kube context '{context}' not found in {where}")
-    cluster_name = ctx.get("cluster")
-    cluster = _entry(config, "clusters", str(cluster_name))
-    if cluster is None:
-        raise _ConfigError(
-            f"kube context '{context}' names cluster '{cluster_name}', which {where} lacks"
-        )
-    if not isinstance(cluster.get("server"), str) or not cluster["server"]:
-        raise _ConfigError(f"cluster '{cluster_name}' in {where} has no server address")
-    if override:
-        apply_override(cluster, override)
-    server = str(cluster["server"]).rstrip("/")
+    chosen = await asyncio.to_thread(choose_cluster, settings, override)
+    where = chosen.where
     try:
         api = await new_client_from_config_dict(  # type: ignore[no-untyped-call]
-            config_dict=config, context=context
+            config_dict=chosen.config, context=chosen.context
         )
         # The aiohttp session and its TLS context are built lazily; build them now so
         # that a bad certificate is a configuration error, not a request error.
         api.rest_client.pool_manager = api.rest_client._create_pool_manager()
     except ConfigException as exc:
-        raise _ConfigError(f"invalid kubeconfig {where}: {exc}") from None
+        raise KubeconfigError(f"invalid kubeconfig {where}: {exc}") from None
     except (OSError, ValueError) as exc:
         # ssl.SSLError is an OSError: unreadable or mismatched certificate data.
-        raise _ConfigError(f"invalid credentials in kubeconfig {where}: {exc}") from None
+        raise KubeconfigError(f"invalid credentials in kubeconfig {where}: {exc}") from None
     except Exception as exc:
         # The client reads the kubeconfig's entries without checking their types (a
         # `user` that is a string raises AttributeError): still the file's fault.
-        detail = _one_line(f"{type(exc).__name__}: {exc}")
-        raise _ConfigError(f"invalid kubeconfig {where}: {detail}") from None
-    return _Client(api=api, context=context, server=server, signature=signature)
-
-
-# --------------------------------------------------------------------------- caches
-
-R = TypeVar("R")
-
-
-class _SortedRows(Generic[R]):
-    """Rows by key, with a sorted tuple rebuilt cheaply: a change of one row costs a
-    bisect and a slot assignment, plus one tuple copy when the state is published."""
-
-    def __init__(self) -> None:
-        self._keys: list[str] = []
-        self._rows: list[R] = []
-        self._tuple: tuple[R, ...] | None = ()
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def replace_all(self, pairs: list[tuple[str, R]]) -> None:
-        pairs.sort(key=lambda kr: kr[0])
-        self._keys = [k for k, _ in pairs]
-        self._rows = [r for _, r in pairs]
-        self._tuple = None
-
-    def upsert(self, key: str, row: R) -> None:
-        i = bisect.bisect_left(self._keys, key)
-        if i < len(self._keys) and self._keys[i] == key:
-            self._rows[i] = row
-        else:
-            self._keys.insert(i, key)
-            self._rows.insert(i, row)
-        self._tuple = None
-
-    def get(self, key: str) -> R | None:
-        i = bisect.bisect_left(self._keys, key)
-        if i < len(self._keys) and self._keys[i] == key:
-            return self._rows[i]
-        return None
-
-    def remove(self, key: str) -> None:
-        i = bisect.bisect_left(self._keys, key)
-        if i < len(self._keys) and self._keys[i] == key:
-            del self._keys[i]
-            del self._rows[i]
-            self._tuple = None
-
-    def rows(self) -> tuple[R, ...]:
-        if self._tuple is None:
-            self._tuple = tuple(self._rows)
-        return self._tuple
-
-
-@dataclass(slots=True)
-class _Health:
-    ok: bool = False
-    known: bool = False
-    error: str | None = None
-    note: str | None = None
-    updated_at: float | None = None
-    next_retry_at: float | None = None
-    kind: StatusKind = StatusKind.OK
-
-
-class _Resource:
-    """One watched collection: its path, its rows, its RV and its health."""
-
-    def __init__(self, name: str, path: str, convert: Callable[[JSON, float], tuple[str, Any]]):
-        self.name = name
-        self.path = path
-        self.convert = convert
-        self.rows: _SortedRows[Any] = _SortedRows()
-        self.rv: str | None = None
-        self.health = _Health()
-        self.lists = 0  # list requests made (tests and diagnostics)
-        self.delivered = False  # the current watch has delivered an event
-        # Pods whose RESTARTS reads "N (<age> ago)": kept raw to re-render the age.
-        self.aging: dict[str, JSON] = {}
-        # Pods of Argo CD components (every name the summary looks at starts with
-        # "argocd-"): the summary is recomputed over these few, not all 5,000.
-        self.argo: dict[str, Pod] = {}
-        self.summary: ArgoSummary | None = None
-
-    def track(self, key: str, row: Any, obj: JSON | None) -> None:
-        """Side indexes of a pod row; obj None means the pod is gone."""
-        if obj is not None and row.restarts.endswith(" ago)"):
-            self.aging[key] = obj
-        else:
-            self.aging.pop(key, None)
-        component = row.component if obj is not None else None
-        if component and component.startswith("argocd-"):
-            self.argo[key] = row
-            self.summary = None
-        elif self.argo.pop(key, None) is not None:
-            self.summary = None
+        detail = one_line(f"{type(exc).__name__}: {exc}", MAX_LINE)
+        raise KubeconfigError(f"invalid kubeconfig {where}: {detail}") from None
+    return _Client(
+        api=api, context=chosen.context, server=chosen.server, signature=chosen.signature
+    )
 
 
 # Keys sort as kubectl lists: by name (namespaced ones within their namespace).
@@ -433,7 +210,7 @@ def _app_entry(obj: JSON, _now: float) -> tuple[str, Any]:
     return f"{row.namespace}/{row.name}", row
 
 
-def _key_of(res: _Resource, obj: JSON) -> str:
+def _key_of(res: Resource, obj: JSON) -> str:
     return object_key(obj, namespaced=res.name != "nodes")
 
 
@@ -449,10 +226,6 @@ def _status_message(body: bytes) -> str:
     if isinstance(data, dict):
         return str(data.get("message") or data.get("reason") or "")
     return ""
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:300]
 
 
 # --------------------------------------------------------------------------- the source
@@ -483,9 +256,9 @@ class KubeSource:
         self.timing = timing or DEFAULT_TIMING
         self._rng = rng or random.Random()
         ns = urllib.parse.quote(settings.namespace, safe="")
-        self.nodes = _Resource("nodes", "/api/v1/nodes", _node_entry)
-        self.pods = _Resource("pods", f"/api/v1/namespaces/{ns}/pods", _pod_entry)
-        self.apps = _Resource(
+        self.nodes = Resource("nodes", "/api/v1/nodes", _node_entry)
+        self.pods = Resource("pods", f"/api/v1/namespaces/{ns}/pods", _pod_entry)
+        self.apps = Resource(
             "applications",
             f"/apis/argoproj.io/v1alpha1/namespaces/{ns}/applications",
             _app_entry,
@@ -582,7 +355,7 @@ class KubeSource:
             next_retry_at=min(retries) if retries and not ok else None,
         )
 
-    def _ok(self, res: _Resource, *, urgent: bool = False) -> None:
+    def _ok(self, res: Resource, *, urgent: bool = False) -> None:
         h = res.health
         was_bad = not h.ok or not h.known
         h.known = True
@@ -600,7 +373,7 @@ class KubeSource:
             h.kind = StatusKind.MISSING_NAMESPACE
         self._changed(urgent=urgent or was_bad)
 
-    def _fail(self, res: _Resource, message: str, retry_in: float | None) -> None:
+    def _fail(self, res: Resource, message: str, retry_in: float | None) -> None:
         h = res.health
         h.known = True
         h.ok = False
@@ -610,7 +383,7 @@ class KubeSource:
         h.next_retry_at = self._now() + retry_in if retry_in is not None else None
         self._changed(urgent=True)
 
-    def _calm(self, res: _Resource, message: str, retry_in: float) -> None:
+    def _calm(self, res: Resource, message: str, retry_in: float) -> None:
         """Not an error: nothing to show and nothing broken (the missing CRD)."""
         h = res.health
         h.known = True
@@ -626,8 +399,7 @@ class KubeSource:
 
     def _delay(self, failures: int) -> float:
         t = self.timing
-        base = min(t.backoff_max, t.backoff_initial * 2.0 ** max(0, failures - 1))
-        return base * (1 + t.jitter * (2 * self._rng.random() - 1))
+        return backoff_delay(failures - 1, t.backoff_initial, t.backoff_max, self._rng, t.jitter)
 
     def refresh(self) -> None:
         """Retry every failing or waiting resource now and forget its backoff (the
@@ -694,7 +466,7 @@ class KubeSource:
                     delay = self._delay(failures)
                     while isinstance(unexpected, BaseExceptionGroup):
                         unexpected = unexpected.exceptions[0]
-                    line = _one_line(f"{type(unexpected).__name__}: {unexpected}")
+                    line = one_line(f"{type(unexpected).__name__}: {unexpected}", MAX_LINE)
                     for res in self._resources:
                         self._fail(res, f"internal error: {line}", delay)
                     if await self._pause(delay):
@@ -737,10 +509,10 @@ class KubeSource:
         while True:
             await self._suspect.wait()
             self._suspect.clear()
-            if _signature(paths) != client.signature:
+            if kubeconfig_signature(paths) != client.signature:
                 raise _Reload
 
-    async def _run_resource(self, client: _Client, res: _Resource) -> None:
+    async def _run_resource(self, client: _Client, res: Resource) -> None:
         failures = 0
         expirations = 0
         while True:
@@ -840,18 +612,18 @@ class KubeSource:
             ) from None
         except aiohttp.ClientConnectorError as exc:
             code = exc.os_error.errno
-            why = os.strerror(code).lower() if code else _one_line(str(exc.os_error))
+            why = os.strerror(code).lower() if code else one_line(str(exc.os_error), MAX_LINE)
             if code == errno_mod.ECONNREFUSED:
                 why = "connection refused"
             raise KubeError(f"cannot reach the API server at {server}: {why}") from None
         except aiohttp.ServerDisconnectedError:
             raise KubeError(f"the API server at {server} closed the connection") from None
         except aiohttp.ClientError as exc:
-            raise KubeError(f"request to {server} failed: {_one_line(str(exc))}") from None
+            raise KubeError(f"request to {server} failed: {one_line(str(exc), MAX_LINE)}") from None
         response: aiohttp.ClientResponse = rest.response
         return response
 
-    async def _fail_for_status(self, res: _Resource, resp: aiohttp.ClientResponse) -> None:
+    async def _fail_for_status(self, res: Resource, resp: aiohttp.ClientResponse) -> None:
         """Turn a non-200 answer into the right exception."""
         status = resp.status
         body = b""
@@ -867,7 +639,7 @@ class KubeSource:
             pass  # the status code alone still says what happened
         finally:
             resp.close()
-        message = _one_line(_status_message(body))
+        message = one_line(_status_message(body), MAX_LINE)
         server = self._client.server if self._client else "the API server"
         if status == 410:
             raise _Expired
@@ -884,7 +656,7 @@ class KubeSource:
             raise KubeError(f"not found (404): {message or res.path}")
         raise KubeError(f"API server error ({status}): {message or resp.reason or 'no details'}")
 
-    async def _read_list(self, res: _Resource, resp: aiohttp.ClientResponse) -> bytes:
+    async def _read_list(self, res: Resource, resp: aiohttp.ClientResponse) -> bytes:
         """The whole list body, refused past LIST_CAP (announced or actually sent)."""
         too_big = _BadShape(res.name, f"the list is larger than {LIST_CAP // 2**20} MiB")
         try:
@@ -903,12 +675,12 @@ class KubeSource:
                 f"the API server stopped sending within {self.settings.kube_request_timeout:g} s"
             ) from None
         except aiohttp.ClientError as exc:
-            raise KubeError(f"the list was cut off: {_one_line(str(exc))}") from None
+            raise KubeError(f"the list was cut off: {one_line(str(exc), MAX_LINE)}") from None
         finally:
             # close, not release: a refused body must not be drained into the pool.
             resp.close()
 
-    async def _list(self, client: _Client, res: _Resource) -> None:
+    async def _list(self, client: _Client, res: Resource) -> None:
         limit = self.settings.kube_request_timeout
         # No total limit: a big list may take a while to arrive, as long as bytes flow.
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=limit, sock_read=limit)
@@ -956,7 +728,7 @@ class KubeSource:
         # 403 (no right to read namespaces) proves nothing: assume it exists.
         self._namespace_missing = resp.status == 404
 
-    async def _watch(self, client: _Client, res: _Resource) -> bool:
+    async def _watch(self, client: _Client, res: Resource) -> bool:
         """One watch request from res.rv. Returns True if it ended cleanly (the
         server's timeout); raises on errors. Events update the rows and the RV."""
         watch_timeout = max(1, int(self.settings.kube_watch_timeout))
@@ -995,7 +767,8 @@ class KubeSource:
                     raise _StreamCut(f"the {res.name} watch on {client.server} broke off") from None
                 except aiohttp.ClientError as exc:
                     raise _StreamCut(
-                        f"the {res.name} watch on {client.server} failed: {_one_line(str(exc))}"
+                        f"the {res.name} watch on {client.server} failed: "
+                        f"{one_line(str(exc), MAX_LINE)}"
                     ) from None
                 if not line:
                     self._ok(res)
@@ -1010,7 +783,7 @@ class KubeSource:
         finally:
             resp.close()
 
-    def _apply(self, res: _Resource, line: bytes) -> None:
+    def _apply(self, res: Resource, line: bytes) -> None:
         try:
             event = json.loads(line)
         except ValueError:
@@ -1027,7 +800,7 @@ class KubeSource:
             code = obj.get("code")
             if code == 410:
                 raise _Expired
-            message = _one_line(str(obj.get("message") or obj.get("reason") or code))
+            message = one_line(str(obj.get("message") or obj.get("reason") or code), MAX_LINE)
             raise KubeError(f"the {res.name} watch failed ({code}): {message}")
         try:
             rv = resource_version(obj)

@@ -25,7 +25,8 @@ from typing import Any
 from megatui.clock import Clock
 from megatui.config import Settings
 from megatui.model import KubeEvent, Pod, SourceStatus
-from megatui.sources.kube import KubeSource, KubeState, KubeTiming, _Resource
+from megatui.sources.kube import KubeSource, KubeState, KubeTiming
+from megatui.sources.kube_rows import Resource
 from megatui.sources.kube_status import parse_time
 
 EVENTS = "events"
@@ -152,7 +153,7 @@ class EventsSource(KubeSource):
             if api == "events.k8s.io/v1"
             else f"/api/v1/namespaces/{ns}/events"
         )
-        self.events = _Resource(EVENTS, path, _event_entry)
+        self.events = Resource(EVENTS, path, _event_entry)
         self._resources = (self.events,)  # type: ignore[assignment]
 
     def _build_state(self) -> KubeState:

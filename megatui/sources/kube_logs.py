@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from megatui.text import one_line
+
 MAX_LINES = 10_000
 MAX_LINE_BYTES = 16 * 1024
 TAIL = 500
@@ -90,7 +92,7 @@ def status_line(status: int, body: bytes) -> str:
         )
     except ValueError:
         message = body.decode("utf-8", "replace").strip()
-    message = " ".join(message.split())[:300]
+    message = one_line(message, 300)
     return message or f"the API server answered {status}"
 
 

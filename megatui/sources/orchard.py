@@ -40,6 +40,7 @@ from megatui.sources.orchard_model import (
     parse_worker,
 )
 from megatui.sources.orchard_ws import WebSocketTransport, open_streams
+from megatui.text import one_line
 
 __all__ = [
     "USER_AGENT",
@@ -140,10 +141,6 @@ class NewVM:
         return body
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _server_name(cert_pem: bytes) -> str | None:
     """The pinned certificate's first DNS name, as Orchard's client uses it."""
     from cryptography import x509
@@ -216,7 +213,7 @@ class OrchardClient:
         return text.replace(token, "***") if token else text
 
     def _fail(self, cls: type[OrchardError], text: str) -> OrchardError:
-        return cls(self._scrub(_one_line(f"{self._where}: {text}")))
+        return cls(self._scrub(one_line(f"{self._where}: {text}")))
 
     def _url(self, *parts: str) -> str:
         quoted = "/".join(urllib.parse.quote(p, safe="") for p in parts)
@@ -276,7 +273,7 @@ class OrchardClient:
                 message = body[:120].decode("utf-8", "replace")
         text = f"{action}: {status} {reason}" + (f" ({message})" if message else "")
         cls = OrchardNotFound if status == 404 else OrchardAPIError
-        return cls(self._scrub(_one_line(text)), status, message)
+        return cls(self._scrub(one_line(text)), status, message)
 
     async def _call(
         self,

@@ -24,6 +24,7 @@ from typing import Any
 
 from megatui.model import Pod, PodClue
 from megatui.sources.kube_status import parse_time
+from megatui.text import one_line as fold_line
 
 STUCK_AFTER = 30.0
 MAX_WHY = 160
@@ -53,10 +54,11 @@ JSON = dict[str, Any]
 
 
 def one_line(text: str, limit: int = MAX_WHY) -> str:
-    """Whitespace folded, control characters dropped, cut with an ellipsis."""
-    clean = "".join(ch if ch.isprintable() else " " for ch in text)
-    flat = " ".join(clean.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    """Whitespace folded, control characters dropped, cut with an ellipsis.
+
+    `text.one_line` plus the control characters: these messages come from the API
+    server (a container's own termination message) and reach the screen verbatim."""
+    return fold_line("".join(ch if ch.isprintable() else " " for ch in text), limit)
 
 
 def _statuses(status: JSON) -> list[JSON]:

@@ -27,6 +27,7 @@ from asyncssh.public_key import get_default_public_key_algs
 from megatui.clock import Clock
 from megatui.model import ProbeResult, ProbeStage
 from megatui.sources.hostkeys import HostKeyStore, HostKeyStoreError
+from megatui.text import one_line
 from megatui.transport import Transport
 
 # Keepalives let a kept connection notice a VM that vanished (stopped, suspended)
@@ -97,10 +98,6 @@ class _Kept:
 
 class _Dead(Exception):
     """The kept connection is unusable; fall through to a fresh login."""
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 class SSHProber:
@@ -277,7 +274,7 @@ class SSHProber:
         except asyncssh.HostKeyNotVerifiable as exc:
             if trusted is not None and client.offered is not None:
                 return ProbeStage.HOST_KEY_CHANGED, _changed_message(vm, client.offered, trusted)
-            return ProbeStage.ERROR, _one_line(f"host key of VM '{vm}' not accepted: {exc.reason}")
+            return ProbeStage.ERROR, one_line(f"host key of VM '{vm}' not accepted: {exc.reason}")
         except asyncssh.PermissionDenied:
             self._trust_if_new(vm, client, trusted)
             return ProbeStage.AUTH_FAILED, f"authentication failed for {creds.user}@{ip}"
@@ -340,19 +337,19 @@ class SSHProber:
             return ProbeStage.READY, None
         if result.exit_status is None or result.exit_status < 0:
             how = f"was killed by {result.exit_signal[0]}" if result.exit_signal else "ended"
-            return ProbeStage.OPEN, _one_line(f"readiness command `{command}` {how}")
-        return ProbeStage.OPEN, _one_line(
+            return ProbeStage.OPEN, one_line(f"readiness command `{command}` {how}")
+        return ProbeStage.OPEN, one_line(
             f"readiness command `{command}` exited {result.exit_status}"
         )
 
     def _timeout_error(self, command: str) -> str:
-        return _one_line(
+        return one_line(
             f"readiness command `{command}` did not finish within {self._command_timeout:g} s"
         )
 
     @staticmethod
     def _scrub(text: str, creds: Credentials) -> str:
-        line = _one_line(text)
+        line = one_line(text)
         if creds.password:
             line = line.replace(creds.password, "***")
         return line

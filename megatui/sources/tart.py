@@ -14,7 +14,9 @@ import re
 from collections.abc import Sequence
 from enum import StrEnum
 
+from megatui.keychain import KEYCHAIN_HINT, keychain_marker
 from megatui.model import TartState, TartVM
+from megatui.text import one_line
 from megatui.transport import (
     CommandNotFound,
     CommandResult,
@@ -47,10 +49,7 @@ class TartError(Exception):
     """A failed tart call. `str()` is one line fit to show a user."""
 
     def __init__(self, kind: TartErrorKind, message: str, vm: str | None = None) -> None:
-        line = " ".join(message.split())
-        if len(line) > _MAX_MESSAGE:
-            line = line[: _MAX_MESSAGE - 1] + "…"
-        super().__init__(line)
+        super().__init__(one_line(message, _MAX_MESSAGE))
         self.kind = kind
         self.vm = vm
 
@@ -63,8 +62,7 @@ class TartError(Exception):
 
 
 def _excerpt(text: str, limit: int = 40) -> str:
-    flat = " ".join(text.split())
-    return repr(flat if len(flat) <= limit else flat[: limit - 1] + "…")
+    return repr(one_line(text, limit))
 
 
 def _parse_error(what: str, reason: str, text: str) -> TartError:
@@ -159,17 +157,6 @@ def parse_get_json(text: str) -> dict[str, object]:
 
 # --------------------------------------------------------------------------- failures
 
-_KEYCHAIN_MARKERS = (
-    "SecKeyCreateRandomKey_ios",
-    "Failed to generate keypair",
-    "Interaction is not allowed with the Security Server",
-    "-25308",
-)
-_KEYCHAIN_HINT = (
-    "the login keychain is locked: run `security unlock-keychain login.keychain` "
-    "on the Mac host, or log in to its desktop"
-)
-
 _DOUBLED_NOT_RUNNING = re.compile(r'VM "VM "(?P<vm>.*)" is not running" is not running')
 _DOES_NOT_EXIST = re.compile(r'the specified VM "(?P<vm>.*)" does not exist')
 _NOT_RUNNING = re.compile(r'VM "(?P<vm>.*)" is not running')
@@ -225,13 +212,10 @@ def classify_failure(result: CommandResult, vm: str | None) -> TartError:
     def named(m: re.Match[str]) -> str:
         return m.group("vm") if m.groupdict().get("vm") is not None else (vm or "?")
 
-    if any(marker in text for marker in _KEYCHAIN_MARKERS):
-        culprit = next(
-            (_strip_error(ln) for ln in lines if any(mk in ln for mk in _KEYCHAIN_MARKERS)),
-            text,
-        )
+    if keychain_marker(text) is not None:
+        culprit = next((_strip_error(ln) for ln in lines if keychain_marker(ln)), text)
         return TartError(
-            TartErrorKind.KEYCHAIN_LOCKED, f"{label} failed: {culprit} ({_KEYCHAIN_HINT})", vm
+            TartErrorKind.KEYCHAIN_LOCKED, f"{label} failed: {culprit} ({KEYCHAIN_HINT})", vm
         )
     if result.exit_code == 64 or any(ln.startswith("Usage: tart") for ln in lines):
         first = next((_strip_error(ln) for ln in lines if ln.startswith("Error: ")), None)

@@ -112,8 +112,9 @@ def stuck_on_docker_sock(pods: Sequence[JSON], events: Iterable[KubeEvent]) -> l
 async def _list(ctx: Context, client: Any, path: str) -> list[JSON]:
     """One list GET through the Kubernetes source's own request path (auth, TLS,
     one-line errors); raises KubeError."""
-    from megatui.sources.kube import KubeError, KubeSource
+    from megatui.sources.kube import KubeSource
     from megatui.sources.kube_logs import status_line
+    from megatui.sources.kubeconfig import KubeError
 
     settings = ctx.monitor.source_settings
     source = KubeSource(settings, SystemClock(), lambda _state: None)
@@ -136,8 +137,9 @@ async def _list(ctx: Context, client: Any, path: str) -> list[JSON]:
 
 
 async def check_controller_pod(ctx: Context) -> Outcome:
-    from megatui.sources.kube import KubeError, connect
+    from megatui.sources.kube import connect
     from megatui.sources.kube_events import parse_event
+    from megatui.sources.kubeconfig import KubeError
 
     ns = ORCHARD_NAMESPACE
     quoted = urllib.parse.quote(ns, safe="")

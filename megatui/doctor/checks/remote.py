@@ -21,7 +21,7 @@ async def check_remote_connection(ctx: Context) -> Outcome:
 async def check_keychain(ctx: Context) -> Outcome:
     if not ctx.monitor.transport.is_remote:
         return skipped("not using --host")
-    from megatui.remote import KEYCHAIN_HINT, keychain_locked
+    from megatui.keychain import KEYCHAIN_HINT, keychain_locked
 
     locked = await keychain_locked(ctx.monitor.transport)
     if locked is None:

@@ -10,6 +10,7 @@ import time
 from megatui import readiness, report
 from megatui.doctor.outcome import Outcome, failed, ok, plural, skipped, warn
 from megatui.doctor.runner import Context
+from megatui.keychain import KEYCHAIN_HINT
 from megatui.model import VM, Phase, Snapshot, TartState
 from megatui.sources.hostkeys import HostKeyStoreError
 from megatui.sources.tart import TartError, TartErrorKind
@@ -31,7 +32,7 @@ _TART_HINTS = {
         "tart is installed but hung: look for a stuck tart process (`pgrep -l tart`) "
         "and end it, or reboot the Mac"
     ),
-    TartErrorKind.KEYCHAIN_LOCKED: "run `security unlock-keychain login.keychain` on the Mac",
+    TartErrorKind.KEYCHAIN_LOCKED: KEYCHAIN_HINT,
 }
 
 

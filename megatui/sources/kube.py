@@ -63,6 +63,8 @@ from megatui.sources.kube_status import (
 from megatui.sources.pod_why import pod_clue
 
 log = logging.getLogger(__name__)
+#: Seconds before a state whose on_change failed is offered again.
+CALLBACK_RETRY = 1.0
 
 JSON = dict[str, Any]
 
@@ -502,6 +504,8 @@ class KubeSource:
         self._last_emit = float("-inf")
         self._flush_handle: asyncio.TimerHandle | None = None
         self._dirty = False
+        #: Why on_change last failed: shown in the kubernetes status until it succeeds.
+        self._callback_error: str | None = None
 
     # ----------------------------------------------------------------- state reporting
 
@@ -530,13 +534,26 @@ class KubeSource:
         self.state = self._build_state()
         try:
             self.on_change(self.state)
-        except Exception:  # a bug in the consumer must not stop the watches
-            log.exception("KubeSource on_change callback failed")
+        except Exception as exc:  # a bug in the consumer must not stop the watches
+            # One line in the status, tried again shortly; the traceback only at debug
+            # level, never on the terminal.
+            log.debug("KubeSource on_change callback failed", exc_info=True)
+            first = (str(exc).splitlines() or [""])[0] or type(exc).__name__
+            self._callback_error = f"internal error publishing the cluster state: {first}"
+            self._dirty = True
+            if self._flush_handle is None:
+                loop = asyncio.get_running_loop()
+                self._flush_handle = loop.call_later(CALLBACK_RETRY, self._flush)
+        else:
+            self._callback_error = None
 
     def _build_state(self) -> KubeState:
         pods = self.pods.rows.rows()
         statuses: dict[str, SourceStatus] = {}
         kube = self._merged_status()
+        if self._callback_error is not None:
+            since = kube.updated_at if kube is not None else None
+            kube = SourceStatus(KUBERNETES, False, self._callback_error, since)
         if kube is not None:
             statuses[KUBERNETES] = kube
         h = self.apps.health

@@ -51,6 +51,7 @@ import aiohttp
 from megatui.clock import Clock
 from megatui.config import Settings
 from megatui.model import Application, ArgoSummary, Node, Pod, SourceStatus, StatusKind
+from megatui.sources.kube_files import private_credentials
 from megatui.sources.kube_status import (
     ShapeError,
     application_row,
@@ -299,13 +300,16 @@ async def connect(settings: Settings, override: str | None = None) -> _Client:
     if override:
         apply_override(cluster, override)
     server = str(cluster["server"]).rstrip("/")
+    user = _entry(config, "users", str(ctx.get("user")))
     try:
-        api = await new_client_from_config_dict(  # type: ignore[no-untyped-call]
-            config_dict=config, context=context
-        )
-        # The aiohttp session and its TLS context are built lazily; build them now so
-        # that a bad certificate is a configuration error, not a request error.
-        api.rest_client.pool_manager = api.rest_client._create_pool_manager()
+        # Certificates as files in megatui's own temp dir, gone once the client is built.
+        with private_credentials(cluster, user) as temp_dir:
+            api = await new_client_from_config_dict(  # type: ignore[no-untyped-call]
+                config_dict=config, context=context, temp_file_path=temp_dir
+            )
+            # The aiohttp session and its TLS context are built lazily; build them now
+            # so that a bad certificate is a configuration error, not a request error.
+            api.rest_client.pool_manager = api.rest_client._create_pool_manager()
     except ConfigException as exc:
         raise _ConfigError(f"invalid kubeconfig {where}: {exc}") from None
     except (OSError, ValueError) as exc:

@@ -16,8 +16,11 @@ grace (20 s + 10 s), backoff 0.2-2 s. So a fault lasts 0.4-2.3 s of real time; t
 slower timeouts (a hung tart: 3 s) see a fault only after it has already been lifted,
 which is also a case a soak must survive.
 
+test_an_hour_of_random_host_faults does the same through `--host` (a real sshd in
+front of the demo lab; the host's sshd killed or frozen as well), in a 30 s hour.
+
 The fault schedule comes from a seed: printed, and overridable with MEGATUI_SOAK_SEED.
-MEGATUI_SOAK_SECONDS sets the real duration of the hour.
+MEGATUI_SOAK_SECONDS (MEGATUI_HOST_SOAK_SECONDS) sets the real duration of the hour.
 
 Asserted at the end: every source ok and every VM ready within RECOVER seconds of the
 last fault (no `r`), the Monitor never ended a source task, RSS grew by less than 10 %
@@ -34,6 +37,7 @@ import contextlib
 import gc
 import os
 import random
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -45,12 +49,15 @@ from faults_helpers import Leaks, assert_running, private_tempdir
 from k8s_objects import argocd_install, node
 from lab_fixtures import TartLabFactory, fast_vm, tart_lab_fixture  # noqa: F401
 from monitor_helpers import lab_settings, wait_snapshot
+from remote_fixtures import HostLab, host_lab_fixture  # noqa: F401
+from sshd_fixtures import real_sshd_fixture  # noqa: F401
+from test_faults_host import QUICK_BACKOFF, healthy, monitored
 
 from megatui.lab.docker_api import FakeDocker, start_fake_docker
 from megatui.lab.kube_api import NAMESPACES, NODES, PODS, FakeKubeAPI, KubeStore
 from megatui.lab.kube_certs import kubeconfig_dict, write_kubeconfig
 from megatui.lab.tartlab import TartLab
-from megatui.model import Phase, Snapshot
+from megatui.model import SOURCE_HOST, Phase, Snapshot
 from megatui.monitor import Monitor
 from megatui.sources import kube
 from megatui.sources.kube import KubeTiming
@@ -85,9 +92,9 @@ class Step:
     on: bool
 
 
-def schedule(rng: random.Random) -> list[Step]:
+def schedule(rng: random.Random, faults: dict[str, tuple[str, ...]] = FAULTS) -> list[Step]:
     steps = []
-    for target, kinds in FAULTS.items():
+    for target, kinds in faults.items():
         t = rng.uniform(1, 8) * 60
         while True:
             length = rng.uniform(0.5, 3) * 60
@@ -308,3 +315,106 @@ async def test_an_hour_of_random_faults(
     assert "Traceback" not in err
     assert err == ""
     print(f"{summary}\nsoak seed {SEED}, took {time.monotonic() - began:.1f} s in all")
+
+
+# --------------------------------------------------------------------------- --host
+
+#: The host soak's hour, in real seconds: its set-up (a real sshd, the demo lab behind
+#: it, one SSH connection) takes longer, and both soaks together stay near two minutes.
+HOST_SOAK_SECONDS = float(os.environ.get("MEGATUI_HOST_SOAK_SECONDS", "30"))
+HOST_FAULTS: dict[str, tuple[str, ...]] = {
+    "host": ("killed", "frozen"),
+    "tart": ("hang", "garbage", "locked"),
+    "ssh:runner": ("down", "listener-dead"),
+}
+
+
+def zombies() -> list[int]:
+    me = str(os.getpid())
+    found = []
+    for entry in os.listdir("/proc"):
+        with contextlib.suppress(OSError, IndexError):
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            if fields[1] == me and fields[0] == "Z":
+                found.append(int(entry))
+    return found
+
+
+@pytest.mark.sshd
+async def test_an_hour_of_random_host_faults(host_lab: HostLab) -> None:
+    """The same hour (HOST_SOAK_SECONDS long) with megatui watching the lab through
+    one SSH connection to a real sshd (`--host`): the host's sshd killed (listener and
+    sessions) or frozen (SIGSTOP), tart and the VM's sshd broken behind it. Kubernetes
+    and Docker are reached through the host's forwards, so every host fault is theirs
+    too. Ends with everything ok, the monitor's tasks alive, and (checked by
+    test_faults_host.monitored) no task, fd, private directory or sshd connection left,
+    and no zombie."""
+    began = time.monotonic()
+    print(f"host soak seed {SEED} (MEGATUI_SOAK_SEED), hour = {HOST_SOAK_SECONDS:g} s")
+    steps = schedule(random.Random(SEED), HOST_FAULTS)
+    tart = host_lab.lab.tart
+    assert tart is not None
+    injected: dict[str, int] = {}
+    frozen: list[int] = []
+
+    async def apply(step: Step) -> None:
+        if step.on:
+            key = f"{step.target.split(':')[0]} {step.fault}"
+            injected[key] = injected.get(key, 0) + 1
+        if step.target == "host" and step.fault == "killed":
+            await asyncio.to_thread(host_lab.sshd.stop if step.on else host_lab.sshd.start)
+        elif step.target == "host":
+            if step.on:
+                frozen[:] = [*host_lab.listener_pids(), *host_lab.connection_pids()]
+            for pid in frozen:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP if step.on else signal.SIGCONT)
+        elif step.target == "tart":
+            if step.fault == "hang":
+                tart.set_hang("list", step.on)
+            else:
+                tart.set_fault("list", step.fault if step.on else None)
+        else:
+            tart.set_sshd_fault(step.target.removeprefix("ssh:"), step.fault if step.on else None)
+
+    async with monitored(host_lab, **QUICK_BACKOFF) as run:
+        await run.until(healthy, 30, "everything up")
+        rss_start = 0
+        seen_failing: set[str] = set()
+
+        def note_failures(snap: Snapshot) -> None:
+            seen_failing.update(n for n, st in snap.sources.items() if not st.ok)
+            seen_failing.update(vm.name for vm in snap.vms if vm.phase is not Phase.READY)
+
+        unsubscribe = run.monitor.subscribe(note_failures)
+        hour_began = time.monotonic()
+        try:
+            for step in steps:
+                due = hour_began + step.at * HOST_SOAK_SECONDS / HOUR
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                if not rss_start and step.at >= WARM_UP:
+                    rss_start = measured_rss()
+                assert_running(run.monitor)
+                run.snaps.clear()  # kept by monitored(); not ours to grow RSS with
+                await apply(step)
+        finally:
+            for pid in frozen:  # never leave a stopped sshd behind
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+        healed = time.monotonic()
+        recovered_in = await run.until(healthy, RECOVER, "everything ok after the last fault")
+        assert time.monotonic() - healed < RECOVER
+        unsubscribe()
+        rss_end = measured_rss()
+        # The faults did bite: the host, tart and the VM were each seen failing.
+        assert seen_failing >= {SOURCE_HOST, "tart", "runner"}, seen_failing
+    assert not zombies()
+    growth = rss_end / rss_start - 1
+    faults = sum(injected.values())
+    print(
+        f"host soak: {faults} faults {dict(sorted(injected.items()))}; recovered "
+        f"{recovered_in:.1f} s after the last; RSS {rss_start / 2**20:.1f} -> "
+        f"{rss_end / 2**20:.1f} MiB ({growth:+.1%}); took {time.monotonic() - began:.1f} s"
+    )
+    assert faults >= 20
+    assert growth < RSS_GROWTH

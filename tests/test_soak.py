@@ -4,17 +4,19 @@ under two minutes, after which megatui must be as it was.
 What "an hour" means here, exactly: a random fault schedule spanning 3600 simulated
 seconds, replayed with one simulated minute = SOAK_SECONDS / 60 real seconds (0.75 s
 by default: the hour takes 45 s). Each source (tart, each VM's sshd, the Kubernetes API
-server, the Docker daemon) is healthy for 2-8 simulated minutes, then faulty for 0.5-3
-minutes, cycling through the faults of the fault suite in random order, until minute 54;
-the last six minutes are fault free. The Monitor runs on the real clock: its waits
+server, the Docker daemon) is first faulty after 1-8 simulated minutes, for 0.5-3
+minutes, then healthy for 2-8 minutes between faults, cycling through the faults
+of the fault suite in random order, until minute 54; the last six minutes are fault
+free. The Monitor runs on the real clock: its waits
 are real asyncio waits, so a FakeClock moved 80x faster would only make every poll
 look 80x late. Instead its pacing is shrunk as far as this 2-core machine allows,
 from the defaults in brackets: tart polled every 0.5 s (10 s) with a 3 s timeout
-(10 s), the VMs probed every 0.1 s with a health check every 2 s (30 s), Docker polled
-every 0.2 s (5 s) with a 2 s timeout (5 s), the Kubernetes watches' heartbeat 2 s + 1 s
-grace (20 s + 10 s), backoff 0.2-2 s. So a fault lasts 0.4-2.3 s of real time; the
-slower timeouts (a hung tart: 3 s) see a fault only after it has already been lifted,
-which is also a case a soak must survive.
+(10 s), the VMs probed every 0.1 s (0.25 s) with a 3 s connect timeout (5 s) and an SSH
+health check every 2 s (30 s); the TCP check of ready VMs keeps its 3 s. Docker polled
+every 0.2 s (5 s) with a 2 s timeout (5 s); the Kubernetes watches' heartbeat 2 s + 1 s
+grace (20 s + 5 s), its backoff 0.2-2 s (0.5-30 s). So a fault lasts 0.4-2.3 s of real
+time, and the slower checks (a hung tart's 3 s timeout, the 3 s TCP check) may see a
+fault only after it was lifted, or not at all: also a case a soak must survive.
 
 test_an_hour_of_random_host_faults does the same through `--host` (a real sshd in
 front of the demo lab; the host's sshd killed or frozen as well), in a 30 s hour.

@@ -86,7 +86,9 @@ def ssh_argv(
     if login.port != 22:
         argv += ["-p", str(login.port)]
     if login.key:
-        argv += ["-i", login.key]
+        # Only that key: an agent holding many keys would otherwise offer them first
+        # and use up the server's MaxAuthTries before the right one is tried.
+        argv += ["-i", login.key, "-o", "IdentitiesOnly=yes"]
     if known_hosts is not None:
         argv += [
             "-o",

@@ -102,6 +102,7 @@ def snapshot_json(snap: Snapshot, vms: Iterable[VM] | None = None) -> dict[str, 
                 "kind": str(s.kind),
                 "error": s.error,
                 "note": s.note,
+                "detail": s.detail,
                 "updated_at": iso(s.updated_at),
             }
             for name, s in sorted(snap.sources.items())

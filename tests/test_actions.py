@@ -41,9 +41,13 @@ def test_ssh_argv_local_and_jump(tmp_path: Path) -> None:
     assert argv[argv.index("-p") : argv.index("-p") + 2] == ["-p", "2222"]
     assert "HostKeyAlias=megatui-vm.runner" in argv
     assert "StrictHostKeyChecking=yes" in argv
+    at = argv.index("-i")
+    assert argv[at : at + 4] == ["-i", "/k", "-o", "IdentitiesOnly=yes"]
     jumped = actions.ssh_argv(vm(), VMSettings(), jump_host="me@mac")
     assert jumped[:3] == ["ssh", "-J", "me@mac"]
     assert "-p" not in jumped
+    # No key given: the agent's keys are all ssh may use, so none is excluded.
+    assert "IdentitiesOnly=yes" not in jumped
 
 
 def test_ssh_argv_needs_an_address() -> None:

@@ -31,7 +31,12 @@ def sample() -> Snapshot:
         host="local",
         sources={
             "tart": SourceStatus("tart", ok=True, updated_at=NOW - 1),
-            "docker": SourceStatus("docker", ok=False, error="cannot reach the Docker daemon"),
+            "docker": SourceStatus(
+                "docker",
+                ok=False,
+                error="cannot reach the Docker daemon",
+                detail="cannot reach the Docker daemon: no such socket\n\nStart Docker.",
+            ),
         },
         vms=(
             VM(
@@ -91,9 +96,14 @@ def test_json_has_the_documented_keys() -> None:
         "kind": "ok",
         "error": None,
         "note": None,
+        "detail": None,
         "updated_at": "2026-05-28T20:26:39Z",
     }
     assert data["sources"]["docker"]["ok"] is False
+    # The whole reason and the fix, as the detail view shows it.
+    assert data["sources"]["docker"]["detail"] == (
+        "cannot reach the Docker daemon: no such socket\n\nStart Docker."
+    )
     # A failing status built without a kind still says it failed.
     assert data["sources"]["docker"]["kind"] == "error"
     vm = data["vms"][0]

@@ -355,12 +355,26 @@ class DockerSource:
             status = DockerStatus(
                 reachable=False, error=describe_failure(exc, self.url, self.timeout)
             )
-            # A failed connect leaves the SDK's new socket in a frame of the traceback,
-            # inside a reference cycle that only a later cyclic GC run would free: clear
-            # those frames so that the socket is closed now.
-            for cause in _causes(exc):
-                traceback.clear_frames(cause.__traceback__)
+            _release_sockets(exc)
         return _Outcome(client=client, status=status)
+
+
+def _release_sockets(exc: BaseException) -> None:
+    """Close the sockets a failed request left in its traceback's frames.
+
+    The SDK's unix connect (docker/transport/unixconn.py) does not close its new socket
+    when connect() fails; the socket then lives in a frame of the traceback, inside a
+    reference cycle, and is only freed (unclosed: a ResourceWarning) when something
+    clears the frames or a later cyclic GC runs. The client of a failed poll is
+    discarded, so every socket in these frames is ours to close."""
+    for cause in _causes(exc):
+        tb = cause.__traceback__
+        while tb is not None:
+            for value in list(tb.tb_frame.f_locals.values()):
+                if isinstance(value, socket.socket):
+                    value.close()
+            tb = tb.tb_next
+        traceback.clear_frames(cause.__traceback__)
 
 
 def _remaining(deadline: float) -> float:

@@ -50,6 +50,7 @@ from megatui.backoff import backoff_delay
 from megatui.clock import Clock
 from megatui.config import Settings
 from megatui.model import Application, ArgoSummary, Node, Pod, SourceStatus, StatusKind
+from megatui.sources.kube_files import private_credentials
 from megatui.sources.kube_rows import Resource
 from megatui.sources.kube_status import (
     ShapeError,
@@ -72,6 +73,8 @@ from megatui.sources.pod_why import pod_clue
 from megatui.text import one_line
 
 log = logging.getLogger(__name__)
+#: Seconds before a state whose on_change failed is offered again.
+CALLBACK_RETRY = 1.0
 
 JSON = dict[str, Any]
 
@@ -168,12 +171,14 @@ async def connect(settings: Settings, override: str | None = None) -> _Client:
     chosen = await asyncio.to_thread(choose_cluster, settings, override)
     where = chosen.where
     try:
-        api = await new_client_from_config_dict(  # type: ignore[no-untyped-call]
-            config_dict=chosen.config, context=chosen.context
-        )
-        # The aiohttp session and its TLS context are built lazily; build them now so
-        # that a bad certificate is a configuration error, not a request error.
-        api.rest_client.pool_manager = api.rest_client._create_pool_manager()
+        # Certificates as files in megatui's own temp dir, gone once the client is built.
+        with private_credentials(chosen.cluster, chosen.user) as temp_dir:
+            api = await new_client_from_config_dict(  # type: ignore[no-untyped-call]
+                config_dict=chosen.config, context=chosen.context, temp_file_path=temp_dir
+            )
+            # The aiohttp session and its TLS context are built lazily; build them now
+            # so that a bad certificate is a configuration error, not a request error.
+            api.rest_client.pool_manager = api.rest_client._create_pool_manager()
     except ConfigException as exc:
         raise KubeconfigError(f"invalid kubeconfig {where}: {exc}") from None
     except (OSError, ValueError) as exc:
@@ -275,6 +280,8 @@ class KubeSource:
         self._last_emit = float("-inf")
         self._flush_handle: asyncio.TimerHandle | None = None
         self._dirty = False
+        #: Why on_change last failed: shown in the kubernetes status until it succeeds.
+        self._callback_error: str | None = None
 
     # ----------------------------------------------------------------- state reporting
 
@@ -303,13 +310,26 @@ class KubeSource:
         self.state = self._build_state()
         try:
             self.on_change(self.state)
-        except Exception:  # a bug in the consumer must not stop the watches
-            log.exception("KubeSource on_change callback failed")
+        except Exception as exc:  # a bug in the consumer must not stop the watches
+            # One line in the status, tried again shortly; the traceback only at debug
+            # level, never on the terminal.
+            log.debug("KubeSource on_change callback failed", exc_info=True)
+            first = (str(exc).splitlines() or [""])[0] or type(exc).__name__
+            self._callback_error = f"internal error publishing the cluster state: {first}"
+            self._dirty = True
+            if self._flush_handle is None:
+                loop = asyncio.get_running_loop()
+                self._flush_handle = loop.call_later(CALLBACK_RETRY, self._flush)
+        else:
+            self._callback_error = None
 
     def _build_state(self) -> KubeState:
         pods = self.pods.rows.rows()
         statuses: dict[str, SourceStatus] = {}
         kube = self._merged_status()
+        if self._callback_error is not None:
+            since = kube.updated_at if kube is not None else None
+            kube = SourceStatus(KUBERNETES, False, self._callback_error, since)
         if kube is not None:
             statuses[KUBERNETES] = kube
         h = self.apps.health

@@ -155,6 +155,10 @@ class ChosenCluster:
     #: The files, as shown in messages ("~/.kube/config").
     where: str
     signature: Signature
+    #: The chosen cluster's and user's entries inside `config` (the same dicts, so
+    #: rewriting them rewrites the config the client is built from).
+    cluster: JSON
+    user: JSON | None
 
 
 def choose_cluster(settings: Settings, override: str | None = None) -> ChosenCluster:
@@ -181,4 +185,5 @@ def choose_cluster(settings: Settings, override: str | None = None) -> ChosenClu
     if override:
         apply_override(cluster, override)
     server = str(cluster["server"]).rstrip("/")
-    return ChosenCluster(config, str(context), server, where, signature)
+    user = _entry(config, "users", str(ctx.get("user")))
+    return ChosenCluster(config, str(context), server, where, signature, cluster, user)

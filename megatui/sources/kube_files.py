@@ -1,0 +1,69 @@
+"""The kubeconfig's inline certificates and key, as files the client can load.
+
+The kubernetes client loads certificates by path, so it writes a kubeconfig's `*-data`
+entries (Kind's CA, client certificate and client key) to files: in the system temp
+directory, kept until the interpreter exits normally, and remembered in a module-wide
+cache keyed by content. megatui writes them itself, into a directory of its own (mode
+0700), and removes that directory as soon as the client is built: the client's SSL
+context has read the files by then. Anything the client still writes itself (an exec
+plugin's certificate) goes to the same directory, and is forgotten by its cache so that
+no later client is handed a path that is gone.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+#: Entries whose inline data ("<key>-data") the client would write to a temp file.
+CLUSTER_FILES = ("certificate-authority",)
+USER_FILES = ("client-certificate", "client-key")
+
+
+@contextlib.contextmanager
+def private_credentials(cluster: dict[str, Any], user: dict[str, Any] | None) -> Iterator[str]:
+    """Rewrite the inline data of `cluster` and `user` (in place) as files in a private
+    directory; yield that directory (for the client's temp_file_path) and remove it."""
+    directory = tempfile.mkdtemp(prefix="megatui-kube-")  # mode 0700
+    try:
+        _write(cluster, CLUSTER_FILES, directory)
+        if user is not None:
+            _write(user, USER_FILES, directory)
+        yield directory
+    finally:
+        _forget(directory)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _write(entry: dict[str, Any], keys: tuple[str, ...], directory: str) -> None:
+    for key in keys:
+        data = entry.get(f"{key}-data")
+        if not isinstance(data, str) or not data:
+            continue  # absent, or a wrong type the client will report
+        path = Path(directory) / key
+        # ValueError (binascii.Error) on bad base64: the caller's "invalid credentials".
+        content = base64.standard_b64decode(data.encode())
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(content)
+        del entry[f"{key}-data"]
+        entry[key] = str(path)
+
+
+def _forget(directory: str) -> None:
+    """Drop the client's cached names of files in `directory` (about to be removed)."""
+    from kubernetes.aio.config import kube_config
+
+    cache = getattr(kube_config, "_temp_files", None)
+    if not isinstance(cache, dict):
+        return
+    prefix = directory + os.sep
+    for content, name in list(cache.items()):
+        if isinstance(name, str) and name.startswith(prefix):
+            del cache[content]

@@ -318,3 +318,61 @@ class RecoveryEngine:
         if track is None or track.pending is None or self.clock.now() >= track.not_before:
             return None
         return track.not_before
+
+
+# --- what a viewer shows (the TUI's VM detail) -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryStatus:
+    """One VM's recovery as a viewer shows it. `restarts_last_hour` and `state` are
+    known only where recovery runs (`megatui serve`, or a viewer attached to it)."""
+
+    policy: RecoveryPolicy
+    restarts_last_hour: int | None = None
+    state: str | None = None
+
+
+def describe(status: RecoveryStatus) -> str:
+    """One line: the policy, and what recovery did with it."""
+    policy = status.policy
+    parts = [f"restart {policy.restart}"]
+    if policy.restart == "unhealthy":
+        parts.append(f"after {policy.unhealthy_after} failed checks")
+    if policy.restart != "never":
+        parts.append(f"at most {policy.max_restarts}/hour")
+    if status.restarts_last_hour is None:
+        parts.append("carried out by megatui serve")
+    else:
+        count = status.restarts_last_hour
+        parts.append(f"{count} restart{'s' if count != 1 else ''} in the last hour")
+    if status.state in ("user-stopped", "waiting", "acting"):
+        parts.append(
+            {"user-stopped": "stopped by the user", "waiting": "backing off"}.get(
+                status.state, "restarting now"
+            )
+        )
+    return " · ".join(parts)
+
+
+def status_from_json(doc: object) -> RecoveryStatus | None:
+    """A VM's entry of /api/v1/recovery, shape checked (None when it has no policy)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("policy"), dict):
+        return None
+    raw = doc["policy"]
+    try:
+        policy = RecoveryPolicy(
+            restart=str(raw["restart"]),
+            unhealthy_after=int(raw["unhealthy_after"]),
+            max_restarts=int(raw["max_restarts"]),
+            backoff=float(raw["backoff_seconds"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+    restarts = doc.get("restarts_last_hour")
+    state = doc.get("state")
+    return RecoveryStatus(
+        policy,
+        restarts if isinstance(restarts, int) and not isinstance(restarts, bool) else None,
+        state if isinstance(state, str) else None,
+    )

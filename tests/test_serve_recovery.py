@@ -19,6 +19,7 @@ from megatui.lab.tartlab import TartLab
 from megatui.model import Phase, TartState
 from megatui.monitor import Monitor
 from megatui.recovery import USER_STOPPED
+from megatui.serve.client import RemoteMonitor, Target
 from megatui.serve.recovery_runner import RecoveryRunner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +81,16 @@ async def test_a_crashed_vm_is_restarted_and_a_vm_the_user_stopped_is_left_stopp
                 assert alpha["policy"]["restart"] == "on-exit"
                 assert alpha["restarts_last_hour"] == 1
                 assert [(h["action"], h["result"]) for h in alpha["history"]] == [("start", "ok")]
-
+            # An attached viewer's detail screen gets the same from the server.
+            remote = RemoteMonitor(Target.parse(s.url))
+            await remote.start()
+            try:
+                status = await remote.recovery_status("alpha")
+            finally:
+                await remote.stop()
+            assert status is not None
+            assert (status.policy.restart, status.restarts_last_hour) == ("on-exit", 1)
+            async with s.session() as api:
                 # The user stops it through the API: recovery leaves it stopped.
                 async with api.post("/api/v1/vms/alpha/stop") as reply:
                     assert reply.status == 202, await reply.text()

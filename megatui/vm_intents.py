@@ -73,6 +73,28 @@ def load(path: Path | None = None) -> dict[str, Intent]:
         return {}
 
 
+class Reader:
+    """Reads the file again only when it changed (a write renames a new file over it,
+    so its inode changes): the server evaluates recovery on every snapshot."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._key: tuple[int, int, int] | None = None
+        self._intents: dict[str, Intent] = {}
+
+    def load(self) -> dict[str, Intent]:
+        path = self.path or default_path()
+        try:
+            st = path.stat()
+        except OSError:
+            self._key, self._intents = None, {}
+            return {}
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if key != self._key:
+            self._key, self._intents = key, load(path)
+        return self._intents
+
+
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     lock = path.with_name(path.name + ".lock")

@@ -150,3 +150,15 @@ def test_an_unwritable_state_directory_does_not_raise(tmp_path: Path) -> None:
     blocker.write_text("")
     vm_intents.record("alpha", "stop", 1.0, blocker / "sub" / "vm-intents.json")  # no exception
     assert vm_intents.load(blocker / "sub" / "vm-intents.json") == {}
+
+
+def test_the_reader_sees_every_new_write(tmp_path: Path) -> None:
+    path = tmp_path / "vm-intents.json"
+    reader = vm_intents.Reader(path)
+    assert reader.load() == {}
+    vm_intents.record("alpha", "stop", 1.0, path)
+    assert reader.load() == {"alpha": Intent("stop", 1.0)}
+    vm_intents.record("alpha", "start", 2.0, path)  # same size: a new file all the same
+    assert reader.load() == {"alpha": Intent("start", 2.0)}
+    path.unlink()
+    assert reader.load() == {}

@@ -49,7 +49,7 @@ class RecoveryRunner:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.engine = engine or RecoveryEngine(self.clock)
-        self.intents_path = intents_path
+        self._intents = vm_intents.Reader(intents_path)
         self.ready_timeout = ready_timeout
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()  # a new snapshot, for actions waiting on one
@@ -110,7 +110,7 @@ class RecoveryRunner:
         """Run the engine once, start its actions; when to evaluate again."""
         snap = self.monitor.snapshot
         policies = self.policies(snap)
-        intents = vm_intents.load(self.intents_path) if policies else {}
+        intents = self._intents.load() if policies else {}
         plan = self.engine.evaluate(
             snap.vms,
             policies,

@@ -184,6 +184,8 @@ class RecoveryEngine:
         if running:
             if track.pending is ActionKind.START:
                 track.pending = None  # someone started it
+            if track.noted == USER_STOPPED:
+                track.noted = None  # started again: no longer the user's stop
             track.was_running = True
             if vm.phase is Phase.READY:
                 track.was_ready, track.unready_since, track.attempts = True, None, 0
@@ -273,8 +275,10 @@ class RecoveryEngine:
         now = self.clock.now()
         track = self._tracks.get(action.vm)
         if track is not None:
-            track.was_running = True
-            track.was_ready = result is Result.OK
+            # Counted as ready, whatever the outcome: under "unhealthy", a VM that
+            # runs but did not get ready fails its checks from now on (and is tried
+            # again, after the backoff, within max_restarts).
+            track.was_running = track.was_ready = True
             track.unready_since = None
         self._remember(action.vm, Record(now, action.kind, result, detail))
 

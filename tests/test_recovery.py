@@ -354,3 +354,30 @@ def test_vms_are_independent() -> None:
     h.intent("stop", "beta")
     plan = h.see(vm("alpha", Phase.STOPPED), vm("beta", Phase.STOPPED))
     assert [(a.vm, a.kind) for a in plan.actions] == [("alpha", ActionKind.START)]
+
+
+def test_an_unhealthy_restart_that_did_not_bring_the_vm_back_is_tried_again() -> None:
+    h = Harness(
+        RecoveryPolicy(restart="unhealthy", unhealthy_after=2, max_restarts=5, backoff=10.0)
+    )
+    h.see(vm("alpha", Phase.READY))
+    h.see(vm("alpha", Phase.ERROR))
+    h.clock.advance(HEALTH)
+    begun = h.clock.now()
+    h.act(h.see(vm("alpha", Phase.ERROR)), Result.FAILED)  # running, never ready again
+    plan = h.see(vm("alpha", Phase.SSH_PENDING))
+    assert plan.actions == ()
+    h.clock.set(begun + HEALTH + 5)  # two failed checks since, and past the backoff
+    plan = h.see(vm("alpha", Phase.SSH_PENDING))
+    assert [(a.kind, a.attempt) for a in plan.actions] == [(ActionKind.RESTART, 2)]
+
+
+def test_the_user_stopped_state_ends_when_the_vm_runs_again() -> None:
+    h = Harness()
+    h.see(vm("alpha", Phase.READY))
+    h.intent("stop")
+    h.see(vm("alpha", Phase.STOPPED))
+    assert h.engine.state("alpha") == "user-stopped"
+    h.intent("start")
+    h.see(vm("alpha", Phase.BOOTING))
+    assert h.engine.state("alpha") == "watching"

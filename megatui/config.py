@@ -350,6 +350,13 @@ class Settings:
     doctor_vms: tuple[str, ...] = ()
     doctor_timeout: float = 300.0
     keys: Mapping[str, str] = field(default_factory=dict)
+    #: [recovery."*"] and [recovery.NAME] tables as written (see recovery_policy).
+    recovery: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def recovery_policy(self, name: str) -> RecoveryPolicy | None:
+        """The VM's recovery policy: its table over the "*" table; None when neither
+        exists (the VM is not managed)."""
+        return recovery_policy(self.recovery, name)
 
     def vm(self, name: str) -> VMSettings:
         """The effective login settings for a VM: its table over [ssh]."""
@@ -439,6 +446,9 @@ def _from_table(data: Mapping[str, Any], origin: str) -> tuple[dict[str, Any], d
     vms: dict[str, Any] = {}
     keys: dict[str, str] = {}
     for section, body in data.items():
+        if section == "recovery":
+            flat["recovery"] = _recovery_tables(body, origin)
+            continue
         if section == "vms":
             if not isinstance(body, dict):
                 raise ConfigError(f"{origin}: 'vms' must be a table of [vms.NAME] tables")
@@ -525,3 +535,61 @@ def load_settings(
             flat[key] = value
     vms = {name: VMOverride(**table) for name, table in vm_tables.items()}
     return Settings(config_path=path, vms=vms, **flat)
+
+
+# --- [recovery]: what `megatui serve` does about a VM that exits or stops answering
+
+
+RESTART_MODES = ("never", "on-exit", "unhealthy")
+
+
+def _restart_mode(v: Any) -> str:
+    if v not in RESTART_MODES:
+        raise ValueError("expected " + ", ".join(f'"{m}"' for m in RESTART_MODES))
+    return str(v)
+
+
+def _at_least_one(v: Any) -> int:
+    n = _count(v)
+    if n < 1:
+        raise ValueError("expected a whole number of 1 or more")
+    return n
+
+
+RECOVERY_SCHEMA: dict[str, Checker] = {
+    "restart": _restart_mode,
+    "unhealthy_after": _at_least_one,  # failed health checks in a row
+    "max_restarts": _count,  # per rolling hour
+    "backoff": _positive,  # seconds before the second attempt, doubling after
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryPolicy:
+    restart: str = "never"
+    unhealthy_after: int = 3
+    max_restarts: int = 3
+    backoff: float = 30.0
+
+
+def _recovery_tables(body: Any, origin: str) -> dict[str, dict[str, Any]]:
+    if not isinstance(body, dict):
+        raise ConfigError(f"{origin}: 'recovery' must be a table of [recovery.NAME] tables")
+    tables: dict[str, dict[str, Any]] = {}
+    for name, table in body.items():
+        where = f"recovery.{toml_value(name) if name == '*' else name}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{origin}: '{where}' must be a table")
+        checked: dict[str, Any] = {}
+        for key, value in table.items():
+            if key not in RECOVERY_SCHEMA:
+                raise ConfigError(f"{origin}: unknown key '{where}.{key}'")
+            checked[key] = _check(f"{origin}: '{where}.{key}'", RECOVERY_SCHEMA[key], value)
+        tables[name] = checked
+    return tables
+
+
+def recovery_policy(tables: Mapping[str, Mapping[str, Any]], name: str) -> RecoveryPolicy | None:
+    if name not in tables and "*" not in tables:
+        return None
+    return RecoveryPolicy(**{**tables.get("*", {}), **tables.get(name, {})})

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from megatui import actions, report
+from megatui import actions, report, vm_intents
 from megatui.api import ActionError
 from megatui.clock import Clock, SystemClock
 from megatui.config import Settings, data_dir, state_dir
@@ -512,6 +512,7 @@ class Monitor:
             raise ActionError(f"unknown VM '{name}'")
         if vm.state is TartState.RUNNING:
             raise ActionError(f"VM '{name}' is already running")
+        vm_intents.record(name, "start", self.clock.now())  # for recovery, in any process
         self._action_errors.pop(name, None)
         self._start_requested[name] = self.clock.monotonic()
         self._schedule_publish()
@@ -533,6 +534,7 @@ class Monitor:
             raise ActionError(f"unknown VM '{name}'")
         if vm.state is TartState.STOPPED and name not in self._start_requested:
             raise ActionError(f"VM '{name}' is not running")
+        vm_intents.record(name, "stop", self.clock.now())  # recovery must not fight it
         self._stop_requested.add(name)
         self._schedule_publish()
         try:
@@ -915,6 +917,11 @@ class Monitor:
     def _drill_changed(self) -> None:
         if self._kube_state is not None and self._kube_state.answered:
             self._mark_first("kube")
+        self._schedule_publish()
+
+    def add_event(self, event: Event) -> None:
+        """A timeline line from outside the sources (recovery), published at once."""
+        self._add_event(event)
         self._schedule_publish()
 
     def _add_event(self, event: Event) -> None:

@@ -65,6 +65,7 @@ async def serve(
     max_requests: int = 64,
     tab_command: tuple[str, ...] | None = None,
     socket_path: Path | None = None,
+    recovery: Any = None,
 ) -> AsyncIterator[Served]:
     """A server on 127.0.0.1; `token` makes it behave as on a non-loopback bind."""
     fake = monitor or FakeMonitor(sample_snapshot(), sample_events())
@@ -76,7 +77,12 @@ async def serve(
         tab_command=tab_command,
     )
     server = ControlServer(
-        fake, options, policy, doctor=doctor, hub=hub(fake) if hub is not None else None
+        fake,
+        options,
+        policy,
+        doctor=doctor,
+        hub=hub(fake) if hub is not None else None,
+        recovery=recovery,
     )
     runner = web.AppRunner(server.make_app(), access_log=None)
     await runner.setup()

@@ -342,6 +342,21 @@ class TartLab:
         if left:
             raise RuntimeError(f"lab processes still alive after SIGKILL: {left}")
 
+    def crash(self, name: str, timeout: float = 5.0) -> None:
+        """The VM dies under its user (a guest panic, a killed Virtualization process):
+        its `tart run` is SIGKILLed, nobody asked for a stop. Returns once tart sees it
+        stopped."""
+        pid = self.run_pid(name)
+        if pid is None:
+            raise RuntimeError(f"lab VM {name} is not running")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while self.run_pid(name) == pid:
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"lab VM {name}: its tart run {pid} survived SIGKILL")
+            time.sleep(0.01)
+
     def set_hang(self, command: str, hang: bool) -> None:
         """Make `tart <command>` (e.g. "list", "ip", "version") block forever, or not."""
         flag = self.paths.hang / command

@@ -28,6 +28,7 @@ from yarl import URL
 from megatui.api import ActionError
 from megatui.config import Settings, state_dir
 from megatui.model import Event, KubeEvent, Snapshot, SourceStatus
+from megatui.recovery import RecoveryStatus, status_from_json
 from megatui.snapshot_json import SnapshotFormatError, decode, decode_event
 from megatui.sources.kube_logs import LogBuffer, LogLine
 
@@ -232,6 +233,12 @@ class RemoteMonitor:
         if not isinstance(got, list):
             return []
         return [line for line in got if isinstance(line, str)]
+
+    async def recovery_status(self, name: str) -> RecoveryStatus | None:
+        """The server's recovery of the VM (policy, restarts), for the detail screen."""
+        data = await self._get("/api/v1/recovery")
+        vms = data.get("vms") if isinstance(data, dict) else None
+        return status_from_json(vms.get(name)) if isinstance(vms, dict) else None
 
     # --- drill-down: not served yet ------------------------------------------------------
 

@@ -18,11 +18,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from megatui import __version__
 from megatui.model import BOOT_PHASES, SOURCE_HOST, Phase, Pod, Snapshot
+from megatui.recovery import RecoveryEngine
 
 SYNC_VALUES = ("Synced", "OutOfSync", "Unknown")
 HEALTH_VALUES = ("Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown")
@@ -258,6 +259,49 @@ def _doctor_metrics(run: DoctorRun | None) -> Iterable[Metric]:
     return (check, last)
 
 
+@dataclass(frozen=True, slots=True)
+class RecoveryStats:
+    """What recovery has done: (vm, action, result) -> count, and attempts per VM in
+    the last hour."""
+
+    actions: dict[tuple[str, str, str], int]
+    restarts_last_hour: dict[str, int]
+
+    @classmethod
+    def of(cls, engine: RecoveryEngine) -> RecoveryStats:
+        return cls(
+            dict(engine.counts), {n: engine.restarts_last_hour(n) for n in sorted(engine.known())}
+        )
+
+
+class _RecoveryCollector(Collector):
+    def __init__(self, source: Callable[[], Callable[[], RecoveryStats] | None]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._source()
+        yield from _recovery_metrics(stats() if stats is not None else None)
+
+
+def _recovery_metrics(stats: RecoveryStats | None) -> Iterable[Metric]:
+    actions = CounterMetricFamily(
+        "megatui_recovery_actions",
+        "Recovery actions by VM, action (start, restart) and result (ok, failed, limited).",
+        labels=["vm", "action", "result"],
+    )
+    restarts = GaugeMetricFamily(
+        "megatui_recovery_restarts_last_hour",
+        "Recovery attempts per VM in the last hour (max_restarts counts these).",
+        labels=["vm"],
+    )
+    if stats is not None:
+        for key, count in sorted(stats.actions.items()):
+            actions.add_metric(list(key), count)
+        for name, count in stats.restarts_last_hour.items():
+            restarts.add_metric([name], count)
+    return (actions, restarts)
+
+
 class Metrics:
     """The registry of one server: the snapshot gauges plus the boot histograms."""
 
@@ -269,7 +313,10 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.boot = BootTimer(self.registry)
         self.doctor_run: DoctorRun | None = None
+        #: Set by a server that runs recovery.
+        self.recovery: Callable[[], RecoveryStats] | None = None
         self.registry.register(SnapshotCollector(snapshot, lambda: self.doctor_run, viewers))
+        self.registry.register(_RecoveryCollector(lambda: self.recovery))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

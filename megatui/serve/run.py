@@ -23,6 +23,7 @@ from megatui.config import Settings, state_dir
 from megatui.doctor import CheckResult
 from megatui.monitor import Monitor
 from megatui.serve import auth
+from megatui.serve.recovery_runner import RecoveryRunner
 from megatui.serve.server import ControlServer, DoctorRunner, Options, tab_command
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,10 @@ async def serve(settings: Settings, args: ServeArgs, out: TextIO | None = None) 
         tls=context is not None,
         tab_command=tab_command(sockets / "api.sock") if args.browser else None,
     )
-    server = ControlServer(monitor, options, policy, doctor=doctor_runner(settings, monitor))
+    recovery = RecoveryRunner(monitor, settings)
+    server = ControlServer(
+        monitor, options, policy, doctor=doctor_runner(settings, monitor), recovery=recovery
+    )
     runner = web.AppRunner(server.make_app(), access_log=None, handle_signals=False)
     try:
         await runner.setup()

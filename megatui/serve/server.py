@@ -2,7 +2,7 @@
 
 Routes (docs/api.md):
   GET  /api/v1/healthz, /api/v1/status, /api/v1/timeline, /api/v1/events (SSE),
-       /api/v1/doctor, /api/v1/vms/{name}, /api/v1/vms/{name}/log
+       /api/v1/doctor, /api/v1/vms/{name}, /api/v1/vms/{name}/log, /api/v1/recovery
   POST /api/v1/vms/{name}/start, /api/v1/vms/{name}/stop
   GET  /metrics
   GET  /, /ws, /static/...: the TUI in a browser; each tab runs `megatui attach`
@@ -27,7 +27,8 @@ from megatui import __version__
 from megatui.api import ActionError, MonitorAPI
 from megatui.doctor import CheckResult
 from megatui.serve import auth
-from megatui.serve.metrics import DoctorRun, Metrics
+from megatui.serve.metrics import DoctorRun, Metrics, RecoveryStats
+from megatui.serve.recovery_runner import RecoveryRunner
 from megatui.serve.sse import EventHub
 from megatui.snapshot_json import encode, encode_event
 
@@ -71,6 +72,7 @@ class ControlServer:
         *,
         doctor: DoctorRunner | None = None,
         hub: EventHub | None = None,
+        recovery: RecoveryRunner | None = None,
     ) -> None:
         self.monitor = monitor
         self.options = options
@@ -79,6 +81,9 @@ class ControlServer:
         self.metrics = Metrics(
             lambda: monitor.snapshot, lambda: (self.hub.viewers, self.hub.dropped)
         )
+        self.recovery = recovery
+        if recovery is not None:
+            self.metrics.recovery = lambda: RecoveryStats.of(recovery.engine)
         self._doctor = doctor
         self._doctor_task: asyncio.Task[dict[str, object]] | None = None
         self._in_flight = 0
@@ -96,6 +101,7 @@ class ControlServer:
                 web.get("/api/v1/timeline", self.timeline),
                 web.get("/api/v1/events", self.hub.stream),
                 web.get("/api/v1/doctor", self.doctor),
+                web.get("/api/v1/recovery", self.recovery_report),
                 web.get("/api/v1/vms/{name}", self.vm_details),
                 web.get("/api/v1/vms/{name}/log", self.vm_log),
                 web.post("/api/v1/vms/{name}/{action}", self.vm_action),
@@ -115,10 +121,14 @@ class ControlServer:
         self.hub.start()
         self.metrics.boot.observe(self.monitor.snapshot)
         self._unsubscribe = self.monitor.subscribe(self.metrics.boot.observe)
+        if self.recovery is not None:
+            self.recovery.start()
 
     async def _on_shutdown(self, _app: web.Application) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
+        if self.recovery is not None:
+            await self.recovery.stop()
         self.hub.close()
         if self.tabs is not None:
             await self.tabs.close()
@@ -210,6 +220,11 @@ class ControlServer:
             return error(400, "lines: expected a number from 1 to 5000")
         lines = await self.monitor.read_log_tail(name, int(text))
         return json_response({"vm": name, "lines": lines})
+
+    async def recovery_report(self, _request: web.Request) -> web.Response:
+        if self.recovery is None:
+            return json_response({"readonly": self.options.readonly, "vms": {}})
+        return json_response(self.recovery.report())
 
     async def doctor(self, _request: web.Request) -> web.Response:
         if self._doctor is None:

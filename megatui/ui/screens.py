@@ -24,7 +24,7 @@ from megatui.api import ActionError, MonitorAPI
 from megatui.model import BOOT_PHASES, VM, Phase, Snapshot
 from megatui.readiness import Verdict
 from megatui.report import duration
-from megatui.ui import render
+from megatui.ui import recovery_line, render
 from megatui.ui.panels import TextLine
 from megatui.ui.render import literal
 
@@ -388,6 +388,11 @@ class DetailScreen(LiveScreen, ModalScreen[None]):
     def on_mount(self) -> None:
         self._draw()
         self.load()
+        self.load_recovery()
+
+    @work(group="detail-recovery", exclusive=True, exit_on_error=False)
+    async def load_recovery(self) -> None:
+        await recovery_line.show(self, self.monitor, self.vm_name, after="#detail-note")
 
     def show_snapshot(self, snapshot: Snapshot, now: float) -> None:
         self._snapshot = snapshot

@@ -28,10 +28,10 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from megatui.backoff import backoff_delay
 from megatui.clock import Clock
 from megatui.config import RecoveryPolicy
 from megatui.model import VM, Phase, TartState
-from megatui.remote import backoff_delay
 
 WINDOW = 3600.0  # max_restarts counts attempts in this rolling window
 BACKOFF_CAP = 900.0

@@ -1,6 +1,6 @@
 """The Mac's login keychain: how a locked one shows, what to do about it, and the check.
 
-tart.md §6.6: on macOS 15+ Virtualization.framework needs an unlocked login keychain,
+docs/facts/tart.md §6.6: on macOS 15+ Virtualization.framework needs an unlocked login keychain,
 and tart over SSH (no desktop session) fails with one of these messages. The tart
 source (`sources/tart.py`) and the host check (`keychain_locked`, for doctor) read
 the same markers and give the same hint.

@@ -1,7 +1,7 @@
 """Everything megatui does on a Mac host, over ONE SSH connection (`--host`).
 
 Why one in-process asyncssh connection rather than `ssh` subprocesses or
-`ssh -L` tunnels: lazydocker's `ssh://` mode (its most re-filed bug, peers.md
+`ssh -L` tunnels: lazydocker's `ssh://` mode (its most re-filed bug, docs/facts/peers.md
 §4.3) runs `ssh` in the background and waits for a forwarded socket to appear, so
 a host key prompt, a password prompt, a wrong socket path on Docker Desktop or a
 server that refuses streamlocal forwarding all end as "ssh tunneled socket never
@@ -11,8 +11,8 @@ line, each forward names the socket it could not reach, and a dropped connection
 is rebuilt in the background while every caller fails fast in the meantime.
 
 Commands, VM probes (direct-tcpip: the VMs at 192.168.64.x are reachable from the
-Mac only, tart.md §9.3), the Kind API server (bound to the Mac's 127.0.0.1,
-kubernetes.md §9.1) and the Docker socket all share that connection; in steady
+Mac only, docs/facts/tart.md §9.3), the Kind API server (bound to the Mac's 127.0.0.1,
+docs/facts/kubernetes.md §9.1) and the Docker socket all share that connection; in steady
 state `connections_opened` stays at 1.
 
 The modules, one job each: `errors` (the one-line errors, the `--host` spec),

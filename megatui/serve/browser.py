@@ -2,7 +2,7 @@
 
 textual-serve's own server runs one process per browser tab with the app's full
 command line on its splash, and leaves those processes behind when it stops
-(browser-and-metrics.md). Here each tab runs `megatui attach` against this server,
+(docs/facts/browser-and-metrics.md). Here each tab runs `megatui attach` against this server,
 the page shows only a title, tabs are counted and bounded, and every tab process is
 stopped (quit, then killed) when its socket closes or the server stops.
 """

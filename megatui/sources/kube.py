@@ -1,6 +1,6 @@
 """Nodes, Argo CD pods and Applications from the Kubernetes API: list once, then watch.
 
-Per resource the loop is the one kubernetes.md §5.1 recommends: list, remember the
+Per resource the loop is the one docs/facts/kubernetes.md §5.1 recommends: list, remember the
 list's resourceVersion, watch from it with `allowWatchBookmarks` and a server-side
 `timeoutSeconds`, follow the RV through events and bookmarks, reconnect from it
 when a stream ends or breaks, and relist only on 410 (an `ERROR` event inside HTTP

@@ -35,7 +35,7 @@ class KubeconfigError(KubeError):
 def kubeconfig_paths(settings: Settings, environ: dict[str, str] | None = None) -> list[str]:
     """The kubeconfig files in kubectl's order: the explicit setting, else $KUBECONFIG
     (a path list), else ~/.kube/config. Read at call time, never at import
-    (the client's own default is frozen at import: kubernetes.md trap 5)."""
+    (the client's own default is frozen at import: docs/facts/kubernetes.md trap 5)."""
     env = os.environ if environ is None else environ
     raw = settings.kubeconfig or env.get("KUBECONFIG") or "~/.kube/config"
     return [os.path.expanduser(p) for p in raw.split(os.pathsep) if p]

@@ -301,21 +301,36 @@ class VMTracker:
             try:
                 async for vm in self.backend.watch(name):
                     if vm is None:
-                        self.wake.set()  # deleted: the next list says what is left
+                        self._gone(name)
                         return
-                    self._take_one(vm)
+                    await self._take_one(vm)
+                    if not self._in_transit(name):
+                        self._watches.pop(name, None)
+                        return  # settled: no watch on it any more
             except BackendError as exc:
                 log.debug("watch of %s: %s", name, exc)
             await asyncio.sleep(WATCH_RETRY)
 
-    def _take_one(self, vm: BackendVM) -> None:
+    async def _take_one(self, vm: BackendVM) -> None:
+        """A watched VM changed. Its own news only: no list of every VM for it (the
+        pace of lists is the controller budget's)."""
         before = self.vms.get(vm.name)
         if before is None:
             return  # filtered out, or not listed yet: the list is the authority
         self._check_uid(vm)
         self.vms[vm.name] = vm
+        self._forget_gone()
         if before.stage is not None and vm.stage is None:
-            self.wake.set()  # past its stages: ask for its address now
+            # Past its stages: its address now, not at the next list.
+            await self._resolve_ips()
+            self._sync_probe_tasks()
+        self.monitor._schedule_publish()
+
+    def _gone(self, name: str) -> None:
+        self.vms.pop(name, None)
+        self.all_names.discard(name)
+        self._forget_gone()
+        self._sync_probe_tasks()
         self.monitor._schedule_publish()
 
     # --- ssh probes ---------------------------------------------------------------------

@@ -205,3 +205,43 @@ async def test_an_account_without_compute_write_is_read_only(fleet: FakeOrchard)
     assert str(refused.value) == snap.readonly_reason
     assert VIEWER[1] not in report.dumps(report.snapshot_json(snap))
     assert VIEWER[1] not in str(refused.value)
+
+
+def lists(lab: FakeOrchard) -> int:
+    return sum(ex.method == "GET" and ex.path == "/v1/vms" for ex in lab.exchanges)
+
+
+def per_vm(lab: FakeOrchard, names: tuple[str, ...]) -> int:
+    return sum(any(ex.path.startswith(f"/v1/vms/{n}") for n in names) for ex in lab.exchanges)
+
+
+async def test_the_controller_is_polled_at_the_budgets_pace(fleet: FakeOrchard) -> None:
+    """Settled: one list per settled interval and nothing per VM; moving: one watch
+    per VM in transition. (The intervals are shortened: 0.2 s and 0.5 s for 2 s
+    and 10 s.)"""
+    await create(fleet, "a", "b")
+    monitor = fleet_monitor(fleet)
+    await monitor.start()
+    try:
+        async with clock_running(fleet):
+            await wait_snapshot(monitor, all_in(("a", "b"), Phase.READY), timeout=30)
+            # Let the list that saw them ready pass: from now on all is settled.
+            await asyncio.sleep(0.6)
+            before, before_vm = lists(fleet), per_vm(fleet, ("a", "b"))
+            await asyncio.sleep(3.0)
+            settled, settled_vm = lists(fleet) - before, per_vm(fleet, ("a", "b")) - before_vm
+            assert fleet.store.watchers("a") == fleet.store.watchers("b") == 0
+            await create(fleet, "c")
+            most = 0
+            deadline = asyncio.get_running_loop().time() + 30
+            while (vm := monitor.snapshot.vm("c")) is None or vm.phase is not Phase.READY:
+                most = max(most, fleet.store.watchers("c"))
+                assert fleet.store.watchers("a") == 0
+                assert asyncio.get_running_loop().time() < deadline, monitor.snapshot
+                await asyncio.sleep(0.01)
+    finally:
+        await monitor.stop()
+    # 3 s at one list per 0.5 s (not the moving 0.2 s): 6, with a list's slack.
+    assert 3 <= settled <= 8, settled
+    assert settled_vm == 0, "a settled VM is not polled on its own"
+    assert most == 1, "one watch for the VM in transition"

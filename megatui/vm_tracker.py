@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from megatui.api import ActionError
@@ -113,7 +117,16 @@ class VMTracker:
         self.workers: tuple[Worker, ...] = ()
         self.readonly_reason: str | None = None
         self._readonly_asked = False
+        # Each VM's uid as last seen, kept across sessions: a recreated VM is known as
+        # a new machine even when megatui was not running while it was recreated.
+        self._uids_path: Path | None = None
         self._uids: dict[str, str] = {}
+        self._uids_dirty = False
+        if backend.can_watch:
+            from megatui.config import data_dir
+
+            self._uids_path = data_dir() / "vm_uids.json"
+            self._uids = load_uids(self._uids_path)
         self.wake = asyncio.Event()
         self.probe_tasks: dict[str, asyncio.Task[None]] = {}
         self._probe_ips: dict[str, str] = {}  # the address each probe task probes
@@ -188,6 +201,7 @@ class VMTracker:
         """Adopt a new list: recreated machines are forgotten, gone VMs dropped."""
         for vm in vms:
             self._check_uid(vm)
+        self._save_uids()
         self.vms = {vm.name: vm for vm in vms}
         self._forget_gone()
 
@@ -197,8 +211,11 @@ class VMTracker:
         if vm.uid is None:
             return
         old = self._uids.get(vm.name)
+        if old == vm.uid:
+            return
         self._uids[vm.name] = vm.uid
-        if old is None or old == vm.uid:
+        self._uids_dirty = True
+        if old is None:
             return
         forgotten = False
         with contextlib.suppress(HostKeyStoreError):
@@ -215,6 +232,15 @@ class VMTracker:
                 message=f"recreated (new uid {vm.uid}): a new machine{key}",
             )
         )
+
+    def _save_uids(self) -> None:
+        if self._uids_path is None or not self._uids_dirty:
+            return
+        self._uids_dirty = False
+        try:
+            save_uids(self._uids_path, self._uids)
+        except OSError as exc:
+            log.warning("cannot save VM uids: %s", exc)
 
     def _forget_gone(self) -> None:
         for name in list(self.ips):
@@ -318,6 +344,7 @@ class VMTracker:
         if before is None:
             return  # filtered out, or not listed yet: the list is the authority
         self._check_uid(vm)
+        self._save_uids()
         self.vms[vm.name] = vm
         self._forget_gone()
         if before.stage is not None and vm.stage is None:
@@ -579,6 +606,31 @@ def _with_backend_facts(vm: VM, backend_vm: BackendVM, failures: dict[str, str |
         stale=backend_vm.stale,
         hint=hint,
     )
+
+
+def load_uids(path: Path) -> dict[str, str]:
+    """{VM name: uid} as saved; empty when missing or not that shape (a cache)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def save_uids(path: Path, uids: dict[str, str]) -> None:
+    """Atomically (a temp file renamed over), so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(dict(sorted(uids.items())), out, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _reach_of(backend: VMBackend) -> object:

@@ -245,3 +245,36 @@ async def test_the_controller_is_polled_at_the_budgets_pace(fleet: FakeOrchard) 
     assert 3 <= settled <= 8, settled
     assert settled_vm == 0, "a settled VM is not polled on its own"
     assert most == 1, "one watch for the VM in transition"
+
+
+async def test_a_vm_recreated_while_megatui_was_away_is_a_new_machine(
+    fleet: FakeOrchard,
+) -> None:
+    await create(fleet, "alpha")
+    first = fleet_monitor(fleet)
+    await first.start()
+    try:
+        async with clock_running(fleet):
+            await wait_snapshot(first, all_in(("alpha",), Phase.READY), timeout=30)
+    finally:
+        await first.stop()
+    old_key = first.hostkeys.lookup("alpha")
+    # Someone else deletes and recreates it: a new clone with a new host key.
+    backend = orchard_backend(fleet)
+    try:
+        await backend.client.delete_vm("alpha")
+    finally:
+        await backend.close()
+    advance(fleet, 1.0)
+    await create(fleet, "alpha")
+    second = fleet_monitor(fleet)
+    await second.start()
+    try:
+        async with clock_running(fleet):
+            snap = await wait_snapshot(second, all_in(("alpha",), Phase.READY), timeout=30)
+    finally:
+        await second.stop()
+    assert snap.vm("alpha") is not None
+    new_key = second.hostkeys.lookup("alpha")
+    assert old_key is not None and new_key is not None and new_key != old_key
+    assert any("recreated (new uid" in e.message for e in second.events)

@@ -56,7 +56,7 @@ def build_backend(settings: Settings) -> VMBackend | None:
     environment and contexts file), or None for tart through the transport."""
     if not settings.orchard:
         return None
-    from megatui.backends.orchard import OrchardBackend
+    from megatui.backends.orchard import OrchardBackend, default_proxy_prefix
     from megatui.sources.orchard import OrchardClient, OrchardError
     from megatui.sources.orchard_config import OrchardConfigError, resolve
 
@@ -70,7 +70,12 @@ def build_backend(settings: Settings) -> VMBackend | None:
         client = OrchardClient(config, timeout=ORCHARD_TIMEOUT)
     except (OrchardConfigError, OrchardError) as exc:
         raise ConfigError(str(exc)) from None
-    return OrchardBackend(client)
+    prefix = None
+    if settings.orchard_token and settings.config_path is not None:
+        # The token is in megatui's config: the user's ssh finds it there (the
+        # file's path, never the token, is in the ProxyCommand).
+        prefix = [*default_proxy_prefix(), "--config", str(settings.config_path)]
+    return OrchardBackend(client, proxy_prefix=prefix)
 
 
 def build_monitor(

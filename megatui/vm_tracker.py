@@ -64,7 +64,7 @@ CONTROLLER_SETTLED_INTERVAL = 10.0
 # How long a VM's watch waits before following it again after its stream ended.
 WATCH_RETRY = 1.0
 # At most this many address look-ups at once (200 VMs booting at once on a fleet).
-IP_CONCURRENCY = 16
+IP_CONCURRENCY = 32
 
 # What a failed list means for the VM source's status.
 _KINDS = {
@@ -177,6 +177,10 @@ class VMTracker:
         self._take(vms)
         self.workers = tuple(sorted(workers or (), key=lambda w: w.name))
         self.listed = True
+        if self.backend.can_watch:
+            # A fleet's VMs are on screen with the list, before one address lookup
+            # per running VM (hundreds, each through the controller to a worker).
+            monitor._publish_now()
         await self._ask_readonly()
         await self._resolve_ips()
         monitor._ok(SOURCE_TART)

@@ -177,13 +177,13 @@ class VMTracker:
         self._take(vms)
         self.workers = tuple(sorted(workers or (), key=lambda w: w.name))
         self.listed = True
+        monitor._ok(SOURCE_TART)
         if self.backend.can_watch:
             # A fleet's VMs are on screen with the list, before one address lookup
             # per running VM (hundreds, each through the controller to a worker).
             monitor._publish_now()
         await self._ask_readonly()
         await self._resolve_ips()
-        monitor._ok(SOURCE_TART)
         self._sync_probe_tasks()
         self._sync_watches()
         if "ssh" in monitor.enabled and not self.probe_tasks:
@@ -338,7 +338,10 @@ class VMTracker:
                         self._watches.pop(name, None)
                         return  # settled: no watch on it any more
             except BackendError as exc:
+                # The list reports the controller's trouble; the watch waits for it.
                 log.debug("watch of %s: %s", name, exc)
+                await asyncio.sleep(CONTROLLER_MOVING_INTERVAL)
+                continue
             await asyncio.sleep(WATCH_RETRY)
 
     async def _take_one(self, vm: BackendVM) -> None:
@@ -402,6 +405,12 @@ class VMTracker:
             route = self.backend.ssh_route(name, ip, login.port)
             if route is None:
                 await sleep_or_wake(self.wake_probes[name], self.settings.ssh_probe_interval)
+                continue
+            vm = self.vms.get(name)
+            if vm is not None and vm.stale and name in self.probes:
+                # Its worker is offline: what it showed is the last known state, not
+                # a probe through a controller that cannot reach it.
+                await sleep_or_wake(self.wake_probes[name], ERROR_PROBE_INTERVAL)
                 continue
             result = await self.prober.probe(name, route.host, route.port, creds, login.command)
             if await outage.blame_host(self.probes.get(name), result):

@@ -172,9 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", metavar="DIR", help="keep the lab in DIR (default: a temp dir)")
     p = add("lab", "run the simulated platform on its own")
     p.add_argument("--dir", metavar="DIR", help="where to put the lab (default: a temp dir)")
-    p = add("serve", "serve the TUI to a browser (textual-serve), on localhost")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--demo", action="store_true", help="serve the demo")
+    p = add("serve", "one monitor for many viewers: HTTP API, events, metrics, browser TUI")
+    _serve_options(p)
+    p.add_argument("--demo", action="store_true", help="serve the demo's simulated platform")
+    p = add("attach", "the TUI fed by a running `megatui serve`")
+    p.add_argument("url", nargs="?", default="http://127.0.0.1:8090", metavar="URL")
+    p.add_argument("--token-file", metavar="FILE", help="the server's token (for a remote server)")
+    p = add("service", "run `megatui serve` as a user service (launchd or systemd)")
+    p.add_argument("action", choices=("install", "uninstall", "status"))
+    _serve_options(p)
     p = add("forget-key", "forget a VM's trusted SSH host key (after a rebuild)")
     p.add_argument("vm", metavar="VM")
     from megatui.orchard_proxy import add_arguments as add_proxy_arguments
@@ -188,6 +194,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_proxy_arguments(p)
     return parser
+
+
+def _serve_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bind", default="127.0.0.1", metavar="ADDR", help="default 127.0.0.1")
+    p.add_argument("--port", type=_port, default=8090, metavar="N", help="default 8090")
+    p.add_argument(
+        "--allow-actions",
+        action="store_true",
+        help="let viewers and the API start and stop VMs (default: read-only viewers)",
+    )
+    p.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate")
+    p.add_argument("--tls-key", metavar="FILE", help="the certificate's private key")
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
+    return int(text)
 
 
 _FLAG_TO_SETTING = {
@@ -282,7 +306,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         if command == "tui":
             raise SystemExit(run_tui(settings))
         if command == "serve":
-            raise SystemExit(_serve(args))
+            raise SystemExit(_serve(args, settings))
+        if command == "attach":
+            from megatui.serve.client import run_attach
+
+            raise SystemExit(run_attach(args.url, args.token_file, settings))
+        if command == "service":
+            from megatui.serve import service
+
+            raise SystemExit(service.main(args.action, service_argv(args)))
         from megatui import headless
 
         if command == "status":
@@ -358,16 +390,49 @@ def _forget_key(vm: str) -> int:
     return 2
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from megatui.ui.serve import serve
+def _serve_args(args: argparse.Namespace) -> Any:
+    from megatui.serve.run import ServeArgs
 
-    command = [sys.executable, "-m", "megatui"]
+    return ServeArgs(
+        bind=args.bind,
+        port=args.port,
+        allow_actions=args.allow_actions,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+    )
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from megatui.serve import run
+
     if args.demo:
-        command.append("demo")
-    elif getattr(args, "config", None):
-        command += ["--config", args.config]
-    serve(command, port=args.port)
-    return 0
+        return run.serve_demo(_serve_args(args))
+    return run.run(settings, _serve_args(args))
+
+
+def service_argv(args: argparse.Namespace) -> list[str]:
+    """The `megatui ... serve` arguments a service runs with: the flags given now."""
+    argv: list[str] = []
+    # The password itself is never written into a service file; its file's path is.
+    for flag in (*_FLAG_TO_SETTING, "vm_password_file"):
+        value = getattr(args, flag, None)
+        option = "--" + flag.replace("_", "-")
+        if value is True:
+            argv.append(option)
+        elif value not in (None, False):
+            if flag in ("kubeconfig", "vm_key", "vm_password_file"):
+                value = os.path.abspath(str(value))
+            argv += [option, str(value)]
+    if getattr(args, "config", None):
+        argv += ["--config", os.path.abspath(args.config)]
+    argv.append("serve")
+    argv += ["--bind", args.bind, "--port", str(args.port)]
+    if args.allow_actions:
+        argv.append("--allow-actions")
+    for flag in ("tls_cert", "tls_key"):
+        if getattr(args, flag, None):
+            argv += ["--" + flag.replace("_", "-"), os.path.abspath(getattr(args, flag))]
+    return argv
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from megatui.lab.cluster import PODS, _crash_loop, crash_backoff, go_duration
+from megatui.lab.kube_api import FakeKubeAPI
 
 
 def test_backoff_doubles_from_10_s_to_5_min() -> None:
@@ -31,12 +32,16 @@ class _Recorder:
     def __init__(self) -> None:
         self.seen: list[tuple[float, Any]] = []
         self.crashes = asyncio.Event()
+        # Each run also writes the repo-server's log lines and the kubelet's events
+        # (the drill-down scenario) into a real API server of the lab.
+        self.api = FakeKubeAPI()
 
-    def set_object(self, kind: str, obj: Any) -> None:
+    def set_object(self, kind: str, obj: Any) -> Any:
         assert kind == PODS
         self.seen.append((time.monotonic(), obj))
         if len(self.waiting()) >= 5:
             self.crashes.set()
+        return obj
 
     def waiting(self) -> list[str]:
         return [
@@ -51,11 +56,16 @@ async def test_the_crash_loop_backs_off_like_the_kubelet() -> None:
     cluster = _Recorder()
     speed = 200.0  # 10 s of the lab is 50 ms here
     task = asyncio.create_task(_crash_loop(cluster, 0.0, speed, time.time))  # type: ignore[arg-type]
+    crashes = asyncio.create_task(cluster.crashes.wait())
     try:
-        async with asyncio.timeout(30):
-            await cluster.crashes.wait()
+        # The loop never ends by itself: if it does, its exception is the failure.
+        await asyncio.wait({task, crashes}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()
+        assert crashes.done(), "five crash-loop waits did not come within 30 s"
     finally:
         task.cancel()
+        crashes.cancel()
     backoffs = [message.split()[1] for message in cluster.waiting()[:5]]
     assert backoffs == ["10s", "20s", "40s", "1m20s", "2m40s"]
     # The restarts themselves are spaced by the back-off, not a fixed 9 s.

@@ -1,0 +1,318 @@
+"""Snapshots to JSON and back, for the server's API and the clients that attach to it.
+
+`encode` is `report.snapshot_json` (the `status --json` contract) plus the keys a
+viewer needs to draw the same TUI (boot history, ports, the ArgoCD summary, ...): it
+only ever adds keys to that document. `decode` is its inverse for everything the
+document carries, and it trusts nothing: every field's type is checked, and a bad
+document is one `SnapshotFormatError` naming the field.
+
+Times in the document are whole seconds (ISO 8601, UTC), so `encode(decode(doc)) ==
+doc` holds for every document `encode` makes, while `decode(encode(snap))` equals
+`snap` up to the sub-second parts of its times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from megatui import report
+from megatui.model import (
+    VM,
+    Application,
+    ArgoSummary,
+    DockerStatus,
+    Event,
+    KindCluster,
+    KindNodeContainer,
+    Node,
+    Phase,
+    PhaseSpan,
+    Pod,
+    Snapshot,
+    SourceStatus,
+    StatusKind,
+    TartState,
+)
+
+T = TypeVar("T")
+
+
+class SnapshotFormatError(ValueError):
+    """A document that is not a snapshot; the message names the bad field."""
+
+
+# --- encoding ------------------------------------------------------------------------
+
+
+def encode(snap: Snapshot, retry_in: Callable[[str], float | None] | None = None) -> dict[str, Any]:
+    """The `status --json` document of `snap`, with the viewer's extra keys."""
+    doc = report.snapshot_json(snap)
+    doc["kube_context"] = snap.kube_context
+    doc["readonly"] = snap.readonly
+    doc["argocd"] = _argo_json(snap.argocd)
+    doc["readonly_reason"] = snap.readonly_reason
+    for vm, out in zip(snap.vms, doc["vms"], strict=True):
+        out["port"] = vm.port
+        out["backend"] = vm.backend
+        out["worker"] = vm.worker
+        out["restart_policy"] = vm.restart_policy
+        out["restart_count"] = vm.restart_count
+        out["stale"] = vm.stale
+        out["history"] = [
+            {"phase": str(s.phase), "started": report.iso(s.started), "ended": report.iso(s.ended)}
+            for s in vm.history
+        ]
+    for node, out in zip(snap.nodes, doc["nodes"], strict=True):
+        out["internal_ip"] = node.internal_ip
+    for pod, out in zip(snap.pods, doc["pods"], strict=True):
+        out["component"] = pod.component
+        out["running_ready"] = pod.running_ready
+    for app, out in zip(snap.applications, doc["applications"], strict=True):
+        out["revision"] = app.revision
+    for name, out in doc["sources"].items():
+        out["detail"] = snap.sources[name].detail
+        wait = retry_in(name) if retry_in is not None else None
+        out["retry_in_seconds"] = None if wait is None else round(wait, 1)
+    return doc
+
+
+def _argo_json(argo: ArgoSummary | None) -> dict[str, Any] | None:
+    if argo is None:
+        return None
+    return {
+        "standard_install": argo.standard_install,
+        "ready": argo.ready,
+        "total": argo.total,
+        "missing": list(argo.missing),
+    }
+
+
+def encode_event(event: Event) -> dict[str, Any]:
+    return {
+        "at": report.iso(event.at),
+        "kind": event.kind,
+        "subject": event.subject,
+        "message": event.message,
+        "severity": event.severity,
+    }
+
+
+# --- decoding ------------------------------------------------------------------------
+
+
+class _Reader:
+    """Typed access to one JSON object, with the path of each field for errors."""
+
+    def __init__(self, value: object, where: str) -> None:
+        if not isinstance(value, dict):
+            raise SnapshotFormatError(f"{where or 'document'}: expected an object")
+        self.data: Mapping[str, object] = value
+        self.where = where
+
+    def _path(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def get(self, key: str, kind: type[T], *, optional: bool = False) -> T:
+        if key not in self.data:
+            if optional:
+                return None  # type: ignore[return-value]
+            raise SnapshotFormatError(f"{self._path(key)}: missing")
+        value = self.data[key]
+        if value is None and optional:
+            return None  # type: ignore[return-value]
+        # bool is an int in Python; a number field must not accept true/false.
+        ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)  # type: ignore[return-value]
+        if not ok:
+            raise SnapshotFormatError(f"{self._path(key)}: expected {kind.__name__}")
+        return value  # type: ignore[return-value]
+
+    def text(self, key: str) -> str:
+        return self.get(key, str)
+
+    def opt_text(self, key: str) -> str | None:
+        value: str | None = self.get(key, str, optional=True)
+        return value
+
+    def time(self, key: str) -> float:
+        value = self.opt_time(key)
+        if value is None:
+            raise SnapshotFormatError(f"{self._path(key)}: missing")
+        return value
+
+    def opt_time(self, key: str) -> float | None:
+        text = self.opt_text(key)
+        if text is None:
+            return None
+        try:
+            stamp = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        except ValueError:
+            raise SnapshotFormatError(f"{self._path(key)}: not an ISO 8601 UTC time") from None
+        return stamp.timestamp()
+
+    def items(self, key: str, *, optional: bool = False) -> list[_Reader]:
+        values = self.get(key, list, optional=optional)
+        if values is None:
+            return []
+        return [_Reader(v, f"{self._path(key)}[{i}]") for i, v in enumerate(values)]
+
+    def enum(self, key: str, kind: Callable[[str], T]) -> T:
+        text = self.text(key)
+        try:
+            return kind(text)
+        except ValueError:
+            raise SnapshotFormatError(f"{self._path(key)}: unknown value {text!r}") from None
+
+
+def decode(doc: object) -> tuple[Snapshot, dict[str, float]]:
+    """The snapshot in `doc`, and each failing source's seconds until its next retry.
+    Raises SnapshotFormatError."""
+    r = _Reader(doc, "")
+    sources: dict[str, SourceStatus] = {}
+    retry: dict[str, float] = {}
+    for name, value in r.get("sources", dict).items():
+        s = _Reader(value, f"sources.{name}")
+        kind = s.opt_text("kind")
+        sources[name] = SourceStatus(
+            name,
+            ok=s.get("ok", bool),
+            error=s.opt_text("error"),
+            note=s.opt_text("note"),
+            updated_at=s.opt_time("updated_at"),
+            kind=StatusKind.OK if kind is None else s.enum("kind", StatusKind),
+            detail=s.opt_text("detail"),
+        )
+        wait = s.get("retry_in_seconds", float, optional=True)
+        if wait is not None:
+            retry[name] = wait
+    snap = Snapshot(
+        generated_at=r.time("generated_at"),
+        host=r.text("host"),
+        sources=sources,
+        vms=tuple(_vm(v) for v in r.items("vms")),
+        nodes=tuple(_node(n) for n in r.items("nodes")),
+        pods=tuple(_pod(p) for p in r.items("pods")),
+        applications=tuple(_app(a) for a in r.items("applications")),
+        docker=_docker(r.get("docker", dict, optional=True)),
+        argocd=_argo(r.get("argocd", dict, optional=True)),
+        kube_context=r.opt_text("kube_context"),
+        readonly=bool(r.get("readonly", bool, optional=True)),
+        readonly_reason=r.opt_text("readonly_reason"),
+    )
+    return snap, retry
+
+
+def decode_event(doc: object) -> Event:
+    r = _Reader(doc, "event")
+    return Event(
+        at=r.time("at"),
+        kind=r.text("kind"),
+        subject=r.text("subject"),
+        message=r.text("message"),
+        severity=r.text("severity"),
+    )
+
+
+def _vm(r: _Reader) -> VM:
+    eta = r.get("eta_seconds", float, optional=True)
+    port = r.get("port", int, optional=True)
+    return VM(
+        name=r.text("name"),
+        state=r.enum("state", TartState),
+        phase=r.enum("phase", Phase),
+        ip=r.opt_text("ip"),
+        progress=r.get("progress", float),
+        phase_since=r.time("phase_since"),
+        eta_seconds=eta,
+        error=r.opt_text("error"),
+        hint=r.opt_text("hint"),
+        history=tuple(
+            PhaseSpan(h.enum("phase", Phase), h.time("started"), h.opt_time("ended"))
+            for h in r.items("history", optional=True)
+        ),
+        port=22 if port is None else port,
+        backend=r.opt_text("backend") or "tart",
+        worker=r.opt_text("worker"),
+        restart_policy=r.opt_text("restart_policy"),
+        restart_count=r.get("restart_count", int, optional=True) or 0,
+        stale=bool(r.get("stale", bool, optional=True)),
+    )
+
+
+def _node(r: _Reader) -> Node:
+    return Node(
+        name=r.text("name"),
+        status=r.text("status"),
+        roles=r.text("roles"),
+        version=r.text("version"),
+        created=r.opt_time("created"),
+        container_state=r.opt_text("container_state"),
+        internal_ip=r.opt_text("internal_ip"),
+    )
+
+
+def _pod(r: _Reader) -> Pod:
+    return Pod(
+        name=r.text("name"),
+        namespace=r.text("namespace"),
+        ready=r.text("ready"),
+        status=r.text("status"),
+        restarts=r.text("restarts"),
+        node=r.text("node"),
+        created=r.opt_time("created"),
+        component=r.opt_text("component"),
+        running_ready=bool(r.get("running_ready", bool, optional=True)),
+        why=r.opt_text("why"),
+    )
+
+
+def _app(r: _Reader) -> Application:
+    return Application(
+        name=r.text("name"),
+        namespace=r.text("namespace"),
+        project=r.text("project"),
+        sync=r.text("sync"),
+        health=r.text("health"),
+        operation=r.text("operation"),
+        message=r.text("message"),
+        revision=r.opt_text("revision") or "",
+    )
+
+
+def _docker(value: dict[str, Any] | None) -> DockerStatus | None:
+    if value is None:
+        return None
+    r = _Reader(value, "docker")
+    clusters = []
+    for c in r.items("clusters"):
+        name = c.text("name")
+        nodes = tuple(
+            KindNodeContainer(n.text("name"), n.text("role"), n.text("state"), name)
+            for n in c.items("nodes")
+        )
+        clusters.append(KindCluster(name, nodes))
+    return DockerStatus(
+        reachable=r.get("reachable", bool),
+        error=r.opt_text("error"),
+        server_version=r.opt_text("server_version"),
+        kind_network=r.get("kind_network", bool),
+        clusters=tuple(clusters),
+    )
+
+
+def _argo(value: dict[str, Any] | None) -> ArgoSummary | None:
+    if value is None:
+        return None
+    r = _Reader(value, "argocd")
+    missing = r.get("missing", list)
+    if not all(isinstance(m, str) for m in missing):
+        raise SnapshotFormatError("argocd.missing: expected a list of strings")
+    return ArgoSummary(
+        standard_install=r.get("standard_install", bool),
+        ready=r.get("ready", int),
+        total=r.get("total", int),
+        missing=tuple(missing),
+    )

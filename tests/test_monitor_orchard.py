@@ -231,9 +231,13 @@ async def test_the_controller_is_polled_at_the_budgets_pace(fleet: FakeOrchard) 
             await asyncio.sleep(3.0)
             settled, settled_vm = lists(fleet) - before, per_vm(fleet, ("a", "b")) - before_vm
             assert fleet.store.watchers("a") == fleet.store.watchers("b") == 0
-            await create(fleet, "c")
-            most = 0
-            deadline = asyncio.get_running_loop().time() + 30
+        # With the controller's clock held, "c" stays pending: the next list sees it
+        # scheduling and follows it with a watch.
+        await create(fleet, "c")
+        await asyncio.wait_for(fleet.wait_for_watch("c"), 10)
+        most = 0
+        deadline = asyncio.get_running_loop().time() + 30
+        async with clock_running(fleet):
             while (vm := monitor.snapshot.vm("c")) is None or vm.phase is not Phase.READY:
                 most = max(most, fleet.store.watchers("c"))
                 assert fleet.store.watchers("a") == 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from megatui.api import ActionError
@@ -18,7 +18,7 @@ from megatui.model import VM
 
 #: Actions that change the platform; refused in read-only mode. The one list: the
 #: TUI's key actions are these verbs with a `_vm` suffix (`is_mutating`).
-MUTATING = frozenset({"start", "stop"})
+MUTATING = frozenset({"start", "stop", "create", "delete"})
 
 
 def is_mutating(action: str) -> bool:
@@ -74,12 +74,18 @@ def ssh_argv(
     known_hosts: Path | None = None,
     key_known: bool = False,
     ssh: str = "ssh",
+    options: Sequence[str] = (),
+    destination: str | None = None,
 ) -> list[str]:
-    """An interactive `ssh` to the VM, the same host key rules as the probe."""
-    address = login.host or vm.ip
+    """An interactive `ssh` to the VM, the same host key rules as the probe.
+
+    `options` and `destination` are the backend's (`VMBackend.ssh_command`): `-J
+    host` for tart over `--host`, a ProxyCommand through an Orchard controller and
+    the VM's name; without them, the VM's address (and `-J jump_host`)."""
+    address = destination or login.host or vm.ip
     if not address:
         raise ActionError(f"VM '{vm.name}' has no IP address yet")
-    argv = [ssh]
+    argv = [ssh, *options]
     if jump_host:
         # Tart's VMs are reachable from the Mac host only (docs/facts/tart.md §9.3).
         argv += ["-J", jump_host]

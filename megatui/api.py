@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from megatui.backends.base import NewVMSpec
 from megatui.model import Event, KubeEvent, Snapshot
 from megatui.sources.kube_logs import LogBuffer, LogLine
 
@@ -50,6 +51,15 @@ class MonitorAPI(Protocol):
 
     async def stop_vm(self, name: str) -> None:
         """`tart stop NAME`. Raises ActionError."""
+        ...
+
+    async def create_vm(self, spec: NewVMSpec) -> None:
+        """Create a VM through the backend. Raises ActionError (the backend's or the
+        controller's refusal, verbatim)."""
+        ...
+
+    async def delete_vm(self, name: str) -> None:
+        """Delete a VM through the backend. Raises ActionError."""
         ...
 
     def ssh_argv(self, name: str) -> list[str]:

@@ -45,6 +45,21 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     )
     g.add_argument("--tart", metavar="PATH", default=default, help="the tart executable")
     g.add_argument(
+        "--orchard",
+        metavar="URL",
+        nargs="?",
+        const="",
+        default=default,
+        help="the VMs of an Orchard controller (without URL: the Orchard CLI's default "
+        "context; the cluster stays this Mac's or --host's)",
+    )
+    g.add_argument(
+        "--orchard-context",
+        metavar="NAME",
+        default=default,
+        help="an Orchard controller from the Orchard CLI's contexts file",
+    )
+    g.add_argument(
         "--readonly", action="store_true", default=default, help="never start or stop anything"
     )
     g.add_argument("--kubeconfig", metavar="FILE", default=default)
@@ -122,6 +137,27 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start VMs that are stopped or suspended (without it, they end the wait)",
     )
+    p = add("start", "start a VM (Orchard: a stopped VM is recreated from its spec)")
+    p.add_argument("vm", metavar="VM")
+    p.add_argument("--wait", action="store_true", help="then wait until it accepts SSH logins")
+    p.add_argument(
+        "--timeout", type=_seconds, default=600.0, metavar="S", help="for --wait (default 600)"
+    )
+    p = add("stop", "stop a VM")
+    p.add_argument("vm", metavar="VM")
+    p = add("create", "create a VM from an image")
+    p.add_argument("vm", metavar="NAME")
+    p.add_argument("--image", required=True, metavar="IMAGE", help="e.g. an OCI image of tart")
+    p.add_argument("--cpu", type=_count, metavar="N")
+    p.add_argument("--memory", type=_count, metavar="MB", help="memory in MiB")
+    p.add_argument(
+        "--restart-policy",
+        choices=("Never", "OnFailure"),
+        help="Orchard only: restart the VM when it fails",
+    )
+    p = add("delete", "delete a VM")
+    p.add_argument("vm", metavar="VM")
+    p.add_argument("--yes", action="store_true", help="do not ask")
     p = add("doctor", "check the whole platform, like a test suite")
     p.add_argument("--json", action="store_true")
     p.add_argument("--junit", metavar="FILE", help="also write JUnit XML to FILE")
@@ -181,6 +217,8 @@ def _port(text: str) -> int:
 _FLAG_TO_SETTING = {
     "host": "host",
     "tart": "tart_path",
+    "orchard": "orchard_url",
+    "orchard_context": "orchard_context",
     "readonly": "readonly",
     "kubeconfig": "kubeconfig",
     "context": "kube_context",
@@ -218,6 +256,16 @@ def _read_password(path: str) -> str:
     return lines[0]
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def _seconds(text: str) -> float:
     """A --timeout value: a positive number of seconds."""
     try:
@@ -248,9 +296,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         if command in ("demo", "lab"):
             from megatui.lab import demo
 
+            fleet = getattr(args, "orchard", None) is not None
             if command == "demo":
-                raise SystemExit(demo.run_demo(args.dir))
-            raise SystemExit(demo.run_lab(args.dir))
+                raise SystemExit(demo.run_demo(args.dir, fleet=fleet))
+            raise SystemExit(demo.run_lab(args.dir, fleet=fleet))
         settings = settings_from_args(args)
         if command == "forget-key":
             raise SystemExit(_forget_key(args.vm))
@@ -276,6 +325,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                     headless.wait(settings, args.vms, args.timeout, args.json, start=args.start)
                 )
             )
+        if command in ("start", "stop", "create", "delete"):
+            from megatui import vm_commands
+
+            raise SystemExit(asyncio.run(vm_commands.run(command, settings, args)))
         if command == "doctor":
             from megatui import doctor
 

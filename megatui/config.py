@@ -54,6 +54,23 @@ def _str(v: Any) -> str:
     return v
 
 
+def _orchard_url(v: Any) -> str:
+    from megatui.sources.orchard_config import OrchardConfigError, check_url
+
+    try:
+        return check_url(_str(v))
+    except OrchardConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _secret(v: Any) -> str:
+    """A token: a string, and never repeated in a message (the caller's `got`
+    would print it, so the reason says all there is to say)."""
+    if not isinstance(v, str) or not v or any(ch.isspace() for ch in v):
+        raise ValueError("expected a token without spaces")
+    return v
+
+
 def _bool(v: Any) -> bool:
     if isinstance(v, bool):
         return v
@@ -255,6 +272,12 @@ SCHEMA: dict[str, dict[str, Checker]] = {
         "poll_interval": _positive,
         "timeout": _positive,
     },
+    "orchard": {
+        "url": _orchard_url,
+        "context": _str,
+        "service_account": _str,
+        "token": _secret,
+    },
     "doctor": {
         "expected_nodes": _count,
         "vms": _str_list,
@@ -358,6 +381,18 @@ class Settings:
         exists (the VM is not managed)."""
         return recovery_policy(self.recovery, name)
 
+    #: An Orchard controller for the VMs (else tart, on this Mac or --host).
+    orchard_url: str | None = None
+    orchard_context: str | None = None
+    orchard_service_account: str | None = None
+    orchard_token: str | None = field(default=None, repr=False)
+
+    @property
+    def orchard(self) -> bool:
+        """The VMs come from an Orchard controller."""
+        # "" is `--orchard` without a URL: the Orchard CLI's default context.
+        return self.orchard_url is not None or bool(self.orchard_context)
+
     def vm(self, name: str) -> VMSettings:
         """The effective login settings for a VM: its table over [ssh]."""
         own = self.vms.get(name) or VMOverride()
@@ -397,6 +432,10 @@ _ATTR: dict[tuple[str, str], str] = {
     ("docker", "host"): "docker_host",
     ("docker", "poll_interval"): "docker_poll_interval",
     ("docker", "timeout"): "docker_timeout",
+    ("orchard", "url"): "orchard_url",
+    ("orchard", "context"): "orchard_context",
+    ("orchard", "service_account"): "orchard_service_account",
+    ("orchard", "token"): "orchard_token",
     ("doctor", "expected_nodes"): "expected_nodes",
     ("doctor", "vms"): "doctor_vms",
     ("doctor", "timeout"): "doctor_timeout",
@@ -420,6 +459,8 @@ def _check(where: str, checker: Checker, value: Any) -> Any:
     try:
         return checker(value)
     except ValueError as exc:
+        if checker is _secret:  # a secret is never echoed back
+            raise ConfigError(f"{where}: {exc}") from None
         raise ConfigError(f"{where}: {exc} (got {toml_value(value)})") from None
 
 

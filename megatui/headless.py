@@ -11,6 +11,7 @@ from typing import TextIO
 
 from megatui import readiness, report
 from megatui.api import ActionError
+from megatui.backends.base import VMBackend
 from megatui.config import ConfigError, Settings
 from megatui.model import (
     SOURCE_HOST,
@@ -24,6 +25,9 @@ from megatui.model import (
 from megatui.monitor import ALL_SOURCES, Monitor
 from megatui.readiness import Verdict
 from megatui.transport import Transport, TransportError
+
+#: How long one call to an Orchard controller may take.
+ORCHARD_TIMEOUT = 15.0
 
 
 class HeadlessError(Exception):
@@ -47,6 +51,33 @@ def build_transport(settings: Settings) -> Transport:
     return LocalTransport()
 
 
+def build_backend(settings: Settings) -> VMBackend | None:
+    """The Orchard controller configured (flags, [orchard], the Orchard CLI's
+    environment and contexts file), or None for tart through the transport."""
+    if not settings.orchard:
+        return None
+    from megatui.backends.orchard import OrchardBackend, default_proxy_prefix
+    from megatui.sources.orchard import OrchardClient, OrchardError
+    from megatui.sources.orchard_config import OrchardConfigError, resolve
+
+    try:
+        config = resolve(
+            url=settings.orchard_url or None,
+            context=settings.orchard_context,
+            service_account=settings.orchard_service_account,
+            token=settings.orchard_token,
+        )
+        client = OrchardClient(config, timeout=ORCHARD_TIMEOUT)
+    except (OrchardConfigError, OrchardError) as exc:
+        raise ConfigError(str(exc)) from None
+    prefix = None
+    if settings.orchard_token and settings.config_path is not None:
+        # The token is in megatui's config: the user's ssh finds it there (the
+        # file's path, never the token, is in the ProxyCommand).
+        prefix = [*default_proxy_prefix(), "--config", str(settings.config_path)]
+    return OrchardBackend(client, proxy_prefix=prefix)
+
+
 def build_monitor(
     settings: Settings, *, sources: Iterable[str] | None = None, vms: Sequence[str] | None = None
 ) -> Monitor:
@@ -55,6 +86,7 @@ def build_monitor(
         transport=build_transport(settings),
         sources=sources if sources is not None else ALL_SOURCES,
         vm_filter=vms,
+        backend=build_backend(settings),
     )
 
 
@@ -171,7 +203,7 @@ async def wait(
                 unknown = [n for n in wanted if n not in known]
                 if unknown:
                     raise HeadlessError(_unknown_message(unknown, monitor), 2)
-                if to_start and await _start_stopped(monitor, snap, to_start):
+                if to_start and await _start_stopped(monitor, snap, to_start, out_err):
                     continue  # decide on the snapshot that shows them starting
             # Before every source answered once, a VM that is already ready would
             # show as "ip 40%" until its first probe: say nothing yet instead.
@@ -235,7 +267,7 @@ class _Progress:
             self._open = False
 
 
-async def _start_stopped(monitor: Monitor, snap: Snapshot, to_start: set[str]) -> bool:
+async def _start_stopped(monitor: Monitor, snap: Snapshot, to_start: set[str], err: TextIO) -> bool:
     """`wait --start`: start the wanted VMs that are stopped or suspended, once each.
     True when one was started."""
     started = False
@@ -244,11 +276,15 @@ async def _start_stopped(monitor: Monitor, snap: Snapshot, to_start: set[str]) -
         if vm is None:
             continue
         to_start.discard(name)
-        if vm.phase in (Phase.STOPPED, Phase.SUSPENDED):
+        if vm.phase in (Phase.STOPPED, Phase.SUSPENDED) or (
+            vm.phase is Phase.ERROR and vm.state != "running"
+        ):
             try:
-                await monitor.start_vm(name)
+                note = await monitor.start_vm_noted(name)
             except ActionError as exc:
                 raise HeadlessError(f"{name}: cannot start: {exc}", 1) from None
+            if note:
+                print(f"megatui: {name}: {note}", file=err)
             started = True
     return started
 
@@ -257,7 +293,7 @@ def _unknown_message(unknown: Sequence[str], monitor: Monitor) -> str:
     known = sorted(monitor.known_vm_names() or ())
     names = ", ".join(f"'{n}'" for n in unknown)
     have = ", ".join(known) if known else "none"
-    return f"unknown VM {names} (tart lists: {have})"
+    return f"unknown VM {names} ({monitor.backend.name} lists: {have})"
 
 
 def _timeout_message(

@@ -38,6 +38,10 @@ class ProxyArgs:
     context: str | None = None
     service_account: str | None = None
     wait: int = DEFAULT_WAIT
+    #: megatui's config file (`megatui --config FILE orchard-proxy ...`): its
+    #: [orchard] token and account, for a token kept there rather than in the
+    #: Orchard CLI's contexts file or environment.
+    config: str | None = None
 
 
 class ProxyFailed(Exception):
@@ -106,12 +110,22 @@ async def bridge(client: OrchardClient, args: ProxyArgs, stdin: BinaryIO, stdout
 
 
 async def _main(args: ProxyArgs, stdin: BinaryIO, stdout: BinaryIO) -> int:
+    from megatui.config import ConfigError, load_settings
     from megatui.sources.orchard import OrchardClient
     from megatui.sources.orchard_config import OrchardConfigError, resolve
 
+    token = account = None
     try:
-        config = resolve(url=args.url, context=args.context, service_account=args.service_account)
-    except OrchardConfigError as exc:
+        if args.config:
+            settings = load_settings(args.config, environ={})
+            token, account = settings.orchard_token, settings.orchard_service_account
+        config = resolve(
+            url=args.url,
+            context=args.context,
+            service_account=args.service_account or account,
+            token=token,
+        )
+    except (OrchardConfigError, ConfigError) as exc:
         _say(str(exc))
         return 1
     loop = asyncio.get_running_loop()
@@ -184,4 +198,5 @@ def args_from(namespace: Any) -> ProxyArgs:
         context=namespace.orchard_context,
         service_account=namespace.service_account,
         wait=max(0, namespace.wait),
+        config=getattr(namespace, "config", None),
     )

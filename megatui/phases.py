@@ -17,7 +17,7 @@ import math
 import os
 import statistics
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from megatui.model import (
     VM,
     Phase,
     PhaseSpan,
+    PreBootStage,
     ProbeStage,
     TartState,
 )
@@ -68,7 +69,33 @@ _PROBE_ERROR_DEFAULTS: dict[ProbeStage, str] = {
 
 _NOT_LISTED = "not in `tart list`: was the VM deleted or renamed?"
 
+#: A controller's (Orchard's) stages before `tart run`, in order. A VM of such a
+#: backend boots through STARTING (megatui asked), these, then BOOTING on.
+PRE_BOOT_PHASES: tuple[Phase, ...] = (Phase.SCHEDULING, Phase.PULLING, Phase.CLONING)
+SCHEDULED_BOOT_PHASES: tuple[Phase, ...] = (Phase.STARTING, *PRE_BOOT_PHASES, *BOOT_PHASES[1:])
+#: Every phase a VM moves through on its way to READY, whatever its backend.
+MOVING_PHASES: frozenset[Phase] = frozenset(SCHEDULED_BOOT_PHASES) | frozenset(BOOT_PHASES)
+#: Typical durations of the pre-boot stages (an image pull of tens of GB dominates).
+PRE_BOOT_SECONDS: dict[Phase, float] = {
+    Phase.SCHEDULING: 5.0,
+    Phase.PULLING: 600.0,
+    Phase.CLONING: 60.0,
+}
+_STAGE_PHASES: dict[PreBootStage, Phase] = {
+    PreBootStage.SCHEDULING: Phase.SCHEDULING,
+    PreBootStage.PULLING: Phase.PULLING,
+    PreBootStage.CLONING: Phase.CLONING,
+}
+
 _BOOT_INDEX: dict[Phase, int] = {phase: i for i, phase in enumerate(BOOT_PHASES)}
+_SCHEDULED_INDEX: dict[Phase, int] = {phase: i for i, phase in enumerate(SCHEDULED_BOOT_PHASES)}
+_LEARNED = frozenset(MOVING_PHASES)
+
+
+def _default_seconds(phase: Phase) -> float:
+    return PRE_BOOT_SECONDS.get(phase) or DEFAULT_PHASE_SECONDS[phase]
+
+
 _IDLE_PHASES = frozenset({Phase.STOPPED, Phase.SUSPENDED, Phase.STOPPING})
 
 
@@ -83,6 +110,11 @@ class Observation:
     start_requested: bool = False  # megatui launched `tart run`, not yet seen running
     stop_requested: bool = False  # megatui asked tart to stop it and it still runs
     error: str | None = None  # a definite error from tart (e.g. start failed: VM limit)
+    #: A controller's stage before `tart run` (None: past them, or tart itself).
+    stage: PreBootStage | None = None
+    stage_message: str | None = None
+    #: The backend has pre-boot stages (Orchard): boots run through them.
+    scheduled: bool = False
 
 
 def derive_phase(obs: Observation) -> tuple[Phase, str | None]:
@@ -101,9 +133,14 @@ def derive_phase(obs: Observation) -> tuple[Phase, str | None]:
     if obs.tart_state is not TartState.RUNNING:
         if obs.start_requested:
             return Phase.STARTING, None
+        if obs.stage is PreBootStage.FAILED:
+            # The controller gave up on the VM: the first line of its message.
+            return Phase.ERROR, obs.stage_message or "failed (the controller gave no reason)"
         if obs.tart_state is TartState.SUSPENDED:
             return Phase.SUSPENDED, None
         return Phase.STOPPED, None
+    if obs.stage is not None:
+        return _STAGE_PHASES[obs.stage], None
     if obs.ip is None:
         return Phase.BOOTING, None
     if obs.probe is None or obs.probe is ProbeStage.CLOSED:
@@ -165,7 +202,7 @@ class BootHistory:
         _require_boot_phase(phase)
         learned = self._samples.get(vm, {}).get(phase) or self._recent.get(phase)
         if not learned:
-            return max(DEFAULT_PHASE_SECONDS[phase] * self._pace(), MIN_EXPECTED_SECONDS)
+            return max(_default_seconds(phase) * self._pace(), MIN_EXPECTED_SECONDS)
         return max(float(statistics.median(learned)), MIN_EXPECTED_SECONDS)
 
     def _pace(self) -> float:
@@ -176,7 +213,8 @@ class BootHistory:
         ratios = [
             float(statistics.median(values)) / DEFAULT_PHASE_SECONDS[phase]
             for phase, values in self._recent.items()
-            if values
+            # An image pull says nothing about how fast a guest boots.
+            if values and phase in _BOOT_INDEX
         ]
         return float(statistics.median(ratios)) if ratios else 1.0
 
@@ -282,11 +320,11 @@ def _boot_phase(key: object) -> Phase | None:
         phase = Phase(key)
     except ValueError:
         return None
-    return phase if phase in _BOOT_INDEX else None
+    return phase if phase in _LEARNED else None
 
 
 def _require_boot_phase(phase: Phase) -> None:
-    if phase not in _BOOT_INDEX:
+    if phase not in _LEARNED:
         raise ValueError(f"{phase.value} is not a boot phase")
 
 
@@ -321,6 +359,11 @@ class _Track:
     after: tuple[float, ...]
     total: float
     high_water: float
+    # The history key (the VM's name, or its image for a controller's VMs) and the
+    # phases its boots run through.
+    key: str = ""
+    phases: tuple[Phase, ...] = BOOT_PHASES
+    index: dict[Phase, int] = field(default_factory=lambda: _BOOT_INDEX)
 
 
 class PhaseEngine:
@@ -352,15 +395,20 @@ class PhaseEngine:
         """Drop what the engine remembers about a VM (not its learned history)."""
         self._tracks.pop(name, None)
 
-    def observe(self, name: str, obs: Observation, *, port: int = 22) -> VM:
+    def observe(self, name: str, obs: Observation, *, port: int = 22, key: str | None = None) -> VM:
+        """`key` names what boots are learned for: the VM's name by default; a
+        controller's VMs are recreated under new names and learn per image."""
         now = self._clock.now()
         mono = self._clock.monotonic()
         phase, error = derive_phase(obs)
         track = self._tracks.get(name)
         if track is None:
-            track = self._first_seen(name, phase, obs.tart_state, now, mono)
+            track = self._first_seen(name, phase, obs, now, mono, key or name)
             self._tracks[name] = track
         elif phase is not track.phase:
+            track.key = key or name
+            if obs.scheduled:
+                track.phases, track.index = SCHEDULED_BOOT_PHASES, _SCHEDULED_INDEX
             self._transition(name, track, phase, obs.tart_state, now, mono)
         if phase is Phase.ERROR:
             self._error_boot_state(name, track, obs.tart_state)
@@ -385,11 +433,11 @@ class PhaseEngine:
     # -- state changes
 
     def _first_seen(
-        self, name: str, phase: Phase, tart_state: TartState | None, now: float, mono: float
+        self, name: str, phase: Phase, obs: Observation, now: float, mono: float, key: str
     ) -> _Track:
         track = _Track(
             phase=phase,
-            tart_state=tart_state,
+            tart_state=obs.tart_state,
             since=now,
             since_mono=mono,
             spans=(),
@@ -402,12 +450,15 @@ class PhaseEngine:
             after=(),
             total=0.0,
             high_water=0.0,
+            key=key,
         )
+        if obs.scheduled:
+            track.phases, track.index = SCHEDULED_BOOT_PHASES, _SCHEDULED_INDEX
         if phase is Phase.STARTING:
             # megatui launched `tart run` just before this first poll: a real boot start.
             self._begin_boot(name, track, regular=True)
             track.clean = True
-        elif phase in _BOOT_INDEX or phase is Phase.READY:
+        elif phase in track.index or phase is Phase.READY:
             # Already past some phases when megatui started: learn from the transitions
             # still to come, but not from this span, whose real start is unknown.
             self._begin_boot(name, track, regular=True)
@@ -429,9 +480,9 @@ class PhaseEngine:
             track.boot is _Boot.BOOTING
             and track.regular
             and track.clean
-            and _successor(prev) is phase
+            and _successor(track, prev) is phase
         ):
-            self._history.record(name, prev, max(mono - track.since_mono, 0.0))
+            self._history.record(track.key, prev, max(mono - track.since_mono, 0.0))
 
         spans = (*track.spans, PhaseSpan(prev, track.since, now))
         track.phase, track.since, track.since_mono = phase, now, mono
@@ -468,13 +519,15 @@ class PhaseEngine:
             if phase is Phase.READY:
                 track.boot = _Boot.DONE
         elif track.boot is _Boot.DONE:
-            if phase in _BOOT_INDEX:
+            if phase in track.index:
                 # A health check failed after READY: a new problem, not part of the boot.
                 # Progress restarts from this phase; nothing is learned from it.
                 self._begin_boot(name, track, regular=False)
         else:
             forward = phase is Phase.READY or (
-                prev in _BOOT_INDEX and _BOOT_INDEX[phase] > _BOOT_INDEX[prev]
+                prev in track.index
+                and phase in track.index
+                and track.index[phase] > track.index[prev]
             )
             if not forward:
                 track.regular = False
@@ -499,7 +552,7 @@ class PhaseEngine:
             self._begin_boot(name, track, regular=False)
 
     def _begin_boot(self, name: str, track: _Track, *, regular: bool) -> None:
-        weights = tuple(self._history.expected(name, p) for p in BOOT_PHASES)
+        weights = tuple(self._history.expected(track.key or name, p) for p in track.phases)
         before = tuple(sum(weights[:i]) for i in range(len(weights)))
         after = tuple(sum(weights[i + 1 :]) for i in range(len(weights)))
         track.boot = _Boot.BOOTING
@@ -517,7 +570,7 @@ class PhaseEngine:
         phase = track.phase
         if phase is Phase.READY:
             return 1.0, None
-        index = _BOOT_INDEX.get(phase)
+        index = track.index.get(phase)
         if index is not None and track.boot is _Boot.BOOTING:
             expected = track.weights[index]
             done = track.before[index] + min(elapsed, PHASE_PROGRESS_CAP * expected)
@@ -533,13 +586,18 @@ class PhaseEngine:
         phase = track.phase
         if phase is Phase.STOPPING:
             expected = STOP_EXPECTED_SECONDS
-        elif phase in _BOOT_INDEX and track.boot is _Boot.BOOTING:
-            expected = track.weights[_BOOT_INDEX[phase]]
+        elif phase in track.index and track.boot is _Boot.BOOTING:
+            expected = track.weights[track.index[phase]]
         else:
             return None
         if elapsed <= max(HINT_FACTOR * expected, HINT_MIN_SECONDS):
             return None
         took = format_duration(elapsed)
+        if phase in _PRE_BOOT_HINTS:
+            why = f": {obs.stage_message}" if obs.stage_message else ""
+            return f"{_PRE_BOOT_HINTS[phase]} after {took}{why}"
+        if phase is Phase.STARTING and track.phases is SCHEDULED_BOOT_PHASES:
+            return f"the controller has not taken the VM after {took}"
         if phase is Phase.STARTING:
             return (
                 f"tart has not reported the VM running after {took}: check the `tart run` "
@@ -572,8 +630,16 @@ def _was_off(state: TartState | None) -> bool:
     return state is not TartState.RUNNING
 
 
-def _successor(phase: Phase) -> Phase | None:
-    index = _BOOT_INDEX.get(phase)
+def _successor(track: _Track, phase: Phase) -> Phase | None:
+    index = track.index.get(phase)
     if index is None:
         return None
-    return BOOT_PHASES[index + 1] if index + 1 < len(BOOT_PHASES) else Phase.READY
+    phases = track.phases
+    return phases[index + 1] if index + 1 < len(phases) else Phase.READY
+
+
+_PRE_BOOT_HINTS: dict[Phase, str] = {
+    Phase.SCHEDULING: "no worker has taken the VM",
+    Phase.PULLING: "the worker is still pulling the image",
+    Phase.CLONING: "the worker is still cloning the VM",
+}

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from megatui.model import VM, Application, DockerStatus, Node, Phase, Pod, Snapshot
+from megatui.model import VM, Application, DockerStatus, Node, Phase, Pod, Snapshot, Worker
 from megatui.sources.kube_status import age
 
 
@@ -33,6 +33,27 @@ def vm_json(vm: VM) -> dict[str, Any]:
         "eta_seconds": None if vm.eta_seconds is None else round(vm.eta_seconds),
         "error": vm.error,
         "hint": vm.hint,
+        "backend": vm.backend,
+        "worker": vm.worker,
+        "restart_policy": vm.restart_policy,
+        "restart_count": vm.restart_count,
+        "stale": vm.stale,
+    }
+
+
+def worker_json(worker: Worker) -> dict[str, Any]:
+    return {
+        "name": worker.name,
+        "online": worker.online,
+        "last_seen": iso(worker.last_seen),
+        "scheduling_paused": worker.scheduling_paused,
+        "vms_running": worker.vms_running,
+        "vm_capacity": worker.vm_capacity,
+        "cpu_used": worker.cpu_used,
+        "cpu_total": worker.cpu_total,
+        "memory_used_mib": worker.memory_used_mib,
+        "memory_total_mib": worker.memory_total_mib,
+        "failure": worker.failure,
     }
 
 
@@ -112,6 +133,9 @@ def snapshot_json(snap: Snapshot, vms: Iterable[VM] | None = None) -> dict[str, 
         "pods": [pod_json(p) for p in snap.pods],
         "applications": [app_json(a) for a in snap.applications],
         "docker": docker_json(snap.docker),
+        "workers": [worker_json(w) for w in snap.workers],
+        "readonly": snap.readonly,
+        "readonly_reason": snap.readonly_reason,
     }
 
 

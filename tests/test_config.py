@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -165,3 +166,66 @@ def test_not_keys(key: str) -> None:
 
     with pytest.raises(ValueError):
         normalize_key(key)
+
+
+# --- [orchard] (#11) -----------------------------------------------------------------------
+
+
+def test_orchard_section_is_read(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[orchard]\nurl = "https://orchard.example:6120"\ncontext = "prod"\n'
+        'service_account = "megatui"\ntoken = "s3cret-token"\n',
+    )
+    settings = load_settings(path, environ={})
+    assert settings.orchard
+    assert settings.orchard_url == "https://orchard.example:6120"
+    assert (settings.orchard_context, settings.orchard_service_account) == ("prod", "megatui")
+    assert settings.orchard_token == "s3cret-token"
+    assert "s3cret-token" not in repr(settings)
+    assert not load_settings(environ={}).orchard
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[orchard]\nurl = "http://orchard.example:6120"\n', "'orchard.url': "),
+        ('[orchard]\nurl = "ftp://x"\n', "'orchard.url': "),
+        ("[orchard]\nurl = 6120\n", "'orchard.url': expected a string"),
+        ("[orchard]\ncontext = true\n", "'orchard.context': expected a string"),
+        ('[orchard]\nport = "x"\n', "unknown key 'orchard.port'"),
+    ],
+)
+def test_bad_orchard_config_is_one_line(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), environ={})
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_bad_token_is_refused_without_being_repeated(tmp_path: Path) -> None:
+    path = write(tmp_path, '[orchard]\ntoken = "half of a secret"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    assert "'orchard.token'" in str(info.value)
+    assert "secret" not in str(info.value)
+
+
+def test_cli_orchard_refuses_plain_http_to_another_machine() -> None:
+    result = run_cli("--orchard", "http://orchard.example:6120", "status")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "orchard.example" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_unknown_orchard_context_is_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "ORCHARD_HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "megatui", "--orchard-context", "nope", "stop", "x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "no Orchard context 'nope'" in result.stderr

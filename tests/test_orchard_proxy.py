@@ -228,3 +228,71 @@ async def test_refusals_are_one_line_exit_1(
     assert out == b"" and text.count("\n") == 1 and "Traceback" not in text
     assert text.startswith("megatui orchard-proxy: ") and expected in text, text
     assert ADMIN[1] not in text
+
+
+async def test_the_monitors_ssh_argv_logs_in_with_the_token_from_megatuis_config(
+    fleet: FakeOrchard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Enter` on an Orchard VM: megatui's own argv (ProxyCommand, known_hosts the
+    probe filled, StrictHostKeyChecking=yes), the token only in megatui's config."""
+    from monitor_helpers import wait_snapshot
+
+    from megatui.config import load_settings
+    from megatui.headless import build_backend
+    from megatui.model import Phase
+    from megatui.monitor import Monitor
+
+    ssh = require_binary("ssh", "/usr/bin/ssh")
+    monkeypatch.setattr("megatui.backends.orchard.shutil.which", lambda _name: None)
+    await _running(fleet, "a")
+    local = str(fleet.store.get_vm("a").fields["localName"])
+    spec_path = fleet.guests.paths.spec(local)
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    key_path = tmp_path / "id_ed25519"
+    key.write_private_key(str(key_path))
+    key_path.chmod(0o600)
+    spec = json.loads(spec_path.read_text())
+    spec["authorized_key"] = key.export_public_key().decode()
+    spec_path.write_text(json.dumps(spec))
+    config = tmp_path / "megatui.toml"
+    config.write_text(
+        f"[ssh]\nuser = 'admin'\nkey = '{key_path}'\nagent = false\n"
+        f"[orchard]\nurl = '{fleet.url}'\nservice_account = '{ADMIN[0]}'\ntoken = '{ADMIN[1]}'\n"
+    )
+    monkeypatch.setenv("ORCHARD_HOME", str(tmp_path / "no-orchard-home"))
+    settings = load_settings(config, environ={})
+    backend = build_backend(settings)
+    assert isinstance(backend, OrchardBackend)
+    backend.clock = fleet.clock
+    monitor = Monitor(settings, sources={"tart", "ssh"}, backend=backend, clock=fleet.clock)
+    await monitor.start()
+    try:
+        await wait_snapshot(
+            monitor, lambda s: (v := s.vm("a")) is not None and v.phase is Phase.READY
+        )
+        argv = monitor.ssh_argv("a")
+    finally:
+        await monitor.stop()
+    assert ADMIN[1] not in " ".join(argv)
+    assert "StrictHostKeyChecking=yes" in argv
+    command = [
+        ssh,
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        *argv[1:-1],
+        argv[-1],
+        "echo via-enter",
+    ]
+    proc = await asyncio.create_subprocess_exec(
+        *command,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_env(None),
+    )
+    async with asyncio.timeout(DEADLINE):
+        out, err = await proc.communicate()
+    assert b"via-enter" in out, (out, err)
+    assert ADMIN[1].encode() not in err

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from megatui.clock import FakeClock
-from megatui.model import BOOT_PHASES, VM, Phase, ProbeStage, TartState
+from megatui.model import BOOT_PHASES, VM, Phase, PreBootStage, ProbeStage, TartState
 from megatui.phases import (
     MAX_SPANS,
     BootHistory,
@@ -791,3 +792,111 @@ def test_durations_use_the_monotonic_clock() -> None:
     vm = engine.observe(NAME, booting())
     assert vm.phase_since == clock.wall
     assert engine.history.samples(NAME, Phase.STARTING) == (10,)
+
+
+# --- a controller's pre-boot stages (Orchard) --------------------------------------------
+
+IMAGE = "ghcr.io/cirruslabs/macos-tahoe-base:latest"
+
+
+def staged(stage: PreBootStage | None, message: str | None = None) -> Observation:
+    """A controller's VM: pending (RUNNING with a stage), or past its stages."""
+    state = TartState.STOPPED if stage is PreBootStage.FAILED else TartState.RUNNING
+    return Observation(state, stage=stage, stage_message=message, scheduled=True)
+
+
+@pytest.mark.parametrize(
+    ("stage", "phase"),
+    [
+        (PreBootStage.SCHEDULING, Phase.SCHEDULING),
+        (PreBootStage.PULLING, Phase.PULLING),
+        (PreBootStage.CLONING, Phase.CLONING),
+    ],
+)
+def test_pre_boot_stages_are_phases_before_booting(stage: PreBootStage, phase: Phase) -> None:
+    assert derive_phase(staged(stage, "why")) == (phase, None)
+
+
+def test_failed_is_the_error_phase_with_the_controllers_line() -> None:
+    assert derive_phase(staged(PreBootStage.FAILED, "VM failed: guest panic")) == (
+        Phase.ERROR,
+        "VM failed: guest panic",
+    )
+    assert derive_phase(staged(PreBootStage.FAILED)) == (
+        Phase.ERROR,
+        "failed (the controller gave no reason)",
+    )
+    # Started again (Orchard recreates it): starting, not the old failure.
+    restarted = replace(staged(PreBootStage.FAILED, "VM failed"), start_requested=True)
+    assert derive_phase(restarted) == (Phase.STARTING, None)
+
+
+def controller_boot(engine: PhaseEngine, clock: FakeClock, name: str, pull: float) -> list[VM]:
+    steps = [
+        (0.0, replace(stopped(), scheduled=True, start_requested=True)),
+        (2.0, staged(PreBootStage.SCHEDULING, "waiting for the scheduler")),
+        (3.0, staged(PreBootStage.PULLING, "pulling VM image...")),
+        (pull, staged(PreBootStage.CLONING, "cloning VM...")),
+        (20.0, staged(None)),
+        (30.0, replace(has_ip(), scheduled=True)),
+        (5.0, replace(pending(), scheduled=True)),
+        (10.0, replace(ready(), scheduled=True)),
+    ]
+    out = []
+    for seconds, obs in steps:
+        clock.advance(seconds)
+        out.append(engine.observe(name, obs, key=IMAGE))
+    return out
+
+
+def test_a_controller_boot_walks_its_stages_and_learns_per_image(clock: FakeClock) -> None:
+    engine = PhaseEngine(clock)
+    vms = controller_boot(engine, clock, "ci-1", pull=100.0)
+    assert [vm.phase for vm in vms] == [
+        Phase.STARTING,
+        Phase.SCHEDULING,
+        Phase.PULLING,
+        Phase.CLONING,
+        Phase.BOOTING,
+        Phase.IP,
+        Phase.SSH_PENDING,
+        Phase.READY,
+    ]
+    progress = [vm.progress for vm in vms]
+    assert progress == sorted(progress) and progress[-1] == 1.0
+    assert all(0 < p < 1 for p in progress[1:-1])
+    history = engine.history
+    assert history.samples(IMAGE, Phase.PULLING) == (100.0,)
+    assert history.samples(IMAGE, Phase.CLONING) == (20.0,)
+    assert history.samples("ci-1", Phase.PULLING) == ()
+    # Another VM of the same image (a new name, as Orchard's VMs often have) expects
+    # the image's pull: its ETA in `pulling` is the learned 100 s plus what follows.
+    clock.advance(1.0)
+    engine.observe("ci-2", replace(stopped(), scheduled=True, start_requested=True), key=IMAGE)
+    clock.advance(1.0)
+    engine.observe("ci-2", staged(PreBootStage.SCHEDULING), key=IMAGE)
+    clock.advance(1.0)
+    vm = engine.observe("ci-2", staged(PreBootStage.PULLING), key=IMAGE)
+    after_pull = sum(history.expected(IMAGE, p) for p in (Phase.CLONING, *BOOT_PHASES[1:]))
+    assert vm.eta_seconds == pytest.approx(100.0 + after_pull)
+
+
+def test_a_tart_boot_is_unchanged_by_the_stages(engine: PhaseEngine, clock: FakeClock) -> None:
+    vms = run(engine, clock, [(0.0, starting()), (30.0, booting())])
+    # starting, booting, ip, ssh-pending: the defaults' 300 s, no pre-boot weights.
+    assert vms[0].eta_seconds == pytest.approx(TOTAL)
+
+
+def test_a_stage_that_lasts_far_too_long_says_why(clock: FakeClock) -> None:
+    engine = PhaseEngine(clock)
+    message = "no worker has a free macOS VM slot (Apple allows 2 per Mac)"
+    engine.observe(NAME, staged(PreBootStage.SCHEDULING, message), key=IMAGE)
+    clock.advance(3600.0)
+    vm = engine.observe(NAME, staged(PreBootStage.SCHEDULING, message), key=IMAGE)
+    assert vm.hint == f"no worker has taken the VM after 60 min: {message}"
+
+
+def test_pre_boot_phases_are_learned_history_phases() -> None:
+    history = BootHistory()
+    history.record(IMAGE, Phase.PULLING, 42.0)
+    assert BootHistory.from_json(history.to_json()).samples(IMAGE, Phase.PULLING) == (42.0,)

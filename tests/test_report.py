@@ -89,7 +89,14 @@ def test_json_has_the_documented_keys() -> None:
         "pods",
         "applications",
         "docker",
+        # Added with Orchard (#11): the fleet's workers and why a session is read-only.
+        "workers",
+        "readonly",
+        "readonly_reason",
     }
+    assert data["workers"] == []
+    assert data["vms"][0]["backend"] == "tart"
+    assert {"worker", "restart_policy", "restart_count"} <= set(data["vms"][0])
     assert data["generated_at"] == "2026-05-28T20:26:40Z"
     assert data["sources"]["tart"] == {
         "ok": True,

@@ -19,6 +19,7 @@ from textual.app import App
 from textual.pilot import Pilot
 
 from megatui.api import ActionError, MonitorAPI
+from megatui.backends.base import NewVMSpec
 from megatui.clock import FakeClock
 from megatui.config import Settings
 from megatui.model import (
@@ -114,6 +115,14 @@ class FakeMonitor:
     async def stop_vm(self, name: str) -> None:
         self.calls.append(("stop_vm", name))
         self._maybe_fail("stop_vm")
+
+    async def create_vm(self, spec: NewVMSpec) -> None:
+        self.calls.append(("create_vm", spec.name))
+        self._maybe_fail("create_vm")
+
+    async def delete_vm(self, name: str) -> None:
+        self.calls.append(("delete_vm", name))
+        self._maybe_fail("delete_vm")
 
     def ssh_argv(self, name: str) -> list[str]:
         self._maybe_fail("ssh_argv")

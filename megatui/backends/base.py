@@ -39,6 +39,7 @@ class BackendErrorKind(StrEnum):
     TIMEOUT = "timeout"
     BAD_RESPONSE = "bad-response"  # HTML, garbage, a cut stream
     NOT_INSTALLED = "not-installed"
+    LOCKED = "locked"  # tart: the macOS login keychain is locked
     UNSUPPORTED = "unsupported"  # this backend cannot do that (e.g. a restart policy on tart)
     OTHER = "other"
 

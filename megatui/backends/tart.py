@@ -8,6 +8,7 @@ get`, the log's tail, `tart ip` with a configured address taking precedence, `ss
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from megatui.backends.base import (
@@ -17,6 +18,7 @@ from megatui.backends.base import (
     SSHCommand,
     SSHRoute,
 )
+from megatui.clock import Clock, SystemClock
 from megatui.config import Settings, state_dir
 from megatui.model import BackendVM, Worker
 from megatui.sources.tart import (
@@ -32,6 +34,24 @@ CLONE_TIMEOUT = 3600.0
 #: How long reading the VM's log may take (as the monitor always allowed).
 LOG_READ_TIMEOUT = 5.0
 
+#: The first line megatui writes to a VM's log before each `tart run` it starts.
+RUN_MARKER = "--- megatui: tart run started "
+# Append $2 as a line to the log $1 ("~/" is the home of whoever runs it: the Mac's
+# with --host, where the path is not expanded by a shell).
+_MARK_SCRIPT = (
+    'f=$1; case $f in "~/"*) f="$HOME/${f#"~/"}";; esac; '
+    'mkdir -p "$(dirname "$f")" && printf "%s\\n" "$2" >>"$f"'
+)
+
+
+def current_run(lines: list[str]) -> list[str]:
+    """The lines of the latest run: from its marker on, or all if there is none."""
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith(RUN_MARKER):
+            return lines[i:]
+    return lines
+
+
 _KINDS = {
     TartErrorKind.VM_NOT_FOUND: BackendErrorKind.NOT_FOUND,
     TartErrorKind.NOT_RUNNING: BackendErrorKind.NOT_RUNNING,
@@ -41,6 +61,7 @@ _KINDS = {
     TartErrorKind.NOT_INSTALLED: BackendErrorKind.NOT_INSTALLED,
     TartErrorKind.TIMEOUT: BackendErrorKind.TIMEOUT,
     TartErrorKind.PARSE: BackendErrorKind.BAD_RESPONSE,
+    TartErrorKind.KEYCHAIN_LOCKED: BackendErrorKind.LOCKED,
 }
 
 
@@ -66,14 +87,18 @@ class TartBackend:
         *,
         jump_host: str | None = None,
         address_override: Callable[[str], str | None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.tart = tart
+        self.clock: Clock = clock or SystemClock()
         self.transport: Transport = tart.transport
         self.jump_host = jump_host
         self._override = address_override or (lambda _name: None)
 
     @classmethod
-    def from_settings(cls, settings: Settings, transport: Transport) -> TartBackend:
+    def from_settings(
+        cls, settings: Settings, transport: Transport, clock: Clock | None = None
+    ) -> TartBackend:
         """Wired as the monitor wires tart: its path and timeout, `--host` as the
         jump host when the transport is remote, `[vms.NAME] host` as the address."""
         tart = TartCLI(transport, settings.tart_path, settings.tart_timeout)
@@ -81,6 +106,7 @@ class TartBackend:
             tart,
             jump_host=settings.host if transport.is_remote else None,
             address_override=lambda name: settings.vm(name).host,
+            clock=clock,
         )
 
     @property
@@ -124,7 +150,8 @@ class TartBackend:
             # Missing, unreadable, or the host is away: the error type depends on the
             # transport, and no log is just no log.
             return []
-        return data.decode("utf-8", "replace").splitlines()[-lines:]
+        # The latest run only: from the marker `start` wrote before it.
+        return current_run(data.decode("utf-8", "replace").splitlines())[-lines:]
 
     async def workers(self) -> list[Worker] | None:
         return None
@@ -140,11 +167,23 @@ class TartBackend:
     # ------------------------------------------------------------ actions
 
     async def start(self, name: str) -> str | None:
+        await self._mark_log(name)
         try:
             await self.tart.start(name, self.log_path(name))
         except TartError as exc:
             raise backend_error(exc) from None
         return None
+
+    async def _mark_log(self, name: str) -> None:
+        """Start this run's part of the appended-to log with a marker line, so the
+        detail screen shows this run's lines, not the previous run's."""
+        from megatui.report import iso
+
+        line = f"{RUN_MARKER}{iso(self.clock.now())} ---"
+        with contextlib.suppress(Exception):  # the marker is a nicety, the start is not
+            await self.transport.run(
+                ["/bin/sh", "-c", _MARK_SCRIPT, "sh", self.log_path(name), line], timeout=5.0
+            )
 
     async def stop(self, name: str) -> None:
         try:

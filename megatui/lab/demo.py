@@ -40,6 +40,28 @@ DEMO_VMS: tuple[LabVMSpec, ...] = (
 )
 
 
+#: `demo --orchard`: three Mac minis and more VMs than their 2-macOS-VM slots hold.
+FLEET_WORKERS = ("mini-1", "mini-2", "mini-3")
+FLEET_VMS: tuple[dict[str, Any], ...] = (
+    {"name": "ci-runner-1", "image": "ghcr.io/cirruslabs/macos-tahoe-base:latest"},
+    {"name": "ci-runner-2", "image": "ghcr.io/cirruslabs/macos-tahoe-base:latest"},
+    {"name": "xcode-16", "image": "ghcr.io/cirruslabs/macos-sequoia-xcode:16"},
+    {
+        "name": "nightly",
+        "image": "ghcr.io/cirruslabs/macos-tahoe-xcode:latest",
+        "imagePullPolicy": "Always",
+        "restart_policy": "OnFailure",
+    },
+    {"name": "ui-tests", "image": "ghcr.io/cirruslabs/macos-sequoia-base:latest"},
+    {"name": "release", "image": "ghcr.io/cirruslabs/macos-tahoe-base:latest"},
+    # The seventh waits for a free slot (Apple allows 2 macOS VMs per Mac).
+    {"name": "spare", "image": "ghcr.io/cirruslabs/macos-tahoe-base:latest"},
+)
+#: Demo timings: a real fleet's shape, minutes turned into seconds.
+FLEET_TIMINGS = {"schedule": 1.0, "pull": 12.0, "clone": 4.0, "configure": 1.0, "boot": 8.0}
+FLEET_TOKEN = "lab-admin-token"  # the fake controller's own bootstrap admin (a lab)
+
+
 class _LoopThread:
     """An asyncio loop in a daemon thread, for the lab's servers."""
 
@@ -65,9 +87,13 @@ class _LoopThread:
 class DemoLab:
     """Tart VMs, a Kind-like cluster with ArgoCD, and a Docker daemon, all simulated."""
 
-    def __init__(self, root: Path, vms: tuple[LabVMSpec, ...] = DEMO_VMS) -> None:
+    def __init__(
+        self, root: Path, vms: tuple[LabVMSpec, ...] = DEMO_VMS, *, fleet: bool = False
+    ) -> None:
         self.root = root
         self.specs = vms
+        self.fleet = fleet
+        self.orchard: Any = None
         self.tart: TartLab | None = None
         self._loop: _LoopThread | None = None
         self._cluster: Any = None
@@ -96,6 +122,8 @@ class DemoLab:
             start_lab_cluster(host="127.0.0.1", port=0, tls=True, workdir=self.root / "kube")
         )
         self._docker = self._loop.call(start_fake_docker(self.root / "docker.sock"))
+        if self.fleet:
+            self.orchard = self._loop.call(self._start_fleet())
         self.tart.start_running()
         self.config_path.write_text(self._config_toml())
 
@@ -112,6 +140,34 @@ class DemoLab:
             + "\n[docker]\n"
             + f"host = {_toml_str(self._docker.url)}\n"
             + "\n[doctor]\nexpected_nodes = 4\n"
+            + self._fleet_toml()
+        )
+
+    async def _start_fleet(self) -> Any:
+        from megatui.lab.orchard import FakeOrchard, Timings
+
+        lab = FakeOrchard(
+            self.root / "orchard", timings=Timings(**FLEET_TIMINGS), admin_token=FLEET_TOKEN
+        )
+        await lab.start()
+        for worker in FLEET_WORKERS:
+            lab.add_worker(worker)
+        spec = self.specs[0] if self.specs else None
+        login = {"username": spec.user, "password": spec.password} if spec else {}
+        for vm in FLEET_VMS:
+            lab.store.create_vm({**vm, **login})
+        return lab
+
+    def _fleet_toml(self) -> str:
+        if self.orchard is None:
+            return ""
+        from megatui.lab.orchard.controller import BOOTSTRAP_ADMIN
+
+        return (
+            "\n[orchard]\n"
+            + f"url = {_toml_str(self.orchard.url)}\n"
+            + f"service_account = {_toml_str(BOOTSTRAP_ADMIN)}\n"
+            + f"token = {_toml_str(FLEET_TOKEN)}\n"
         )
 
     def stop(self) -> None:
@@ -119,7 +175,7 @@ class DemoLab:
             self.tart.stop_all()
         loop, self._loop = self._loop, None  # stop() may run twice (hangup, then finally)
         if loop is not None:
-            for server in (self._docker, self._cluster):
+            for server in (self.orchard, self._docker, self._cluster):
                 if server is not None:
                     with contextlib.suppress(Exception):
                         loop.call(server.stop(), timeout=10)
@@ -179,13 +235,13 @@ def lab_directory(directory: str | None) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def run_demo(directory: str | None) -> int:
+def run_demo(directory: str | None, *, fleet: bool = False) -> int:
     from megatui.config import load_settings
     from megatui.headless import build_monitor
     from megatui.ui.app import run_app
 
     with lab_directory(directory) as root:
-        lab = DemoLab(root)
+        lab = DemoLab(root, fleet=fleet)
         try:
             lab.start()
             os.environ.update(lab.environ())
@@ -197,9 +253,9 @@ def run_demo(directory: str | None) -> int:
             lab.stop()
 
 
-def run_lab(directory: str | None) -> int:
+def run_lab(directory: str | None, *, fleet: bool = False) -> int:
     with lab_directory(directory) as root:
-        lab = DemoLab(root)
+        lab = DemoLab(root, fleet=fleet)
         try:
             lab.start()
             env = " ".join(f"{k}={v}" for k, v in lab.environ().items())
@@ -212,6 +268,8 @@ def run_lab(directory: str | None) -> int:
             for spec in lab.specs:
                 host, port = lab.tart.address(spec.name)
                 print(f"  VM {spec.name}: {host}:{port} ({spec.initial})")
+            if lab.orchard is not None:
+                print(f"Orchard controller: {lab.orchard.url} ({len(FLEET_WORKERS)} workers)")
             print("\nPress Ctrl-C to stop the lab.")
             sys.stdout.flush()
             _wait_for_signal()

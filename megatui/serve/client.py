@@ -26,6 +26,7 @@ import aiohttp
 from yarl import URL
 
 from megatui.api import ActionError
+from megatui.backends.base import NewVMSpec
 from megatui.config import Settings, state_dir
 from megatui.model import Event, KubeEvent, Snapshot, SourceStatus
 from megatui.recovery import RecoveryStatus, status_from_json
@@ -211,6 +212,12 @@ class RemoteMonitor:
 
     async def stop_vm(self, name: str) -> None:
         await self._action(name, "stop")
+
+    async def create_vm(self, spec: NewVMSpec) -> None:
+        raise ActionError("creating a VM is not available in an attached viewer yet")
+
+    async def delete_vm(self, name: str) -> None:
+        raise ActionError("deleting a VM is not available in an attached viewer yet")
 
     def ssh_argv(self, name: str) -> list[str]:
         raise ActionError("ssh is not available in an attached viewer: ssh from the server's side")

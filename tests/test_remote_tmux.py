@@ -171,7 +171,12 @@ def test_host_tui_exit_closes_the_connection_and_removes_the_private_dir(
         _wait(lambda: not (started & {p for p, _pp, _a in _processes()}), 15, "megatui to exit")
         assert started & alive  # it was running until the ending
         if code is not None:
-            _wait(exit_file.exists, 5, "the exit code")
+            # The shell creates the file before `echo` writes into it: wait for the text.
+            _wait(
+                lambda: exit_file.exists() and bool(exit_file.read_text().strip()),
+                5,
+                "the exit code",
+            )
             assert exit_file.read_text().strip() == str(code)
         log = (tmp_path / "terminal.log").read_text(errors="replace")
         assert "CancelledError" not in log

@@ -17,7 +17,7 @@ from megatui.config import VMSettings
 from megatui.model import VM
 
 #: Actions that change the platform; refused in read-only mode.
-MUTATING = frozenset({"start", "stop"})
+MUTATING = frozenset({"start", "stop", "create", "delete"})
 
 
 def check_allowed(action: str, readonly: bool) -> None:

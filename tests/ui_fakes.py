@@ -19,6 +19,7 @@ from textual.app import App
 from textual.pilot import Pilot
 
 from megatui.api import ActionError, MonitorAPI
+from megatui.backends.base import NewVMSpec
 from megatui.clock import FakeClock
 from megatui.config import Settings
 from megatui.model import (
@@ -75,6 +76,9 @@ class FakeMonitor:
         self.events_error: str | None = None
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.pod_logs: dict[tuple[str, str, bool], list[LogLine]] = {}
+        #: What start_vm returns (Orchard: "recreated from its spec").
+        self.start_note: str | None = None
+        self.created: list[NewVMSpec] = []
 
     # --- MonitorAPI ---------------------------------------------------------------
 
@@ -107,9 +111,20 @@ class FakeMonitor:
     def retry_in(self, source: str) -> float | None:
         return self.retry.get(source)
 
-    async def start_vm(self, name: str) -> None:
+    async def start_vm(self, name: str) -> str | None:
         self.calls.append(("start_vm", name))
         self._maybe_fail("start_vm")
+        return self.start_note
+
+    async def create_vm(self, spec: NewVMSpec) -> str | None:
+        self.calls.append(("create_vm", spec.name))
+        self.created.append(spec)
+        self._maybe_fail("create_vm")
+        return None
+
+    async def delete_vm(self, name: str) -> None:
+        self.calls.append(("delete_vm", name))
+        self._maybe_fail("delete_vm")
 
     async def stop_vm(self, name: str) -> None:
         self.calls.append(("stop_vm", name))

@@ -249,6 +249,7 @@ class MegatuiApp(App[None]):
         self.age_timer: Timer | None = None
         self._header: HeaderBar | None = None
         self._panels: tuple[Panel, ...] = ()
+        self._told_readonly: str | None = None
 
     # --- layout and lifecycle ------------------------------------------------------
 
@@ -376,6 +377,11 @@ class MegatuiApp(App[None]):
                 panel.apply(self._view)
         if self.readonly != was_readonly:
             self.refresh_bindings()
+        reason = snapshot.readonly_reason
+        if reason and reason != self._told_readonly:
+            # Once per reason: a narrow header has no room for it.
+            self.notify(f"read-only: {reason}", severity="warning", timeout=10, markup=False)
+        self._told_readonly = reason
         for screen in self.screen_stack:
             if isinstance(screen, LiveScreen):
                 screen.show_snapshot(snapshot, self._view.now)

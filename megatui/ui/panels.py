@@ -86,8 +86,7 @@ class HeaderBar(TextLine):
     #: Below this width the labels go, so the age of the data still fits in 80 columns.
     COMPACT_WIDTH = 110
     #: How much of a read-only reason the header gives (the help screen has it all).
-    REASON_COMPACT = 24
-    REASON_WIDE = 60
+    REASON_WIDTH = 60
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -107,10 +106,11 @@ class HeaderBar(TextLine):
             text.append(" ")
             text.append(" READ-ONLY ", f"bold reverse {render.WARN}")
             reason = snap.readonly_reason
-            if reason:
-                # Not asked for (an account without compute:write): say why, cut
-                # short on a narrow screen so the host and the age still fit.
-                limit = self.REASON_COMPACT if compact else self.REASON_WIDE
+            if reason and not compact:
+                # Not asked for (an account without compute:write): say why. Not on a
+                # narrow screen, where the host and the age must fit (the app says it
+                # once as a notification, and the help screen has it).
+                limit = self.REASON_WIDTH
                 short = reason if len(reason) <= limit else reason[: limit - 1] + "…"
                 text.append(f" {short}", render.WARN)
         host = snap.sources.get(SOURCE_HOST)

@@ -77,7 +77,7 @@ class CreateVMScreen(ModalScreen[NewVMSpec | None]):
     """Name, image, CPU, memory and restart policy. Dismisses with the spec, or None."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
-    IMAGE_HINT = "ghcr.io/cirruslabs/macos-sequoia-base:latest"
+    IMAGE_HINT = "e.g. ghcr.io/cirruslabs/macos-sequoia-base:latest"
 
     def __init__(self, image: str = "") -> None:
         super().__init__(classes="dialog-screen")

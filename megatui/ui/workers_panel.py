@@ -23,20 +23,22 @@ FLEET_VM_COLUMNS = (
     Column("name", "NAME", 18),
     Column("phase", "PHASE", 11),
     Column("progress", "PROGRESS", 26),
-    Column("worker", "WORKER", 14),
+    Column("worker", "WORKER", 12),
     Column("restarts", "RESTARTS", 8),
     Column("ip", "IP", 15),
     Column("state", "STATE", 9),
-    Column("note", "NOTE", 60),
+    # Short enough that the table fits in 160 columns without a scrollbar; the
+    # line under the table has the whole note of the selected VM.
+    Column("note", "NOTE", 36),
 )
 
 WORKER_COLUMNS = (
     Column("name", "WORKER", 18),
-    Column("status", "STATUS", 15),
+    Column("status", "STATUS", 16),
     Column("vms", "VMS", 5),
     Column("cpu", "CPU", 13),
     Column("memory", "MEMORY", 18),
-    Column("note", "NOTE", 70),
+    Column("note", "NOTE", 68),
 )
 
 #: The resource bars are shorter than a VM's boot bar: the numbers matter as much.

@@ -272,6 +272,11 @@ def clean_log_line(line: str) -> str:
     return _ESCAPES.sub("", line.rstrip("\n")).replace("\t", "    ")
 
 
+def _barred(phase: Phase) -> bool:
+    """The phases on the way to ready (a controller's pre-boot stages too)."""
+    return phase in BOOT_PHASES or phase in render.PRE_BOOT_PHASES
+
+
 def history_table(vm: VM, now: float) -> Table:
     table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), header_style="bold")
     table.add_column("PHASE", no_wrap=True)
@@ -284,13 +289,13 @@ def history_table(vm: VM, now: float) -> Table:
         return table
     # Bars compare the boot phases with each other; time spent ready or stopped is
     # uptime or downtime, would dwarf them, and gets no bar.
-    boot = [span.duration(now) for span in spans if span.phase in BOOT_PHASES]
+    boot = [span.duration(now) for span in spans if _barred(span.phase)]
     longest = max(boot, default=0.0) or 1.0
     for span in spans:
         seconds = span.duration(now)
         current = span.ended is None
         style = render.PHASE_STYLE.get(span.phase, "")
-        width = max(1, round(24 * seconds / longest)) if span.phase in BOOT_PHASES else 0
+        width = max(1, round(24 * seconds / longest)) if _barred(span.phase) else 0
         table.add_row(
             Text(str(span.phase), style=style),
             Text(render.clock_time(span.started), style=render.MUTED),

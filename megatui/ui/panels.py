@@ -456,7 +456,7 @@ class VMPanel(Panel):
         workers = view.snapshot.workers
         self._show_workers(bool(workers))
         if not workers:
-            self.worker_table.clear()
+            self.worker_table.sync(())  # a diff: no work once it is empty
             return
         self.query_one("#worker-line", TextLine).show(workers_panel.workers_line(workers))
         shown = [w.name for w in workers if self.matches(w.name)]

@@ -45,21 +45,23 @@ class MonitorAPI(Protocol):
         """Seconds until a failing source's next attempt, or None."""
         ...
 
-    async def start_vm(self, name: str) -> None:
-        """`tart run --no-graphics NAME`, detached. Raises ActionError."""
+    async def start_vm(self, name: str) -> str | None:
+        """`tart run --no-graphics NAME`, detached (Orchard: power it on). Returns a
+        note for the user when starting meant more than that (Orchard re-creates a
+        stopped VM from its spec), else None. Raises ActionError."""
         ...
 
     async def stop_vm(self, name: str) -> None:
         """`tart stop NAME`. Raises ActionError."""
         ...
 
-    async def create_vm(self, spec: NewVMSpec) -> None:
-        """Create a VM through the backend. Raises ActionError (the backend's or the
-        controller's refusal, verbatim)."""
+    async def create_vm(self, spec: NewVMSpec) -> str | None:
+        """Create a VM (a controller backend). Returns a note for the user, or None.
+        Raises ActionError with the backend's refusal in one line."""
         ...
 
     async def delete_vm(self, name: str) -> None:
-        """Delete a VM through the backend. Raises ActionError."""
+        """Delete the VM for good. Raises ActionError."""
         ...
 
     def ssh_argv(self, name: str) -> list[str]:

@@ -136,6 +136,8 @@ DEFAULT_KEYS: dict[str, str] = {
     "copy": "c",
     "detail": "d",
     "logs": "l",
+    "create": "n",
+    "delete": "D",
     "filter": "slash",
     "refresh": "r",
     "help": "question_mark",

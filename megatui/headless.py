@@ -192,6 +192,7 @@ async def wait(
         await _connect(monitor)
         await monitor.start()
         to_start = set(wanted) if start else set()
+        listed: set[str] = set()
         while True:
             snap = monitor.snapshot
             tart = snap.sources.get("tart")
@@ -200,9 +201,12 @@ async def wait(
                 raise HeadlessError(tart_error, 2)
             known = monitor.known_vm_names()
             if known is not None:
-                unknown = [n for n in wanted if n not in known]
+                # Only the first list decides what is unknown: later, a VM missing
+                # from a list is on its way (Orchard re-creates a stopped VM on start).
+                unknown = [n for n in wanted if n not in known and n not in listed]
                 if unknown:
                     raise HeadlessError(_unknown_message(unknown, monitor), 2)
+                listed.update(wanted)
                 if to_start and await _start_stopped(monitor, snap, to_start, out_err):
                     continue  # decide on the snapshot that shows them starting
             # Before every source answered once, a VM that is already ready would
@@ -280,7 +284,7 @@ async def _start_stopped(monitor: Monitor, snap: Snapshot, to_start: set[str], e
             vm.phase is Phase.ERROR and vm.state != "running"
         ):
             try:
-                note = await monitor.start_vm_noted(name)
+                note = await monitor.start_vm(name)
             except ActionError as exc:
                 raise HeadlessError(f"{name}: cannot start: {exc}", 1) from None
             if note:

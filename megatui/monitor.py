@@ -340,10 +340,7 @@ class Monitor:
             raise ActionError(reason)
         actions.check_allowed(action, self.settings.readonly)
 
-    async def start_vm(self, name: str) -> None:
-        await self.start_vm_noted(name)
-
-    async def start_vm_noted(self, name: str) -> str | None:
+    async def start_vm(self, name: str) -> str | None:
         """Start a VM; returns the backend's note when starting is more than that
         (Orchard recreates a stopped VM from its spec). Raises ActionError."""
         self._check_allowed("start")

@@ -75,7 +75,7 @@ async def _act(monitor: Monitor, command: str, args: argparse.Namespace) -> str:
             vm = monitor.snapshot.vm(name)
             if vm is not None and vm.state == "running" and vm.error is None:
                 return f"VM '{name}' is already running"
-            note = await monitor.start_vm_noted(name)
+            note = await monitor.start_vm(name)
             return f"VM '{name}' {note}" if note else f"VM '{name}' started"
         if command == "stop":
             vm = monitor.snapshot.vm(name)

@@ -175,7 +175,7 @@ async def test_recreate_on_start_learns_the_new_host_key(fleet: FakeOrchard) -> 
             assert old_key is not None
             await monitor.stop_vm("alpha")
             await wait_snapshot(monitor, all_in(("alpha",), Phase.STOPPED), timeout=30)
-            note = await monitor.start_vm_noted("alpha")
+            note = await monitor.start_vm("alpha")
             assert note == RECREATED_NOTE
             snap = await wait_snapshot(monitor, all_in(("alpha",), Phase.READY), timeout=30)
             new_key = monitor.hostkeys.lookup("alpha")

@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from megatui.model import (
     Snapshot,
     SourceStatus,
     TartState,
+    Worker,
 )
 from megatui.monitor import RUN_MARKER, current_run
 from megatui.sources.kube_logs import LogBuffer, LogLine
@@ -76,6 +78,9 @@ class FakeMonitor:
         self.events_error: str | None = None
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.pod_logs: dict[tuple[str, str, bool], list[LogLine]] = {}
+        #: What start_vm returns (Orchard: "recreated from its spec").
+        self.start_note: str | None = None
+        self.created: list[NewVMSpec] = []
 
     # --- MonitorAPI ---------------------------------------------------------------
 
@@ -108,21 +113,24 @@ class FakeMonitor:
     def retry_in(self, source: str) -> float | None:
         return self.retry.get(source)
 
-    async def start_vm(self, name: str) -> None:
+    async def start_vm(self, name: str) -> str | None:
         self.calls.append(("start_vm", name))
         self._maybe_fail("start_vm")
+        return self.start_note
 
-    async def stop_vm(self, name: str) -> None:
-        self.calls.append(("stop_vm", name))
-        self._maybe_fail("stop_vm")
-
-    async def create_vm(self, spec: NewVMSpec) -> None:
+    async def create_vm(self, spec: NewVMSpec) -> str | None:
         self.calls.append(("create_vm", spec.name))
+        self.created.append(spec)
         self._maybe_fail("create_vm")
+        return None
 
     async def delete_vm(self, name: str) -> None:
         self.calls.append(("delete_vm", name))
         self._maybe_fail("delete_vm")
+
+    async def stop_vm(self, name: str) -> None:
+        self.calls.append(("stop_vm", name))
+        self._maybe_fail("stop_vm")
 
     def ssh_argv(self, name: str) -> list[str]:
         self._maybe_fail("ssh_argv")
@@ -605,3 +613,108 @@ def record_notifications(app: App[None], monkeypatch: pytest.MonkeyPatch) -> Not
 
     monkeypatch.setattr(app, "notify", notify)
     return notes
+
+
+# --- a fleet (Orchard) -------------------------------------------------------------
+
+#: The controller's words for the VMs of a worker it lost (docs/orchard.md, Objects).
+LOST_WORKER = "VM is assigned to a worker that lost connection with the controller"
+NO_SLOT = "no worker has a free slot: 2 macOS VMs per Mac (org.cirruslabs.tart-vms)"
+
+
+def sample_workers(now: float = NOW) -> tuple[Worker, ...]:
+    """One full (2/2), one paused, one offline for 4 minutes."""
+    return (
+        Worker("mini-1", True, now - 5, False, 2, 2, 8, 8, 16384, 24576),
+        Worker("mini-2", True, now - 8, True, 1, 2, 4, 8, 8192, 16384),
+        Worker("mini-3", False, now - 240, False, 1, 2, 4, 8, 8192, 16384, failure=LOST_WORKER),
+    )
+
+
+def sample_fleet_vms(now: float = NOW) -> tuple[VM, ...]:
+    """A VM in every phase, spread over the workers of `sample_workers`."""
+    running, stopped = TartState.RUNNING, TartState.STOPPED
+
+    def vm(name: str, phase: Phase, progress: float, since: float, **kw: Any) -> VM:
+        state = kw.pop("state", running)
+        return VM(
+            name, state, phase, kw.pop("ip", None), progress, now - since, backend="orchard", **kw
+        )
+
+    return (
+        vm("build-ready", Phase.READY, 1.0, 3720, ip="10.0.0.11", worker="mini-1"),
+        vm(
+            "build-ssh",
+            Phase.SSH_PENDING,
+            0.8,
+            20,
+            ip="10.0.0.12",
+            worker="mini-1",
+            eta_seconds=41,
+            restart_policy="OnFailure",
+            restart_count=2,
+            history=_history(
+                now,
+                (Phase.SCHEDULING, 3),
+                (Phase.PULLING, 62),
+                (Phase.CLONING, 18),
+                (Phase.STARTING, 2),
+                (Phase.BOOTING, 85),
+                (Phase.IP, 10),
+                (Phase.SSH_PENDING, 20),
+            ),
+        ),
+        vm("test-ip", Phase.IP, 0.55, 30, worker="mini-2", eta_seconds=60),
+        vm("test-boot", Phase.BOOTING, 0.3, 45, worker="mini-2", eta_seconds=188),
+        vm("test-start", Phase.STARTING, 0.05, 6, worker="mini-2", eta_seconds=290),
+        vm("pull-image", Phase.PULLING, 0.1, 70, worker="mini-2", eta_seconds=400),
+        vm("clone-vm", Phase.CLONING, 0.2, 12, worker="mini-2", eta_seconds=330),
+        vm("queued", Phase.SCHEDULING, 0.0, 95, hint=NO_SLOT),
+        vm("old-ready", Phase.READY, 1.0, 900, ip="10.0.0.31", worker="mini-3", stale=True),
+        vm("halt", Phase.STOPPING, 0.0, 4, worker="mini-1"),
+        vm("parked", Phase.STOPPED, 0.0, 86400, state=stopped, worker="mini-2"),
+        vm(
+            "broken",
+            Phase.ERROR,
+            0.2,
+            130,
+            state=stopped,
+            worker="mini-1",
+            error="VM failed: failed to clone: no space left on device",
+            restart_policy="OnFailure",
+            restart_count=5,
+        ),
+    )
+
+
+def sample_fleet_snapshot(now: float = NOW, *, readonly_reason: str | None = None) -> Snapshot:
+    return replace(
+        sample_snapshot(now),
+        vms=sample_fleet_vms(now),
+        workers=sample_workers(now),
+        readonly_reason=readonly_reason,
+    )
+
+
+def fleet_monitor(
+    now: float = NOW, *, readonly_reason: str | None = None, clock: FakeClock | None = None
+) -> FakeMonitor:
+    monitor = FakeMonitor(
+        sample_fleet_snapshot(now, readonly_reason=readonly_reason), sample_events(now), clock=clock
+    )
+    # The controller's VM object as the Orchard backend's details() returns it (a part).
+    monitor.details["build-ssh"] = {
+        "image": "ghcr.io/cirruslabs/macos-sequoia-base:latest",
+        "cpu": 4,
+        "memory": 8192,
+        "status": "running",
+        "status_message": "VM started",
+        "powerState": "running",
+        "worker": "mini-1",
+        "restart_policy": "OnFailure",
+        "restart_count": 2,
+        "uid": "5f0c7c1e-2b7a-4d0e-9a51-3c7d2f9e8b10",
+        "conditions": [{"type": "scheduled", "state": "true"}],
+        "localName": "orchard-build-ssh-5f0c7c1e-2b7a-4d0e-9a51-3c7d2f9e8b10-2",
+    }
+    return monitor

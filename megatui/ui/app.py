@@ -38,6 +38,7 @@ from textual.widgets import Footer
 
 from megatui import actions
 from megatui.api import ActionError, MonitorAPI
+from megatui.backends.base import NewVMSpec
 from megatui.clock import Clock, SystemClock
 from megatui.config import DEFAULT_KEYS, Settings, state_dir
 from megatui.model import BOOT_PHASES, SOURCE_HOST, Phase, Snapshot, TartState
@@ -64,11 +65,14 @@ from megatui.ui.screens import (
 )
 from megatui.ui.table import KeyedTable
 from megatui.ui.themes import canonical, load_theme, save_theme
+from megatui.ui.vm_dialogs import ConfirmDeleteScreen, CreateVMScreen
 
 #: The help screen's line for each action; the footer has room for one word only.
 ACTION_HELP: dict[str, str] = {
     "start_vm": "start the selected VM (tart run --no-graphics)",
     "stop_vm": "stop the selected VM, after a confirmation",
+    "create_vm": "create a VM: name, image, CPU, memory, restart policy",
+    "delete_vm": "delete the selected VM for good, after a confirmation",
     "ssh": "interactive ssh to the selected VM; offers to wait while it boots",
     "copy_ssh": "copy the ssh command to the clipboard (OSC 52, works over SSH)",
     "detail": "the selected VM: phase timeline, tart get, log tail",
@@ -82,13 +86,19 @@ ACTION_HELP: dict[str, str] = {
 #: Keys that are not actions of their own but belong in the help screen.
 EXTRA_HELP: tuple[tuple[str, str], ...] = (
     ("tab / shift+tab", "next / previous table"),
-    ("1 2 3 4", "focus the VMs, Cluster, ArgoCD or Events panel"),
+    ("1 2 3 4", "focus VMs (and workers), Cluster, ArgoCD, Events"),
     ("↑ ↓ j k", "move the cursor"),
     ("pgup pgdn home end", "a page, the first or the last row"),
     ("← →", "scroll a wide table sideways"),
     ("ctrl+p", "command palette: per-VM commands, theme, keys"),
     ("escape", "close a dialog, or clear the filter"),
 )
+
+
+def is_readonly(settings: Settings, snapshot: Snapshot) -> bool:
+    """Asked for, or imposed: the monitor's own read-only, or a reason it gave (a
+    controller account without compute:write)."""
+    return settings.readonly or snapshot.readonly or snapshot.readonly_reason is not None
 
 
 class SnapshotArrived(Message):
@@ -183,6 +193,8 @@ class MegatuiApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(DEFAULT_KEYS["start"], "start_vm", "start", id="start"),
         Binding(DEFAULT_KEYS["stop"], "stop_vm", "stop", id="stop"),
+        Binding(DEFAULT_KEYS["create"], "create_vm", "create", id="create", show=False),
+        Binding(DEFAULT_KEYS["delete"], "delete_vm", "delete", id="delete", show=False),
         Binding(DEFAULT_KEYS["ssh"], "ssh", "ssh", id="ssh"),
         Binding(DEFAULT_KEYS["copy"], "copy_ssh", "copy", id="copy"),
         Binding(DEFAULT_KEYS["detail"], "detail", "info", id="detail"),
@@ -221,13 +233,14 @@ class MegatuiApp(App[None]):
             events=(),
             now=self.clock.now(),
             retry_in=monitor.retry_in,
-            readonly=settings.readonly or self.snapshot.readonly,
+            readonly=is_readonly(settings, self.snapshot),
         )
         self._unsubscribe: Callable[[], None] | None = None
         self._saved_theme: str | None = None
         self.age_timer: Timer | None = None
         self._header: HeaderBar | None = None
         self._panels: tuple[Panel, ...] = ()
+        self._told_readonly: str | None = None
 
     # --- layout and lifecycle ------------------------------------------------------
 
@@ -345,7 +358,7 @@ class MegatuiApp(App[None]):
             events=list(self.monitor.events),
             now=self.clock.now(),
             retry_in=self.monitor.retry_in,
-            readonly=self.settings.readonly or snapshot.readonly,
+            readonly=is_readonly(self.settings, snapshot),
         )
         if not self._drawable():
             return
@@ -355,6 +368,11 @@ class MegatuiApp(App[None]):
                 panel.apply(self._view)
         if self.readonly != was_readonly:
             self.refresh_bindings()
+        reason = snapshot.readonly_reason
+        if reason and reason != self._told_readonly:
+            # Once per reason: a narrow header has no room for it.
+            self.notify(f"read-only: {reason}", severity="warning", timeout=10, markup=False)
+        self._told_readonly = reason
         for screen in self.screen_stack:
             if isinstance(screen, LiveScreen):
                 screen.show_snapshot(snapshot, self._view.now)
@@ -393,7 +411,9 @@ class MegatuiApp(App[None]):
             if keys[action] and self.check_action(action, ())
         ]
         if self.readonly:
-            rows.append(("", "read-only mode: start and stop are disabled"))
+            reason = self.snapshot.readonly_reason
+            what = "start, stop, create and delete are disabled"
+            rows.append(("", f"read-only ({reason}): {what}" if reason else f"read-only: {what}"))
         return [*rows, *EXTRA_HELP]
 
     # --- selection -----------------------------------------------------------------
@@ -467,11 +487,52 @@ class MegatuiApp(App[None]):
 
         self.push_screen(ConfirmStopScreen(vm), confirmed)
 
+    def action_create_vm(self) -> None:
+        if self._refuse_if_readonly("create"):
+            return
+
+        def submitted(spec: NewVMSpec | None) -> None:
+            if spec is not None and not self._refuse_if_readonly("create"):
+                self._create_vm(spec)
+
+        self.push_screen(CreateVMScreen(), submitted)
+
+    @work(group="vm-create", exit_on_error=False)
+    async def _create_vm(self, spec: NewVMSpec) -> None:
+        try:
+            note = await self.monitor.create_vm(spec)
+        except ActionError as exc:
+            # The controller's refusal (409 name taken, 412 rules) verbatim.
+            title = f"create {spec.name} failed"
+            self.notify(str(exc), title=title, severity="error", markup=False)
+        except Exception as exc:  # a bug or I/O failure in the core: say so, keep running
+            self.notify(
+                f"{type(exc).__name__}: {exc}",
+                title=f"create {spec.name} failed",
+                severity="error",
+                markup=False,
+            )
+        else:
+            self.notify(note or f"create requested for {spec.name}", markup=False)
+
+    def action_delete_vm(self, name: str | None = None) -> None:
+        if self._refuse_if_readonly("delete"):
+            return
+        vm_name = self._vm_or_warn(name)
+        vm = self.snapshot.vm(vm_name) if vm_name is not None else None
+        if vm_name is None or vm is None:
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes and not self._refuse_if_readonly("delete"):
+                self._vm_action("delete", vm_name)
+
+        self.push_screen(ConfirmDeleteScreen(vm_name, vm.worker, vm.backend), confirmed)
+
     @work(group="vm-action", exit_on_error=False)
     async def _vm_action(self, verb: str, name: str) -> None:
-        call = self.monitor.start_vm if verb == "start" else self.monitor.stop_vm
         try:
-            await call(name)
+            note = await self._call_action(verb, name)
         except ActionError as exc:
             self.notify(str(exc), title=f"{verb} {name} failed", severity="error", markup=False)
         except Exception as exc:  # a bug or I/O failure in the core: say so, keep running
@@ -482,7 +543,18 @@ class MegatuiApp(App[None]):
                 markup=False,
             )
         else:
-            self.notify(f"{verb} requested for {name}", markup=False)
+            # Starting may have meant more than it says (Orchard re-creates a stopped
+            # VM from its spec): the monitor's note says what was done.
+            self.notify(note or f"{verb} requested for {name}", markup=False)
+
+    async def _call_action(self, verb: str, name: str) -> str | None:
+        if verb == "start":
+            return await self.monitor.start_vm(name)
+        if verb == "stop":
+            await self.monitor.stop_vm(name)
+        else:
+            await self.monitor.delete_vm(name)
+        return None
 
     def action_ssh(self, name: str | None = None) -> None:
         if name is None and drill_keys.open_detail(self):

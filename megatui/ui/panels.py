@@ -34,7 +34,7 @@ from megatui.model import (
     SourceStatus,
 )
 from megatui.sources.kube_status import age as kube_age
-from megatui.ui import render
+from megatui.ui import render, workers_panel
 from megatui.ui.render import literal
 from megatui.ui.table import Column, KeyedTable, Row, RowCache
 
@@ -85,6 +85,8 @@ class HeaderBar(TextLine):
 
     #: Below this width the labels go, so the age of the data still fits in 80 columns.
     COMPACT_WIDTH = 110
+    #: How much of a read-only reason the header gives (the help screen has it all).
+    REASON_WIDTH = 60
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -103,6 +105,14 @@ class HeaderBar(TextLine):
             # First, so no width can cut it off: it says why s and x do nothing.
             text.append(" ")
             text.append(" READ-ONLY ", f"bold reverse {render.WARN}")
+            reason = snap.readonly_reason
+            if reason and not compact:
+                # Not asked for (an account without compute:write): say why. Not on a
+                # narrow screen, where the host and the age must fit (the app says it
+                # once as a notification, and the help screen has it).
+                limit = self.REASON_WIDTH
+                short = reason if len(reason) <= limit else reason[: limit - 1] + "…"
+                text.append(f" {short}", render.WARN)
         host = snap.sources.get(SOURCE_HOST)
         host_error = host.error if host is not None and not host.ok else None
         text.append("  " if compact else "  host ", render.MUTED)
@@ -362,10 +372,14 @@ class Panel(Vertical):
 
 
 class VMPanel(Panel):
+    """The VMs and, for a controller's fleet (Orchard), its workers: a second table
+    in the same panel, reached with Tab, so the panel keys stay 1 to 4."""
+
     NUMBER = 1
     TITLE = "VMs"
     SOURCES = (SOURCE_TART, SOURCE_SSH)
     FILTER_HINT = "filter VMs by name"
+    FLEET_FILTER_HINT = "filter VMs and workers by name"
     COLUMNS = (
         Column("name", "NAME", 18),
         Column("phase", "PHASE", 11),
@@ -378,25 +392,50 @@ class VMPanel(Panel):
     def compose_body(self) -> ComposeResult:
         yield KeyedTable(self.COLUMNS, id="vm-table")
         yield TextLine(id="vm-line")
+        yield TextLine(id="worker-line")
+        yield KeyedTable(workers_panel.WORKER_COLUMNS, id="worker-table")
 
     def on_mount(self) -> None:
         # (Panel.on_mount runs as well: Textual calls every class's handler.) The line
         # under the table follows the cursor in the frame that moves the cursor.
         self.watch(self.table, "cursor_row", self._show_selected, init=False)
+        self.worker_table.display = False
+        self.query_one("#worker-line", TextLine).display = False
 
     @property
     def table(self) -> KeyedTable:
         return self.query_one("#vm-table", KeyedTable)
 
     @property
+    def worker_table(self) -> KeyedTable:
+        return self.query_one("#worker-table", KeyedTable)
+
+    @property
     def selected(self) -> str | None:
         return self.table.cursor_key
 
+    def _show_workers(self, shown: bool) -> None:
+        """Only a fleet has workers; a tart session never lays out the hidden two."""
+        table = self.worker_table
+        if table.display == shown:
+            return
+        table.display = shown
+        self.query_one("#worker-line", TextLine).display = shown
+        self.TITLE = "VMs · Workers" if shown else type(self).TITLE
+        self.FILTER_HINT = self.FLEET_FILTER_HINT if shown else type(self).FILTER_HINT
+        self.show_focus(self._active)
+
     def draw(self, view: View) -> None:
+        snap = view.snapshot
+        fleet = workers_panel.is_fleet(snap)
+        workers = {worker.name: worker for worker in snap.workers}
+        self.table.set_columns(workers_panel.FLEET_VM_COLUMNS if fleet else self.COLUMNS)
         rows = [
             Row(
                 vm.name,
-                (
+                workers_panel.fleet_vm_cells(vm, view.now, workers)
+                if fleet
+                else (
                     literal(vm.name, "bold"),
                     render.phase_cell(vm),
                     render.progress_cell(vm, view.now),
@@ -405,11 +444,23 @@ class VMPanel(Panel):
                     render.note_cell(vm),
                 ),
             )
-            for vm in view.snapshot.vms
-            if self.matches(vm.name)
+            for vm in snap.vms
+            # A fleet's filter also finds the VMs of a worker by the worker's name.
+            if self.matches(vm.name) or (fleet and vm.worker and self.matches(vm.worker))
         ]
         self.table.sync(rows)
         self._show_selected()
+        self._draw_workers(view)
+
+    def _draw_workers(self, view: View) -> None:
+        workers = view.snapshot.workers
+        self._show_workers(bool(workers))
+        if not workers:
+            self.worker_table.sync(())  # a diff: no work once it is empty
+            return
+        self.query_one("#worker-line", TextLine).show(workers_panel.workers_line(workers))
+        shown = [w.name for w in workers if self.matches(w.name)]
+        self.worker_table.sync(workers_panel.worker_rows(view.snapshot, shown))
 
     def draw_tick(self, view: View) -> None:
         # Only moving VMs show a running time; redrawing all of them is cheap because
@@ -426,7 +477,8 @@ class VMPanel(Panel):
         vm = view.snapshot.vm(name) if name is not None else None
         host = view.snapshot.sources.get(SOURCE_HOST)
         if vm is not None:
-            line.show(render.vm_line(vm, view.now))
+            workers = {worker.name: worker for worker in view.snapshot.workers}
+            line.show(render.vm_line(vm, view.now, workers_panel.stale_reason(vm, workers)))
         elif not view.snapshot.vms and host is not None and not host.ok:
             # No VMs because the host is out of reach (d shows the reason and the fix).
             line.show(literal("no VMs until the host answers · d: why, and the fix", render.BAD))

@@ -83,8 +83,13 @@ PHASE_STYLE: dict[Phase, str] = {
 }
 
 
+#: A controller's stages before the boot (Orchard): they move, and show a bar, as the
+#: boot phases do.
+PRE_BOOT_PHASES: tuple[Phase, ...] = (Phase.SCHEDULING, Phase.PULLING, Phase.CLONING)
+
+
 def is_booting(vm: VM) -> bool:
-    return vm.phase in BOOT_PHASES
+    return vm.phase in BOOT_PHASES or vm.phase in PRE_BOOT_PHASES
 
 
 def phase_cell(vm: VM) -> Text:
@@ -130,15 +135,30 @@ def ip_cell(vm: VM) -> Text:
     return literal(vm.ip or "—", "" if vm.ip else MUTED)
 
 
-def note_cell(vm: VM) -> Text:
+def note_cell(vm: VM, stale_reason: str | None = None) -> Text:
+    """The VM's error or hint; for a stale VM (its worker is offline) the reason its
+    data is old, when it has nothing more telling to say."""
     if vm.error:
         return literal(vm.error, BAD)
     if vm.hint:
         return literal(vm.hint, WARN)
+    if vm.stale:
+        return literal(stale_reason or "stale: its worker is offline", BAD)
     return literal("")
 
 
-def vm_line(vm: VM, now: float) -> Text:
+def dimmed(cell: Text) -> Text:
+    """The cell faded, its colours kept: old data that still says what it was."""
+    out = cell.copy()
+    out.stylize(MUTED)
+    return out
+
+
+def restarts_count_cell(vm: VM) -> Text:
+    return literal(str(vm.restart_count), WARN if vm.restart_count else "")
+
+
+def vm_line(vm: VM, now: float, stale_reason: str | None = None) -> Text:
     """One line about the selected VM under the table: its full hint or error, which
     the NOTE column may have to cut, or what the keys would do."""
     name = Text(vm.name, style="bold", end="")
@@ -146,6 +166,9 @@ def vm_line(vm: VM, now: float) -> Text:
         return Text.assemble(("✗ ", BAD), name, ": ", (vm.error, BAD), end="")
     if vm.hint:
         return Text.assemble(("⚠ ", WARN), name, ": ", (vm.hint, WARN), end="")
+    if vm.stale:
+        reason = stale_reason or "its worker is offline"
+        return Text.assemble(("⚠ ", WARN), name, f" {vm.phase} (stale): ", (reason, BAD), end="")
     if vm.phase is Phase.READY:
         return Text.assemble(
             ("✓ ", OK), name, f" ready at {vm.ip or '?'} · ", ("enter", "bold"), " ssh", end=""

@@ -24,7 +24,7 @@ from megatui.api import ActionError, MonitorAPI
 from megatui.model import BOOT_PHASES, VM, Phase, Snapshot
 from megatui.readiness import Verdict
 from megatui.report import duration
-from megatui.ui import recovery_line, render
+from megatui.ui import recovery_line, render, workers_panel
 from megatui.ui.panels import TextLine
 from megatui.ui.render import literal
 
@@ -272,6 +272,11 @@ def clean_log_line(line: str) -> str:
     return _ESCAPES.sub("", line.rstrip("\n")).replace("\t", "    ")
 
 
+def _barred(phase: Phase) -> bool:
+    """The phases on the way to ready (a controller's pre-boot stages too)."""
+    return phase in BOOT_PHASES or phase in render.PRE_BOOT_PHASES
+
+
 def history_table(vm: VM, now: float) -> Table:
     table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), header_style="bold")
     table.add_column("PHASE", no_wrap=True)
@@ -284,13 +289,13 @@ def history_table(vm: VM, now: float) -> Table:
         return table
     # Bars compare the boot phases with each other; time spent ready or stopped is
     # uptime or downtime, would dwarf them, and gets no bar.
-    boot = [span.duration(now) for span in spans if span.phase in BOOT_PHASES]
+    boot = [span.duration(now) for span in spans if _barred(span.phase)]
     longest = max(boot, default=0.0) or 1.0
     for span in spans:
         seconds = span.duration(now)
         current = span.ended is None
         style = render.PHASE_STYLE.get(span.phase, "")
-        width = max(1, round(24 * seconds / longest)) if span.phase in BOOT_PHASES else 0
+        width = max(1, round(24 * seconds / longest)) if _barred(span.phase) else 0
         table.add_row(
             Text(str(span.phase), style=style),
             Text(render.clock_time(span.started), style=render.MUTED),
@@ -343,6 +348,45 @@ def _detail_value(key: str, value: object) -> str:
     return f"{value}{_TART_GET_UNITS.get(key, '') if numeric else ''}"
 
 
+#: What the detail screen shows of a controller's (Orchard's) VM object, in this
+#: order; the rest (conditions, names of the clone, resources) is noise here.
+CONTROLLER_FIELDS = (
+    "status",
+    "status_message",
+    "powerState",
+    "worker",
+    "image",
+    "cpu",
+    "memory",
+    "restart_policy",
+    "restart_count",
+    "uid",
+)
+
+
+def controller_fields(info: dict[str, object]) -> dict[str, object]:
+    return {key: info[key] for key in CONTROLLER_FIELDS if key in info}
+
+
+def fleet_line(vm: VM, info: dict[str, object]) -> Text:
+    """`worker mini-2 · restart OnFailure, 2 restarts · uid … · image …`: where a
+    controller runs the VM, what it does when it fails, and which machine it is (a
+    new uid is a new clone with a new host key)."""
+    text = Text(end="")  # wraps: the uid and the image are long, and both matter
+    text.append("worker ", render.MUTED)
+    text.append(vm.worker or "—", "bold" if vm.worker else render.MUTED)
+    text.append("  restart ", render.MUTED)
+    text.append(vm.restart_policy or "Never")
+    restarts = f", {vm.restart_count} restart{'s' if vm.restart_count != 1 else ''}"
+    text.append(restarts, render.WARN if vm.restart_count else render.MUTED)
+    for key in ("uid", "image"):
+        value = info.get(key)
+        if isinstance(value, str) and value:
+            text.append(f"  {key} ", render.MUTED)
+            text.append(value)
+    return text
+
+
 class DetailScreen(LiveScreen, ModalScreen[None]):
     """One VM: its phase timeline, `tart get` and the tail of its log."""
 
@@ -362,16 +406,20 @@ class DetailScreen(LiveScreen, ModalScreen[None]):
         self.loaded = False
         self._info: dict[str, object] | None = None
         self.log_lines: list[str] = []
+        vm = snapshot.vm(vm_name)
+        #: A VM of the local (or --host) tart: no worker, uid or restart policy.
+        self._tart = vm is None or vm.backend == "tart"
 
     def compose(self) -> ComposeResult:
         with Vertical(id="detail") as box:
             box.border_title = Text(f"VM {self.vm_name}")
             yield TextLine(id="detail-summary")
+            yield TextLine(id="detail-fleet")
             yield TextLine(id="detail-note")
             with VerticalScroll(id="detail-scroll"):
                 yield Static("Phase timeline", classes="section")
                 yield Static(id="detail-history")
-                yield Static("tart get", classes="section")
+                yield Static("tart get" if self._tart else "controller", classes="section")
                 yield Static(Text("loading…", style=render.MUTED), id="detail-info")
                 yield Static(Text(self._log_title(), end=""), classes="section", id="log-title")
             # Wrapped, not cut: a tart error line is often longer than 80 columns.
@@ -429,8 +477,13 @@ class DetailScreen(LiveScreen, ModalScreen[None]):
                 end="",
             )
         )
-        note.show(render.note_cell(vm))
-        note.display = bool(vm.error or vm.hint)
+        workers = {worker.name: worker for worker in self._snapshot.workers}
+        note.show(render.note_cell(vm, workers_panel.stale_reason(vm, workers)))
+        note.display = bool(vm.error or vm.hint or vm.stale)
+        fleet = self.query_one("#detail-fleet", TextLine)
+        fleet.display = not self._tart
+        if not self._tart:
+            fleet.show(fleet_line(vm, self._info or {}))
         self.query_one("#detail-history", Static).update(history_table(vm, self._now))
 
     @work(group="detail-load", exclusive=True, exit_on_error=False)
@@ -463,7 +516,10 @@ class DetailScreen(LiveScreen, ModalScreen[None]):
         if self._info is not None:
             widget = self.query_one("#detail-info", Static)
             width = widget.content_size.width or self.size.width - 4
-            widget.update(details_table(self._info, width))
+            info = self._info if self._tart else controller_fields(self._info)
+            widget.update(details_table(info, width))
+            if not self._tart:
+                self._draw()  # the uid and the image come with the controller's object
 
     def _show_log(self) -> None:
         log = self.query_one("#detail-log", RichLog)

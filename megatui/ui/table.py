@@ -323,6 +323,27 @@ class KeyedTable(ScrollView, can_focus=True):
 
     # --- writing -------------------------------------------------------------------
 
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        return self._columns
+
+    def set_columns(self, columns: Sequence[Column]) -> None:
+        """Show other columns (a fleet's VMs gain WORKER and RESTARTS). Every row
+        is rendered anew by the next `sync`, which the caller makes at once: no
+        frame may come between the two, as the old cells no longer fit."""
+        columns = tuple(columns)
+        if columns == self._columns:
+            return
+        self._columns = columns
+        self._width = sum(c.width + 2 * CELL_PADDING for c in columns)
+        self._cells.clear()
+        self._given.clear()
+        self._strips.clear()
+        self._header = None
+        self._cursor_strip = None
+        self.virtual_size = Size(self._width, len(self._order) + 1)
+        self.refresh()
+
     def clear(self) -> None:
         """Remove every row."""
         self.sync(())

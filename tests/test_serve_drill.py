@@ -210,3 +210,50 @@ async def test_the_new_routes_need_the_token() -> None:
         for route in routes:
             async with session.get(route) as reply:
                 assert reply.status == 403, route
+
+
+async def test_the_attached_tui_opens_the_pod_detail_and_its_logs(
+    served: Served, tmp_path: Path
+) -> None:
+    from ui_fakes import screen_text
+    from ui_fakes import until as ui_until
+
+    from megatui.ui.app import MegatuiApp
+    from megatui.ui.logs import LogsScreen
+    from megatui.ui.pod_detail import PodDetailScreen
+    from megatui.ui.table import KeyedTable
+
+    viewer = RemoteMonitor(Target.parse(served.url, TOKEN))
+    (tmp_path / "viewer.toml").write_text("")
+    app = MegatuiApp(viewer, load_settings(tmp_path / "viewer.toml", environ={}))
+    app.animation_level = "none"
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.query_one("#pod-table", KeyedTable)
+        await ui_until(pilot, lambda: f"argocd/{REPO}" in table.keys, "the pods")
+        table.focus()
+        table.select_key(f"argocd/{REPO}")
+        await pilot.press("d")
+        await ui_until(pilot, lambda: isinstance(app.screen, PodDetailScreen), "the detail")
+        detail = app.screen
+        assert isinstance(detail, PodDetailScreen)
+        await ui_until(pilot, lambda: detail.obj is not None, "the pod object")
+        await ui_until(
+            pilot,
+            lambda: "Started container argocd-repo-server" in screen_text(app),
+            "the pod's events",  # a Normal event: only the detail's events table has it
+        )
+        assert "Readiness probe failed: HTTP probe failed" in screen_text(app)
+        assert "not available in an attached viewer" not in screen_text(app)
+        await pilot.press("l")
+        await ui_until(pilot, lambda: isinstance(app.screen, LogsScreen), "the logs")
+        logs = app.screen
+        assert isinstance(logs, LogsScreen)
+        await ui_until(pilot, lambda: "level=fatal" in logs.view.text, "the crash's log")
+        await pilot.press("p")
+        await ui_until(pilot, lambda: logs.state == "previous run", "previous")
+        await ui_until(pilot, lambda: "level=fatal" in logs.view.text, "the previous log")
+        await pilot.press("c")  # the init container has no previous run: the API's line
+        await ui_until(pilot, lambda: logs.error is not None, "the API's refusal")
+        assert logs.error == f'previous terminated container "copyutil" in pod "{REPO}" not found'
+        await pilot.press("escape", "escape")
+        await ui_until(pilot, lambda: not isinstance(app.screen, PodDetailScreen), "closed")

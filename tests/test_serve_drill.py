@@ -100,14 +100,26 @@ async def test_pod_events_and_objects_as_the_local_monitor_has_them(
         await remote.kube_object("secret", "argocd", "x")
 
 
-async def test_forbidden_events_are_the_same_one_line(
-    lab: LabCluster, tmp_path: Path, remote: RemoteMonitor, monitor: Monitor
-) -> None:
-    lab.api.forbid("events")
-    await until(lambda: monitor.events_problem() is not None, 20, "the watch to be refused")
-    remote.pod_events("argocd", REPO)
-    await until(lambda: remote.events_problem() is not None, what="the problem to reach the viewer")
-    assert remote.events_problem() == monitor.events_problem()
+async def test_forbidden_events_are_the_same_one_line(lab: LabCluster, tmp_path: Path) -> None:
+    lab.api.forbid("events")  # before the watch starts: its first list is refused
+    config = tmp_path / "megatui.toml"
+    config.write_text(f'[kube]\nkubeconfig = "{lab.kubeconfig_path}"\n')
+    mon = Monitor(load_settings(config, environ={}), sources={"kube"})
+    await mon.start()
+    try:
+        await until(lambda: mon.events_problem() is not None, 20, "the watch to be refused")
+        async with serve(token=TOKEN, monitor=mon) as s:
+            viewer = RemoteMonitor(Target.parse(s.url, TOKEN))
+            await viewer.start()
+            try:
+                assert viewer.pod_events("argocd", REPO) == []
+                await until(lambda: viewer.events_problem() is not None, what="the problem")
+                assert viewer.events_problem() == mon.events_problem()
+                assert 'cannot list resource "events"' in (viewer.events_problem() or "")
+            finally:
+                await viewer.stop()
+    finally:
+        await mon.stop()
 
 
 async def test_logs_of_a_crash_looping_pod_with_previous_and_refusals(

@@ -269,3 +269,41 @@ async def test_the_attached_tui_opens_the_pod_detail_and_its_logs(
         assert logs.error == f'previous terminated container "copyutil" in pod "{REPO}" not found'
         await pilot.press("escape", "escape")
         await ui_until(pilot, lambda: not isinstance(app.screen, PodDetailScreen), "closed")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"not json\n", "the server sent a log line that is not JSON"),
+        (b"[1]\n", "the server sent a log line that is not an object"),
+        (b'{"stamp": 5, "text": "x"}\n', "the server sent a log line without its stamp and text"),
+        (b'{"stamp": "yesterday", "text": "x"}\n', "a bad stamp: 'yesterday'"),
+        (b'{"what": 1}\n', "the server sent a log line of an unknown kind"),
+        (b'{"error": "nope", "status": 403}\n', "nope"),
+    ],
+)
+async def test_what_the_server_sends_is_shape_checked(body: bytes, message: str) -> None:
+    from aiohttp import web
+
+    from megatui.serve import remote_logs
+
+    async def logs(_request: web.Request) -> web.Response:
+        good = b'{"keepalive": true}\n{"stamp": "2026-12-04T10:00:00.5Z", "text": "a\\u001b[2J"}\n'
+        return web.Response(body=good + body, content_type="application/x-ndjson")
+
+    app = web.Application()
+    app.router.add_get("/api/v1/pods/ns/p/logs", logs)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    buffer = LogBuffer()
+    try:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
+            with pytest.raises(ActionError, match=message):
+                await remote_logs.follow(session, "ns", "p", "c", buffer, lambda _l: None)
+    finally:
+        await runner.cleanup()
+    # The line before the bad one was kept, its escape made inert.
+    assert [line.text for line in buffer.lines] == ["a\u241b[2J"]

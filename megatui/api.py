@@ -15,7 +15,14 @@ from megatui.sources.kube_logs import LogBuffer, LogLine
 
 
 class ActionError(Exception):
-    """A user action that cannot be done; the message is one line for the user."""
+    """A user action that cannot be done; the message is one line for the user.
+
+    `status` is the HTTP status of the refusal behind it when there is one (the
+    Kubernetes API's 400/403/404...), so that a server can pass it on."""
+
+    def __init__(self, message: str = "", *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class MonitorAPI(Protocol):

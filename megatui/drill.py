@@ -135,7 +135,9 @@ class DrillDown:
         finally:
             resp.release()
         if resp.status != 200:
-            raise ActionError(f"{status_line(resp.status, body)} ({resp.status})")
+            raise ActionError(
+                f"{status_line(resp.status, body)} ({resp.status})", status=resp.status
+            )
         try:
             data = json.loads(body)
         except ValueError:
@@ -162,7 +164,7 @@ class DrillDown:
         try:
             await follow(fetch, namespace, pod, container, buffer, on_lines, previous=previous)
         except LogError as exc:
-            raise ActionError(str(exc)) from None
+            raise ActionError(str(exc), status=exc.status) from None
 
 
 def timeline_event(ev: KubeEvent, now: float) -> Event:

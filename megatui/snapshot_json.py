@@ -26,6 +26,7 @@ from megatui.model import (
     Event,
     KindCluster,
     KindNodeContainer,
+    KubeEvent,
     Node,
     Phase,
     PhaseSpan,
@@ -34,6 +35,7 @@ from megatui.model import (
     SourceStatus,
     StatusKind,
     TartState,
+    Worker,
 )
 
 T = TypeVar("T")
@@ -53,6 +55,7 @@ def encode(snap: Snapshot, retry_in: Callable[[str], float | None] | None = None
     doc["readonly"] = snap.readonly
     doc["argocd"] = _argo_json(snap.argocd)
     doc["readonly_reason"] = snap.readonly_reason
+    doc["workers"] = [_worker_json(w) for w in snap.workers]
     for vm, out in zip(snap.vms, doc["vms"], strict=True):
         out["port"] = vm.port
         out["backend"] = vm.backend
@@ -86,6 +89,41 @@ def _argo_json(argo: ArgoSummary | None) -> dict[str, Any] | None:
         "ready": argo.ready,
         "total": argo.total,
         "missing": list(argo.missing),
+    }
+
+
+def _worker_json(worker: Worker) -> dict[str, Any]:
+    return {
+        "name": worker.name,
+        "online": worker.online,
+        "last_seen": report.iso(worker.last_seen),
+        "scheduling_paused": worker.scheduling_paused,
+        "vms_running": worker.vms_running,
+        "vm_capacity": worker.vm_capacity,
+        "cpu_used": worker.cpu_used,
+        "cpu_total": worker.cpu_total,
+        "memory_used_mib": worker.memory_used_mib,
+        "memory_total_mib": worker.memory_total_mib,
+        "failure": worker.failure,
+    }
+
+
+def encode_kube_event(ev: KubeEvent) -> dict[str, Any]:
+    """A pod's Kubernetes Event, for GET /api/v1/pods/{ns}/{name}/events."""
+    return {
+        "namespace": ev.namespace,
+        "name": ev.name,
+        "type": ev.type,
+        "reason": ev.reason,
+        "message": ev.message,
+        "object_kind": ev.object_kind,
+        "object_name": ev.object_name,
+        "object_uid": ev.object_uid,
+        "field_path": ev.field_path,
+        "count": ev.count,
+        "first": report.iso(ev.first),
+        "last": report.iso(ev.last),
+        "source": ev.source,
     }
 
 
@@ -201,6 +239,7 @@ def decode(doc: object) -> tuple[Snapshot, dict[str, float]]:
         kube_context=r.opt_text("kube_context"),
         readonly=bool(r.get("readonly", bool, optional=True)),
         readonly_reason=r.opt_text("readonly_reason"),
+        workers=tuple(_worker(w) for w in r.items("workers", optional=True)),
     )
     return snap, retry
 
@@ -213,6 +252,41 @@ def decode_event(doc: object) -> Event:
         subject=r.text("subject"),
         message=r.text("message"),
         severity=r.text("severity"),
+    )
+
+
+def decode_kube_event(doc: object, where: str = "event") -> KubeEvent:
+    r = _Reader(doc, where)
+    return KubeEvent(
+        namespace=r.text("namespace"),
+        name=r.text("name"),
+        type=r.text("type"),
+        reason=r.text("reason"),
+        message=r.text("message"),
+        object_kind=r.text("object_kind"),
+        object_name=r.text("object_name"),
+        object_uid=r.text("object_uid"),
+        field_path=r.text("field_path"),
+        count=r.get("count", int),
+        first=r.opt_time("first"),
+        last=r.opt_time("last"),
+        source=r.text("source"),
+    )
+
+
+def _worker(r: _Reader) -> Worker:
+    return Worker(
+        name=r.text("name"),
+        online=r.get("online", bool),
+        last_seen=r.opt_time("last_seen"),
+        scheduling_paused=r.get("scheduling_paused", bool),
+        vms_running=r.get("vms_running", int),
+        vm_capacity=r.get("vm_capacity", int),
+        cpu_used=r.get("cpu_used", int),
+        cpu_total=r.get("cpu_total", int),
+        memory_used_mib=r.get("memory_used_mib", int),
+        memory_total_mib=r.get("memory_total_mib", int),
+        failure=r.opt_text("failure"),
     )
 
 

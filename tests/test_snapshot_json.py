@@ -11,17 +11,42 @@ import pytest
 from ui_fakes import sample_snapshot
 
 from megatui import report
-from megatui.model import ArgoSummary, Snapshot
-from megatui.snapshot_json import SnapshotFormatError, decode, encode
+from megatui.model import ArgoSummary, KubeEvent, Snapshot, Worker
+from megatui.snapshot_json import (
+    SnapshotFormatError,
+    decode,
+    decode_kube_event,
+    encode,
+    encode_kube_event,
+)
+
+WORKERS = (
+    Worker("mac-mini-1", True, 1_800_000_000.0, False, 2, 2, 8, 8, 16384, 24576),
+    Worker("mac-mini-2", False, 1_799_999_000.0, True, 0, 2, 0, 8, 0, 24576, "disk full"),
+)
 
 
 def rich() -> Snapshot:
     snap = sample_snapshot()
+    vms = (
+        replace(
+            snap.vms[0],
+            backend="orchard",
+            worker="mac-mini-1",
+            restart_policy="OnFailure",
+            restart_count=3,
+            stale=True,
+        ),
+        *snap.vms[1:],
+    )
     return replace(
         snap,
+        vms=vms,
         argocd=ArgoSummary(True, 6, 7, ("argocd-dex-server",)),
         kube_context="kind-megalopolis",
         readonly=True,
+        workers=WORKERS,
+        readonly_reason="the account lacks compute:write",
     )
 
 
@@ -37,6 +62,30 @@ def test_round_trip_of_a_rich_snapshot() -> None:
     assert [len(vm.history) for vm in snap.vms] == [len(vm.history) for vm in original.vms]
     assert snap.argocd == original.argocd and snap.readonly and snap.docker is not None
     assert {p.component for p in snap.pods} == {p.component for p in original.pods}
+    # The Orchard fields: workers, why read-only, each VM's backend and recovery.
+    assert snap.workers == WORKERS
+    assert snap.readonly_reason == "the account lacks compute:write"
+    vm = snap.vms[0]
+    assert (vm.backend, vm.worker, vm.restart_policy, vm.restart_count, vm.stale) == (
+        "orchard",
+        "mac-mini-1",
+        "OnFailure",
+        3,
+        True,
+    )
+    assert snap.vms[1].backend == "tart" and not snap.vms[1].stale
+
+
+def test_kube_events_round_trip_and_are_shape_checked() -> None:
+    ev = KubeEvent(
+        "argocd", "repo.1", "Warning", "BackOff", "Back-off restarting failed container",
+        "Pod", "repo", "uid-1", "spec.containers{repo}", 2, 1_800_000_000.0, None, "kubelet",
+    )  # fmt: skip
+    doc = json.loads(json.dumps(encode_kube_event(ev)))
+    assert decode_kube_event(doc) == ev
+    doc["count"] = "2"
+    with pytest.raises(SnapshotFormatError, match=r"event.count: expected int"):
+        decode_kube_event(doc)
 
 
 def test_the_document_extends_status_json_without_changing_it() -> None:
@@ -75,6 +124,8 @@ def test_a_status_json_document_decodes_too() -> None:
         (("argocd", "missing"), [1], "argocd.missing: expected a list of strings"),
         (("vms",), [3], "vms[0]: expected an object"),
         (("host",), None, "host: expected str"),
+        (("workers", 1, "online"), "no", "workers[1].online: expected bool"),
+        (("workers", 0, "vms_running"), 2.5, "workers[0].vms_running: expected int"),
     ],
 )
 def test_bad_shapes_are_one_line_naming_the_field(

@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -30,7 +31,8 @@ from megatui.backends.base import NewVMSpec
 from megatui.config import Settings, state_dir
 from megatui.model import Event, KubeEvent, Snapshot, SourceStatus
 from megatui.recovery import RecoveryStatus, status_from_json
-from megatui.snapshot_json import SnapshotFormatError, decode, decode_event
+from megatui.serve import remote_logs
+from megatui.snapshot_json import SnapshotFormatError, decode, decode_event, decode_kube_event
 from megatui.sources.kube_logs import LogBuffer, LogLine
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ log = logging.getLogger(__name__)
 SOURCE_SERVER = "server"
 MAX_EVENTS = 500
 RECONNECT_MAX = 10.0
+EVENTS_FRESH = 2.0  # a pod's events are asked for again when older than this
+EVENTS_PODS = 32  # pods whose events are cached
 
 
 class AttachError(Exception):
@@ -163,6 +167,14 @@ class RemoteMonitor:
         self._task: asyncio.Task[None] | None = None
         self._last_id: str | None = None
         self.connected = asyncio.Event()
+        # Pod events: (namespace, name, uid) -> (when fetched, events), newest use last.
+        self._pod_events: dict[tuple[str, str, str], tuple[float, list[KubeEvent]]] = {}
+        self._events_tasks: dict[tuple[str, str, str], asyncio.Task[None]] = {}
+        self._events_problem: str | None = None
+        self._events_error: str | None = None
+        #: How a broken log stream is resumed (tests make it quicker).
+        self.log_retries = 5
+        self.log_retry_delay = 1.0
 
     # --- MonitorAPI ------------------------------------------------------------------
 
@@ -189,6 +201,9 @@ class RemoteMonitor:
             self._task = asyncio.create_task(self._follow())
 
     async def stop(self) -> None:
+        for task in list(self._events_tasks.values()):
+            task.cancel()
+        self._events_tasks.clear()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -247,16 +262,56 @@ class RemoteMonitor:
         vms = data.get("vms") if isinstance(data, dict) else None
         return status_from_json(vms.get(name)) if isinstance(vms, dict) else None
 
-    # --- drill-down: not served yet ------------------------------------------------------
+    # --- drill-down, through the server (drill_routes.py) ------------------------------
 
     def pod_events(self, namespace: str, name: str, uid: str = "") -> list[KubeEvent]:
-        return []
+        """What the server last said, at once (the screen asks on every redraw); an
+        answer older than EVENTS_FRESH is asked for again, and a changed one redraws."""
+        key = (namespace, name, uid)
+        cached = self._pod_events.get(key)
+        stale = cached is None or time.monotonic() - cached[0] > EVENTS_FRESH
+        if stale and key not in self._events_tasks and self._session is not None:
+            task = asyncio.get_running_loop().create_task(self._fetch_events(key))
+            self._events_tasks[key] = task
+            task.add_done_callback(lambda _t: self._events_tasks.pop(key, None))
+        return list(cached[1]) if cached is not None else []
 
     def events_problem(self) -> str | None:
-        return "pod events are not available in an attached viewer yet"
+        return self._events_error or self._events_problem
+
+    async def _fetch_events(self, key: tuple[str, str, str]) -> None:
+        namespace, name, uid = key
+        path = f"/api/v1/pods/{_quote(namespace)}/{_quote(name)}/events"
+        old = self._pod_events.get(key)
+        before = (old[1] if old else None, self._events_problem, self._events_error)
+        try:
+            data = await self._get(path, {"uid": uid} if uid else None)
+            events, self._events_problem = _decode_pod_events(data)
+            self._events_error = None
+        except (ActionError, SnapshotFormatError) as exc:
+            self._events_error = f"server: {exc}"
+        else:
+            self._pod_events.pop(key, None)  # the newest last: the oldest goes first
+            self._pod_events[key] = (time.monotonic(), events)
+            while len(self._pod_events) > EVENTS_PODS:
+                del self._pod_events[next(iter(self._pod_events))]
+        new = self._pod_events.get(key)
+        if before != (new[1] if new else None, self._events_problem, self._events_error):
+            self._publish(self._snapshot)  # the detail screen draws the events anew
 
     async def kube_object(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
-        raise ActionError(f"{kind} details are not available in an attached viewer yet")
+        from megatui.drill import KINDS
+
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind {kind!r}")
+        where = f"{_quote(namespace)}/" if namespace and kind != "node" else ""
+        data = await self._get(f"/api/v1/objects/{kind}/{where}{_quote(name)}")
+        meta = data.get("metadata") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or not isinstance(meta, dict):
+            raise ActionError(f"the server sent a {kind} that is not a Kubernetes object")
+        if meta.get("name") != name:
+            raise ActionError(f"the server sent another {kind} than {name!r}")
+        return data
 
     async def follow_pod_logs(
         self,
@@ -268,7 +323,17 @@ class RemoteMonitor:
         *,
         previous: bool = False,
     ) -> None:
-        raise ActionError("pod logs are not available in an attached viewer yet")
+        await remote_logs.follow(
+            self._client(),
+            namespace,
+            pod,
+            container,
+            buffer,
+            on_lines,
+            previous=previous,
+            retries=self.log_retries,
+            retry_delay=self.log_retry_delay,
+        )
 
     # --- HTTP --------------------------------------------------------------------------
 
@@ -282,7 +347,7 @@ class RemoteMonitor:
             async with asyncio.timeout(15.0):
                 async with self._client().get(path, params=params) as reply:
                     if reply.status != 200:
-                        raise ActionError(await _read_error(reply))
+                        raise ActionError(await _read_error(reply), status=reply.status)
                     return await reply.json()
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise ActionError(f"server: {exc or type(exc).__name__}") from None
@@ -363,6 +428,20 @@ class RemoteMonitor:
                 callback(snap)
             except Exception:  # a consumer's bug must not stop the stream
                 log.exception("snapshot subscriber failed")
+
+
+def _quote(segment: str) -> str:
+    return urllib.parse.quote(segment, safe="")
+
+
+def _decode_pod_events(data: object) -> tuple[list[KubeEvent], str | None]:
+    if not isinstance(data, dict) or not isinstance(data.get("events"), list):
+        raise SnapshotFormatError("pod events: expected an object with an events list")
+    problem = data.get("problem")
+    if problem is not None and not isinstance(problem, str):
+        raise SnapshotFormatError("pod events: problem: expected str")
+    events = [decode_kube_event(e, f"events[{i}]") for i, e in enumerate(data["events"])]
+    return events, problem
 
 
 def resolve_token(url: str, token_file: str | None, environ: dict[str, str]) -> str | None:

@@ -3,6 +3,8 @@
 Routes (docs/api.md):
   GET  /api/v1/healthz, /api/v1/status, /api/v1/timeline, /api/v1/events (SSE),
        /api/v1/doctor, /api/v1/vms/{name}, /api/v1/vms/{name}/log, /api/v1/recovery
+  GET  /api/v1/pods/{namespace}/{name}/events, /api/v1/pods/{namespace}/{name}/logs
+       (ndjson stream), /api/v1/objects/{kind}/[{namespace}/]{name} (drill_routes.py)
   POST /api/v1/vms/{name}/start, /api/v1/vms/{name}/stop
   GET  /metrics
   GET  /, /ws, /static/...: the TUI in a browser; each tab runs `megatui attach`
@@ -27,6 +29,7 @@ from megatui import __version__
 from megatui.api import ActionError, MonitorAPI
 from megatui.doctor import CheckResult
 from megatui.serve import auth
+from megatui.serve.drill_routes import DrillRoutes
 from megatui.serve.metrics import DoctorRun, Metrics, RecoveryStats
 from megatui.serve.recovery_runner import RecoveryRunner
 from megatui.serve.sse import EventHub
@@ -82,6 +85,7 @@ class ControlServer:
             lambda: monitor.snapshot, lambda: (self.hub.viewers, self.hub.dropped)
         )
         self.recovery = recovery
+        self.drill = DrillRoutes(monitor)
         if recovery is not None:
             self.metrics.recovery = lambda: RecoveryStats.of(recovery.engine)
         self._doctor = doctor
@@ -106,6 +110,7 @@ class ControlServer:
                 web.get("/api/v1/vms/{name}/log", self.vm_log),
                 web.post("/api/v1/vms/{name}/{action}", self.vm_action),
                 web.get("/metrics", self.metrics_page),
+                *self.drill.routes(),
             ]
         )
         if self.options.tab_command is not None:
@@ -130,6 +135,7 @@ class ControlServer:
         if self.recovery is not None:
             await self.recovery.stop()
         self.hub.close()
+        self.drill.close()
         if self.tabs is not None:
             await self.tabs.close()
         if self._doctor_task is not None:
@@ -139,9 +145,9 @@ class ControlServer:
     async def _shed(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        """A flood is answered with 503, not queued: streams (events, the browser
-        terminal) have their own limits and do not count here."""
-        if request.path in ("/api/v1/events", "/ws"):
+        """A flood is answered with 503, not queued: streams (events, pod logs, the
+        browser terminal) have their own limits and do not count here."""
+        if request.path in ("/api/v1/events", "/ws") or _is_log_stream(request.path):
             return await handler(request)
         if self._in_flight >= self.options.max_requests:
             return error(503, "busy: too many requests at once")
@@ -240,6 +246,10 @@ class ControlServer:
             at=time.time(), checks=tuple((r.name, r.status.value) for r in results)
         )
         return document
+
+
+def _is_log_stream(path: str) -> bool:
+    return path.startswith("/api/v1/pods/") and path.endswith("/logs")
 
 
 def tab_command(socket_path: Path) -> tuple[str, ...]:

@@ -35,7 +35,12 @@ _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
 class LogError(Exception):
-    """The API refused or the stream failed; str() is one line for the user."""
+    """The API refused or the stream failed; str() is one line for the user, and
+    `status` the API's HTTP status when it refused."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +187,7 @@ async def follow(
         if resp.status != 200:
             body = await resp.read()
             resp.close()
-            raise LogError(status_line(resp.status, body))
+            raise LogError(status_line(resp.status, body), resp.status)
         first = False
         try:
             clean = await _read(resp, buffer, on_lines, keep)

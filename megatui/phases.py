@@ -1,6 +1,6 @@
 """The boot-phase engine: Tart's three states plus IP and SSH probes -> one boot phase per VM.
 
-Tart only knows running/suspended/stopped (tart.md §10), so megatui derives the phases
+Tart only knows running/suspended/stopped (docs/facts/tart.md §10), so megatui derives the phases
 in between from what it can observe. Everything here is pure: time comes from an injected
 `Clock`, and the only I/O is `BootHistory.load`/`save`, which the caller invokes.
 
@@ -42,7 +42,7 @@ from megatui.model import (
 HINT_FACTOR = 2.0
 HINT_MIN_SECONDS = 60.0
 
-#: `tart stop` sends SIGINT and waits 30 s by default before SIGKILL (tart.md §7.1), so a
+#: `tart stop` sends SIGINT and waits 30 s by default before SIGKILL (docs/facts/tart.md §7.1), so a
 #: VM still running after twice that is stuck, not slow.
 STOP_EXPECTED_SECONDS = 30.0
 

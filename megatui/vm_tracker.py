@@ -250,7 +250,7 @@ class VMTracker:
         for name in list(self.ips):
             vm = self.vms.get(name)
             if vm is None or vm.state is not TartState.RUNNING or vm.stage is not None:
-                # A stopped VM's lease is stale (tart.md §5.5): not an address.
+                # A stopped VM's lease is stale (docs/facts/tart.md §5.5): not an address.
                 self.ips.pop(name, None)
                 self.probes.pop(name, None)
         for name in list(self.start_requested):

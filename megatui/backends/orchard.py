@@ -59,7 +59,7 @@ RECREATED_NOTE = (
 #: about once a second within it, so a booting guest answers as soon as sshd does.
 PROBE_WAIT = 2
 #: `/ip`'s `wait`: with 0 a real controller may answer 500 before the worker could
-#: (orchard.md §5.2); one second lets a running VM's worker answer.
+#: (docs/facts/orchard.md §5.2); one second lets a running VM's worker answer.
 IP_WAIT = 1
 #: How long `start` keeps re-posting a recreated VM while the controller still
 #: holds the deleted one (409).

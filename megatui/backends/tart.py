@@ -252,7 +252,7 @@ class TartBackend:
             raise BackendError(
                 BackendErrorKind.NOT_RUNNING, f"VM '{name}' has no IP address yet", vm=name
             )
-        # Tart's VMs are reachable from the Mac host only (tart.md §9.3).
+        # Tart's VMs are reachable from the Mac host only (docs/facts/tart.md §9.3).
         options = ("-J", self.jump_host) if self.jump_host else ()
         return SSHCommand(options, target)
 

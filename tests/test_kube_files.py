@@ -18,8 +18,9 @@ from kubernetes.aio.config import kube_config
 
 from megatui.config import Settings
 from megatui.lab.cluster import start_lab_cluster
-from megatui.sources.kube import KubeError, connect
+from megatui.sources.kube_client import connect
 from megatui.sources.kube_files import private_credentials
+from megatui.sources.kubeconfig import KubeError
 
 
 async def test_connect_leaves_no_credential_file(

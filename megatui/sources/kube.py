@@ -50,7 +50,14 @@ from megatui.backoff import backoff_delay
 from megatui.clock import Clock
 from megatui.config import Settings
 from megatui.model import Application, ArgoSummary, Node, Pod, SourceStatus, StatusKind
-from megatui.sources.kube_files import private_credentials
+from megatui.sources.kube_client import (
+    MAX_LINE,
+    BadShape,
+    KubeClient,
+    connect,
+    parse_list,
+    status_message,
+)
 from megatui.sources.kube_rows import Resource
 from megatui.sources.kube_status import (
     ShapeError,
@@ -62,10 +69,7 @@ from megatui.sources.kube_status import (
     resource_version,
 )
 from megatui.sources.kubeconfig import (
-    KubeconfigError,
     KubeError,
-    Signature,
-    choose_cluster,
     kubeconfig_paths,
     kubeconfig_signature,
 )
@@ -91,8 +95,6 @@ LIST_CAP = 64 * 1024 * 1024
 EVENT_CAP = 2 * 1024 * 1024
 # Error bodies are Status objects of a few hundred bytes; only the message is shown.
 STATUS_CAP = 64 * 1024
-#: An error line is cut to this many characters.
-MAX_LINE = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,54 +146,8 @@ class _Stalled(KubeError):
     """A watch received nothing for longer than its heartbeat allows."""
 
 
-class _BadShape(KubeError):
-    """The API server sent data of an unexpected shape: fail the resource, back off,
-    and start it over with a fresh list."""
-
-    def __init__(self, resource: str, detail: str) -> None:
-        super().__init__(f"{resource}: unexpected shape: {detail}")
-
-
 class _Reload(Exception):
     """The kubeconfig changed on disk: rebuild the client."""
-
-
-@dataclass(slots=True)
-class _Client:
-    api: Any  # kubernetes.aio.client.ApiClient (untyped)
-    context: str
-    server: str
-    signature: Signature
-
-
-async def connect(settings: Settings, override: str | None = None) -> _Client:
-    """An ApiClient for the chosen context of the merged kubeconfig."""
-    from kubernetes.aio.config import ConfigException, new_client_from_config_dict
-
-    chosen = await asyncio.to_thread(choose_cluster, settings, override)
-    where = chosen.where
-    try:
-        # Certificates as files in megatui's own temp dir, gone once the client is built.
-        with private_credentials(chosen.cluster, chosen.user) as temp_dir:
-            api = await new_client_from_config_dict(  # type: ignore[no-untyped-call]
-                config_dict=chosen.config, context=chosen.context, temp_file_path=temp_dir
-            )
-            # The aiohttp session and its TLS context are built lazily; build them now
-            # so that a bad certificate is a configuration error, not a request error.
-            api.rest_client.pool_manager = api.rest_client._create_pool_manager()
-    except ConfigException as exc:
-        raise KubeconfigError(f"invalid kubeconfig {where}: {exc}") from None
-    except (OSError, ValueError) as exc:
-        # ssl.SSLError is an OSError: unreadable or mismatched certificate data.
-        raise KubeconfigError(f"invalid credentials in kubeconfig {where}: {exc}") from None
-    except Exception as exc:
-        # The client reads the kubeconfig's entries without checking their types (a
-        # `user` that is a string raises AttributeError): still the file's fault.
-        detail = one_line(f"{type(exc).__name__}: {exc}", MAX_LINE)
-        raise KubeconfigError(f"invalid kubeconfig {where}: {detail}") from None
-    return _Client(
-        api=api, context=chosen.context, server=chosen.server, signature=chosen.signature
-    )
 
 
 # Keys sort as kubectl lists: by name (namespaced ones within their namespace).
@@ -217,20 +173,6 @@ def _app_entry(obj: JSON, _now: float) -> tuple[str, Any]:
 
 def _key_of(res: Resource, obj: JSON) -> str:
     return object_key(obj, namespaced=res.name != "nodes")
-
-
-# --------------------------------------------------------------------------- errors
-
-
-def _status_message(body: bytes) -> str:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        text = body.decode("utf-8", "replace").strip()
-        return text.splitlines()[0][:200] if text else ""
-    if isinstance(data, dict):
-        return str(data.get("message") or data.get("reason") or "")
-    return ""
 
 
 # --------------------------------------------------------------------------- the source
@@ -270,7 +212,7 @@ class KubeSource:
         )
         self._resources = (self.nodes, self.pods, self.apps)
         self.state = KubeState(context=settings.kube_context)
-        self._client: _Client | None = None
+        self._client: KubeClient | None = None
         self._context: str | None = settings.kube_context
         self._crd_missing = False
         self._namespace_missing = False
@@ -498,7 +440,7 @@ class KubeSource:
                 self._flush_handle.cancel()
                 self._flush_handle = None
 
-    async def _run_client(self, client: _Client) -> None:
+    async def _run_client(self, client: KubeClient) -> None:
         self._suspect.clear()
         async with asyncio.TaskGroup() as group:
             for res in self._resources:
@@ -522,7 +464,7 @@ class KubeSource:
             if changed:
                 self._changed()
 
-    async def _watch_config(self, client: _Client) -> None:
+    async def _watch_config(self, client: KubeClient) -> None:
         """When requests start failing, see whether the kubeconfig changed (Kind
         recreated the cluster: new port, new certificates) and reconnect if so."""
         paths = kubeconfig_paths(self.settings)
@@ -532,7 +474,7 @@ class KubeSource:
             if kubeconfig_signature(paths) != client.signature:
                 raise _Reload
 
-    async def _run_resource(self, client: _Client, res: Resource) -> None:
+    async def _run_resource(self, client: KubeClient, res: Resource) -> None:
         failures = 0
         expirations = 0
         while True:
@@ -572,7 +514,7 @@ class KubeSource:
                 failures += 1
                 delay = self._delay(failures)
                 self._fail(res, str(exc), delay)
-            except _BadShape as exc:
+            except BadShape as exc:
                 # The same bad object would come back on a watch from this RV: start
                 # over with a list once the backoff has passed. The rows stay (stale).
                 res.rv = None
@@ -592,7 +534,7 @@ class KubeSource:
 
     async def _get(
         self,
-        client: _Client,
+        client: KubeClient,
         path: str,
         query: list[tuple[str, Any]],
         timeout: aiohttp.ClientTimeout,
@@ -659,7 +601,7 @@ class KubeSource:
             pass  # the status code alone still says what happened
         finally:
             resp.close()
-        message = one_line(_status_message(body), MAX_LINE)
+        message = one_line(status_message(body), MAX_LINE)
         server = self._client.server if self._client else "the API server"
         if status == 410:
             raise _Expired
@@ -678,7 +620,7 @@ class KubeSource:
 
     async def _read_list(self, res: Resource, resp: aiohttp.ClientResponse) -> bytes:
         """The whole list body, refused past LIST_CAP (announced or actually sent)."""
-        too_big = _BadShape(res.name, f"the list is larger than {LIST_CAP // 2**20} MiB")
+        too_big = BadShape(res.name, f"the list is larger than {LIST_CAP // 2**20} MiB")
         try:
             if resp.content_length is not None and resp.content_length > LIST_CAP:
                 raise too_big
@@ -700,7 +642,7 @@ class KubeSource:
             # close, not release: a refused body must not be drained into the pool.
             resp.close()
 
-    async def _list(self, client: _Client, res: Resource) -> None:
+    async def _list(self, client: KubeClient, res: Resource) -> None:
         limit = self.settings.kube_request_timeout
         # No total limit: a big list may take a while to arrive, as long as bytes flow.
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=limit, sock_read=limit)
@@ -709,17 +651,17 @@ class KubeSource:
         if resp.status != 200:
             await self._fail_for_status(res, resp)
         body = await self._read_list(res, resp)
-        items, rv = _parse_list(res.name, body)
+        items, rv = parse_list(res.name, body)
         now = self._now()
         pairs = []
         objs = []
         for index, obj in enumerate(items):
             if type(obj) is not dict:
-                raise _BadShape(res.name, f"items[{index}] is not an object")
+                raise BadShape(res.name, f"items[{index}] is not an object")
             try:
                 pairs.append(res.convert(obj, now))
             except ShapeError as exc:
-                raise _BadShape(res.name, str(exc.within(f"items[{index}]"))) from None
+                raise BadShape(res.name, str(exc.within(f"items[{index}]"))) from None
             objs.append(obj)
         # Only a list read whole replaces the rows: a bad one leaves the last good data.
         res.aging.clear()
@@ -734,7 +676,7 @@ class KubeSource:
             await self._check_namespace(client, bool(items))
         self._ok(res, urgent=True)
 
-    async def _check_namespace(self, client: _Client, has_pods: bool) -> None:
+    async def _check_namespace(self, client: KubeClient, has_pods: bool) -> None:
         """An empty pod list may mean the namespace does not exist (the API server
         lists an unknown namespace as empty): ask for the namespace itself."""
         if has_pods:
@@ -748,7 +690,7 @@ class KubeSource:
         # 403 (no right to read namespaces) proves nothing: assume it exists.
         self._namespace_missing = resp.status == 404
 
-    async def _watch(self, client: _Client, res: Resource) -> bool:
+    async def _watch(self, client: KubeClient, res: Resource) -> bool:
         """One watch request from res.rv. Returns True if it ended cleanly (the
         server's timeout); raises on errors. Events update the rows and the RV."""
         watch_timeout = max(1, int(self.settings.kube_watch_timeout))
@@ -780,7 +722,7 @@ class KubeSource:
                         f"nothing received for {stall:g} s"
                     ) from None
                 except aiohttp.http_exceptions.LineTooLong:
-                    raise _BadShape(
+                    raise BadShape(
                         res.name, f"a watch event is larger than {EVENT_CAP // 2**20} MiB"
                     ) from None
                 except aiohttp.ClientPayloadError:
@@ -807,15 +749,15 @@ class KubeSource:
         try:
             event = json.loads(line)
         except ValueError:
-            raise _BadShape(res.name, "a watch event is not valid JSON") from None
+            raise BadShape(res.name, "a watch event is not valid JSON") from None
         if type(event) is not dict:
-            raise _BadShape(res.name, "a watch event is not an object")
+            raise BadShape(res.name, "a watch event is not an object")
         kind = event.get("type")
         obj = event.get("object")
         if type(kind) is not str:
-            raise _BadShape(res.name, "a watch event has no type")
+            raise BadShape(res.name, "a watch event has no type")
         if type(obj) is not dict:
-            raise _BadShape(res.name, f"{kind} event object is not an object")
+            raise BadShape(res.name, f"{kind} event object is not an object")
         if kind == "ERROR":
             code = obj.get("code")
             if code == 410:
@@ -847,30 +789,8 @@ class KubeSource:
             else:
                 return  # a type this client does not know: not a change it can apply
         except ShapeError as exc:
-            raise _BadShape(res.name, f"{kind} event {exc.within('object')}") from None
+            raise BadShape(res.name, f"{kind} event {exc.within('object')}") from None
         if rv:
             res.rv = rv
         res.health.updated_at = self._now()
         self._changed()
-
-
-def _parse_list(name: str, body: bytes) -> tuple[list[Any], str]:
-    """A list body's items and resourceVersion, its outer shape checked."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise _BadShape(name, "the list is not valid JSON") from None
-    if type(data) is not dict:
-        raise _BadShape(name, "the list is not an object")
-    items = data.get("items")
-    if items is None:
-        items = []
-    elif type(items) is not list:
-        raise _BadShape(name, "items is not a list")
-    try:
-        rv = resource_version(data)
-    except ShapeError as exc:
-        raise _BadShape(name, str(exc)) from None
-    if not rv:
-        raise _BadShape(name, "the list has no metadata.resourceVersion")
-    return items, rv

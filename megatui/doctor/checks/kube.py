@@ -12,7 +12,7 @@ from megatui.model import Snapshot
 async def check_kubeconfig(ctx: Context) -> Outcome:
     """The kubeconfig, its context and that context's cluster, read exactly as the
     Kubernetes source reads them (with --host: the host's kubeconfig, as forwarded)."""
-    from megatui.sources.kube import connect
+    from megatui.sources.kube_client import connect
     from megatui.sources.kubeconfig import KubeError
 
     remote = ctx.monitor.transport.is_remote

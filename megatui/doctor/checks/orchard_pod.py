@@ -137,7 +137,7 @@ async def _list(ctx: Context, client: Any, path: str) -> list[JSON]:
 
 
 async def check_controller_pod(ctx: Context) -> Outcome:
-    from megatui.sources.kube import connect
+    from megatui.sources.kube_client import connect
     from megatui.sources.kube_events import parse_event
     from megatui.sources.kubeconfig import KubeError
 

@@ -114,7 +114,7 @@ class ControlServer:
             ]
         )
         if self.options.tab_command is not None:
-            from megatui.serve.browser import Tabs
+            from megatui.ui.browser_tabs import Tabs
 
             self.tabs = Tabs(self.options.tab_command, self.options.max_tabs)
             self.tabs.install(app)

@@ -1,7 +1,5 @@
-"""The Textual control room. The only package of megatui that imports Textual."""
+"""The Textual control room. The only package of megatui that imports Textual's
+packages (textual, and textual-serve for the browser tabs of `megatui serve`).
 
-from __future__ import annotations
-
-from megatui.ui.app import MegatuiApp
-
-__all__ = ["MegatuiApp"]
+Nothing is imported here: `megatui serve` imports `ui.browser_tabs` alone, without
+loading the Textual app into the server process."""

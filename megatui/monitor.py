@@ -35,6 +35,7 @@ from megatui.model import (
     VM,
     DockerStatus,
     Event,
+    KindNodeContainer,
     KubeEvent,
     Node,
     Snapshot,
@@ -602,8 +603,7 @@ class Monitor:
             return nodes
         containers = {n.name: n for c in docker.clusters for n in c.nodes}
         merged = [
-            replace(n, container_state=containers.pop(n.name).state) if n.name in containers else n
-            for n in nodes
+            _with_container(n, containers.pop(n.name)) if n.name in containers else n for n in nodes
         ]
         # A Kind node container the API server does not list (e.g. exited before it
         # registered, or the API server itself is down) still deserves a row.
@@ -617,6 +617,8 @@ class Monitor:
                         version="",
                         created=None,
                         container_state=container.state,
+                        container_exit_code=container.exit_code,
+                        container_restarts=container.restart_count,
                     )
                 )
         return tuple(merged)
@@ -681,3 +683,12 @@ def _behind_host_without_vms() -> dict[str, tuple[str, ...]]:
 def _same(a: Snapshot, b: Snapshot) -> bool:
     """Equal but for the time of generation: nothing worth telling anyone."""
     return replace(a, generated_at=0.0) == replace(b, generated_at=0.0)
+
+
+def _with_container(node: Node, container: KindNodeContainer) -> Node:
+    return replace(
+        node,
+        container_state=container.state,
+        container_exit_code=container.exit_code,
+        container_restarts=container.restart_count,
+    )

@@ -444,7 +444,9 @@ def sample_docker() -> DockerStatus:
                         "megalopolis-control-plane", "control-plane", "running", "megalopolis"
                     ),
                     KindNodeContainer("megalopolis-worker", "worker", "running", "megalopolis"),
-                    KindNodeContainer("megalopolis-worker2", "worker", "exited", "megalopolis"),
+                    KindNodeContainer(
+                        "megalopolis-worker2", "worker", "exited", "megalopolis", 137, 1
+                    ),
                 ),
             ),
         ),

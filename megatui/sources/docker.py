@@ -379,7 +379,8 @@ class DockerSource:
                 )
             api = client.api
             # The SDK applies `timeout` to every request; shrinking it before each call
-            # makes the requests (version, list, one inspect per Kind node, networks) share one deadline.
+            # makes the requests (version, list, one inspect per Kind node, networks)
+            # share one deadline.
             api.timeout = _remaining(deadline)
             version = api.version()
             api.timeout = _remaining(deadline)

@@ -11,14 +11,19 @@
 2. Search over 10,000 lines <= 100 ms: the logs screen holding 10,000 lines (its
    buffer's limit), from submitting the search until the first match is selected;
    and the bare `search()` over the same lines.
+4. The events watch adds <= 1 % idle CPU: the lab's API server (settled, bookmarks
+   every 5 s) in a child process, the Monitor (kube only, no TUI) in this one; this
+   process's CPU time over `--idle-seconds` of idleness after the first round, with
+   the events watch and with it replaced by a task that only waits.
 
-Run: python benchmarks/bench_drill.py [--runs N]
+Run: python benchmarks/bench_drill.py [--runs N] [--idle-seconds S] [--only idle|detail]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -60,20 +65,22 @@ async def until(pilot: object, predicate: object, timeout: float = 10.0) -> None
 class TimedApp(MegatuiApp):
     """Records when each frame reaches the terminal (encoded, as a real one would)."""
 
-    frames: list[tuple[float, Screen[Any]]]
+    # Times only: holding the frames' screens would keep every closed detail screen
+    # alive and make the full GC pauses grow with each open (an artefact of the bench).
+    frames: list[float]
 
     def _display(self, screen: Screen[Any], renderable: RenderableType | None) -> None:
         super()._display(screen, renderable)
         if not isinstance(renderable, CompositorUpdate) or self._batch_count:
             return
         renderable.render_segments(self.console)  # the headless driver skips this
-        self.frames.append((time.perf_counter(), screen))
+        self.frames.append(time.perf_counter())
 
 
 async def first_frame_after(pilot: object, app: TimedApp, drawn: float) -> float:
     """When the first frame after `drawn` reached the terminal."""
-    await until(pilot, lambda: any(t >= drawn for t, _s in app.frames))
-    return next(t for t, _s in app.frames if t >= drawn)
+    await until(pilot, lambda: bool(app.frames) and app.frames[-1] >= drawn)
+    return next(t for t in app.frames if t >= drawn)
 
 
 async def bench_pod_detail(runs: int) -> tuple[list[float], list[float]]:
@@ -233,12 +240,92 @@ async def bench_follow(seconds: float, rate: int, key: str) -> tuple[list[float]
     return latencies, growth, held
 
 
+_LAB_CHILD = """
+import asyncio, sys
+from pathlib import Path
+from megatui.lab.cluster import start_lab_cluster
+
+async def main() -> None:
+    lab = await start_lab_cluster(tls=False, animate=False, workdir=Path(sys.argv[1]))
+    print(lab.kubeconfig_path, flush=True)
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    finally:
+        await lab.stop()
+
+asyncio.run(main())
+"""
+
+
+class _NoEventsMonitor(Monitor):
+    """The Monitor with its events watch replaced by a task that only waits."""
+
+    async def _drill_task(self) -> None:
+        await asyncio.Event().wait()
+
+
+async def bench_idle_cpu(seconds: float) -> tuple[float, float]:
+    """Idle CPU % of this process (the Monitor) with and without the events watch."""
+    work = Path(tempfile.mkdtemp(prefix="bench-idle-"))
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _LAB_CHILD,
+        str(work / "kube"),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None
+        kubeconfig = (await asyncio.wait_for(child.stdout.readline(), 60)).decode().strip()
+        config = work / "megatui.toml"
+        config.write_text(f'[kube]\nkubeconfig = "{kubeconfig}"\n')
+        out = []
+        for cls in (Monitor, _NoEventsMonitor):
+            monitor = cls(load_settings(config, environ={}), sources={"kube"})
+            await monitor.start()
+            try:
+                deadline = time.monotonic() + 30
+                watching = cls is Monitor
+                while not (monitor.snapshot.pods and (monitor.drill.answered or not watching)):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("no pods from the lab")
+                    await asyncio.sleep(0.1)
+                await asyncio.sleep(5)  # let the first lists and their parsing settle
+                assert monitor.drill.answered == watching
+                cpu, wall = time.process_time(), time.monotonic()
+                await asyncio.sleep(seconds)
+                out.append(100 * (time.process_time() - cpu) / (time.monotonic() - wall))
+            finally:
+                await monitor.stop()
+        return out[0], out[1]
+    finally:
+        if child.stdin is not None:
+            child.stdin.close()
+        try:
+            await asyncio.wait_for(child.wait(), 15)
+        except TimeoutError:
+            child.kill()
+            await child.wait()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--follow-seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=int, default=2000, help="log lines per second")
+    parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--only", choices=("idle", "detail"), default=None)
     args = parser.parse_args()
+    if args.only in (None, "idle"):
+        with_watch, without = asyncio.run(bench_idle_cpu(args.idle_seconds))
+        print(
+            f"idle CPU of the monitor over {args.idle_seconds:g} s: {with_watch:.2f} % with the "
+            f"events watch, {without:.2f} % without: the watch adds {with_watch - without:.2f} "
+            f"% (budget 1 %); load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        )
+        if args.only:
+            return 0
     with_events, detail = asyncio.run(bench_pod_detail(args.runs))
     for what, values in (
         ("key -> frame with its events", with_events),
@@ -248,6 +335,8 @@ def main() -> int:
             f"pod detail, {what}, {len(values)} runs: median {statistics.median(values):.1f} "
             f"ms, p95 {pct(values, 0.95):.1f} ms, max {max(values):.1f} ms (budget 200 ms)"
         )
+    if args.only:
+        return 0
     bare, screen = asyncio.run(bench_search(args.runs))
     print(
         f"search over 10,000 lines: search() median {statistics.median(bare):.2f} ms, "

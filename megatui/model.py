@@ -177,6 +177,8 @@ class Node:
     created: float | None
     container_state: str | None = None  # from Docker, when the node is a Kind container
     internal_ip: str | None = None
+    container_exit_code: int | None = None  # the Kind container's State.ExitCode
+    container_restarts: int | None = None  # the Kind container's RestartCount
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +226,9 @@ class KindNodeContainer:
     role: str
     state: str  # docker's State.Status: running, exited, created, paused, ...
     cluster: str
+    # From GET /containers/{id}/json (the list has neither); None when not inspected.
+    exit_code: int | None = None  # State.ExitCode of the last run
+    restart_count: int | None = None  # RestartCount: restarts by the restart policy
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,15 +35,17 @@ from megatui.model import (
     VM,
     DockerStatus,
     Event,
+    KindNodeContainer,
     KubeEvent,
     Node,
+    Pod,
     Snapshot,
     SourceStatus,
     StatusKind,
 )
 from megatui.phases import BootHistory, PhaseEngine
 from megatui.sources.hostkeys import HostKeyStore, HostKeyStoreError, default_path
-from megatui.sources.pod_why import with_why
+from megatui.sources.pod_why import next_why_due, with_why
 from megatui.sources.ssh_probe import SSHProber
 from megatui.sources.tart import TartCLI
 from megatui.timeline import diff_events
@@ -155,6 +157,8 @@ class Monitor:
         self._docker_refreshed = False  # `r` was pressed: forget the docker backoff
         self._kube_source: KubeSource | None = None
         self._publish_scheduled = False
+        self._why_timer: asyncio.TimerHandle | None = None
+        self._why_due: float | None = None  # the clock time the timer is set for
         self._timeline_news = False
         self._first_round: dict[str, asyncio.Event] = {}
         self._started = False
@@ -291,6 +295,9 @@ class Monitor:
     async def stop(self) -> None:
         tasks = [*self._tasks, *self.outage.tasks()]
         self.outage.close()
+        if self._why_timer is not None:
+            self._why_timer.cancel()
+            self._why_timer = None
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -602,8 +609,7 @@ class Monitor:
             return nodes
         containers = {n.name: n for c in docker.clusters for n in c.nodes}
         merged = [
-            replace(n, container_state=containers.pop(n.name).state) if n.name in containers else n
-            for n in nodes
+            _with_container(n, containers.pop(n.name)) if n.name in containers else n for n in nodes
         ]
         # A Kind node container the API server does not list (e.g. exited before it
         # registered, or the API server itself is down) still deserves a row.
@@ -617,6 +623,8 @@ class Monitor:
                         version="",
                         created=None,
                         container_state=container.state,
+                        container_exit_code=container.exit_code,
+                        container_restarts=container.restart_count,
                     )
                 )
         return tuple(merged)
@@ -653,6 +661,7 @@ class Monitor:
             workers=self.vms.workers,
             readonly_reason=self.vms.readonly_reason,
         )
+        self._arm_why_timer(snap.pods, snap.generated_at)
         old = self._snapshot
         news, self._timeline_news = self._timeline_news, False
         if _same(old, snap) and not news:
@@ -665,6 +674,30 @@ class Monitor:
                 callback(snap)
             except Exception:  # a consumer's bug must not stop the monitor
                 log.exception("snapshot subscriber failed")
+
+    def _arm_why_timer(self, pods: tuple[Pod, ...], now: float) -> None:
+        """One timer, for the earliest pod whose not-Ready grace (STUCK_AFTER) runs out:
+        its WHY then appears on time instead of at the next published change."""
+        due = next_why_due(pods, now)
+        timer = self._why_timer
+        if timer is not None and not timer.cancelled() and due == self._why_due:
+            return
+        if timer is not None:
+            timer.cancel()
+        self._why_timer, self._why_due = None, due
+        if due is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        # Just past the moment: at exactly `due` the pod is still within its grace.
+        self._why_timer = loop.call_later(max(0.0, due - now) + 0.05, self._why_timer_fired)
+
+    def _why_timer_fired(self) -> None:
+        self._why_timer = None
+        self._why_due = None
+        self._schedule_publish()
 
     def _save_history(self) -> None:
         try:
@@ -681,3 +714,12 @@ def _behind_host_without_vms() -> dict[str, tuple[str, ...]]:
 def _same(a: Snapshot, b: Snapshot) -> bool:
     """Equal but for the time of generation: nothing worth telling anyone."""
     return replace(a, generated_at=0.0) == replace(b, generated_at=0.0)
+
+
+def _with_container(node: Node, container: KindNodeContainer) -> Node:
+    return replace(
+        node,
+        container_state=container.state,
+        container_exit_code=container.exit_code,
+        container_restarts=container.restart_count,
+    )

@@ -65,6 +65,8 @@ def node_json(node: Node, now: float) -> dict[str, Any]:
         "version": node.version,
         "created": iso(node.created),
         "container_state": node.container_state,
+        "container_exit_code": node.container_exit_code,
+        "container_restarts": node.container_restarts,
     }
 
 
@@ -105,7 +107,14 @@ def docker_json(docker: DockerStatus | None) -> dict[str, Any] | None:
             {
                 "name": cluster.name,
                 "nodes": [
-                    {"name": n.name, "role": n.role, "state": n.state} for n in cluster.nodes
+                    {
+                        "name": n.name,
+                        "role": n.role,
+                        "state": n.state,
+                        "exit_code": n.exit_code,
+                        "restart_count": n.restart_count,
+                    }
+                    for n in cluster.nodes
                 ],
             }
             for cluster in docker.clusters

@@ -175,6 +175,11 @@ class _Reader:
         value: str | None = self.get(key, str, optional=True)
         return value
 
+    def opt_int(self, key: str) -> int | None:
+        """An integer that files written before it existed do not have."""
+        value: int | None = self.get(key, int, optional=True)
+        return value
+
     def time(self, key: str) -> float:
         value = self.opt_time(key)
         if value is None:
@@ -325,6 +330,8 @@ def _node(r: _Reader) -> Node:
         created=r.opt_time("created"),
         container_state=r.opt_text("container_state"),
         internal_ip=r.opt_text("internal_ip"),
+        container_exit_code=r.opt_int("container_exit_code"),
+        container_restarts=r.opt_int("container_restarts"),
     )
 
 
@@ -364,7 +371,14 @@ def _docker(value: dict[str, Any] | None) -> DockerStatus | None:
     for c in r.items("clusters"):
         name = c.text("name")
         nodes = tuple(
-            KindNodeContainer(n.text("name"), n.text("role"), n.text("state"), name)
+            KindNodeContainer(
+                n.text("name"),
+                n.text("role"),
+                n.text("state"),
+                name,
+                exit_code=n.opt_int("exit_code"),
+                restart_count=n.opt_int("restart_count"),
+            )
             for n in c.items("nodes")
         )
         clusters.append(KindCluster(name, nodes))

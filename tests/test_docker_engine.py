@@ -70,13 +70,15 @@ async def test_running_and_exited_node_containers(docker_engine: DockerEngine) -
     assert status.clusters == (
         KindCluster(
             name="alpha",
-            nodes=(KindNodeContainer("alpha-control-plane", "control-plane", "running", "alpha"),),
+            nodes=(
+                KindNodeContainer("alpha-control-plane", "control-plane", "running", "alpha", 0, 0),
+            ),
         ),
         KindCluster(
             name="kind",
             nodes=(
-                KindNodeContainer("kind-control-plane", "control-plane", "running", "kind"),
-                KindNodeContainer("kind-worker", "worker", "exited", "kind"),
+                KindNodeContainer("kind-control-plane", "control-plane", "running", "kind", 0, 0),
+                KindNodeContainer("kind-worker", "worker", "exited", "kind", 0, 0),
             ),
         ),
     )
@@ -95,7 +97,7 @@ async def test_a_node_stopped_between_polls_shows_exited(docker_engine: DockerEn
         await source.close()
 
     assert [n.state for c in before.clusters for n in c.nodes] == ["running"]
-    assert [n.state for c in after.clusters for n in c.nodes] == ["exited"]
+    assert [(n.state, n.exit_code) for c in after.clusters for n in c.nodes] == [("exited", 137)]
 
 
 async def test_default_url_comes_from_docker_host(

@@ -35,6 +35,7 @@ from megatui.sources.docker import (  # noqa: E402
     describe_failure,
     has_network,
     normalize_url,
+    parse_inspect,
     parse_kind_clusters,
 )
 
@@ -44,8 +45,15 @@ KIND = "io.x-k8s.kind.cluster"
 ROLE = "io.x-k8s.kind.role"
 
 
-def node(name: str, cluster: str, role: str, state: str) -> KindNodeContainer:
-    return KindNodeContainer(name=name, role=role, state=state, cluster=cluster)
+def node(
+    name: str,
+    cluster: str,
+    role: str,
+    state: str,
+    exit_code: int | None = None,
+    restarts: int | None = None,
+) -> KindNodeContainer:
+    return KindNodeContainer(name, role, state, cluster, exit_code, restarts)
 
 
 def entry(names: list[str], labels: dict[str, str] | None, state: str = "running") -> Any:
@@ -123,6 +131,33 @@ def test_malformed_container_lists_are_reply_errors(containers: Any, message: st
         parse_kind_clusters(containers)
 
 
+@pytest.mark.parametrize(
+    ("inspected", "expected"),
+    [
+        ({"State": {"ExitCode": 137}, "RestartCount": 2}, (137, 2)),
+        ({"State": {"ExitCode": "137"}, "RestartCount": True}, (None, None)),
+        ({"State": None, "RestartCount": 0}, (None, 0)),
+        ([], (None, None)),
+        (None, (None, None)),
+    ],
+)
+def test_inspect_fields_are_used_only_with_their_shape(
+    inspected: Any, expected: tuple[int | None, int | None]
+) -> None:
+    assert parse_inspect(inspected) == expected
+
+
+def test_the_inspect_reply_is_matched_by_id() -> None:
+    listed = [entry(["/kind-control-plane"], {KIND: "kind", ROLE: "control-plane"}, "exited")]
+    inspected = {"x": {"State": {"ExitCode": 137}, "RestartCount": 1}}
+    assert parse_kind_clusters(listed, inspected) == (
+        KindCluster(
+            "kind", (node("kind-control-plane", "kind", "control-plane", "exited", 137, 1),)
+        ),
+    )
+    assert parse_kind_clusters(listed, {"y": inspected["x"]})[0].nodes[0].exit_code is None
+
+
 def test_malformed_network_lists_are_reply_errors() -> None:
     with pytest.raises(DockerReplyError, match="/networks: not a list"):
         has_network({"Name": "kind"})
@@ -155,6 +190,7 @@ def test_permission_denied_is_named() -> None:
 
 async def test_a_kind_cluster_from_the_fake_daemon(fake_docker: FakeDocker) -> None:
     fake_docker.set_node_state("kind-worker2", "exited")
+    fake_docker.set_node_state("kind-worker3", "running", exit_code=255, restart_count=1)
     source = DockerSource(fake_docker.url, timeout=5)
     try:
         status = await source.poll()
@@ -169,10 +205,11 @@ async def test_a_kind_cluster_from_the_fake_daemon(fake_docker: FakeDocker) -> N
             KindCluster(
                 "kind",
                 (
-                    node("kind-control-plane", "kind", "control-plane", "running"),
-                    node("kind-worker", "kind", "worker", "running"),
-                    node("kind-worker2", "kind", "worker", "exited"),
-                    node("kind-worker3", "kind", "worker", "running"),
+                    node("kind-control-plane", "kind", "control-plane", "running", 0, 0),
+                    node("kind-worker", "kind", "worker", "running", 0, 0),
+                    node("kind-worker2", "kind", "worker", "exited", 137, 0),
+                    # A running container reports ExitCode 0 whatever its last run left.
+                    node("kind-worker3", "kind", "worker", "running", 0, 1),
                 ),
             ),
         ),
@@ -201,12 +238,22 @@ async def test_one_request_of_each_kind_per_poll_and_one_client(fake_docker: Fak
         await source.close()
 
     # One unversioned /version: the SDK's version handshake, done once for the one client.
-    per_poll = ["/v1.47/version", "/v1.47/containers/json", "/v1.47/networks"]
-    assert paths(fake_docker) == ["/version", *per_poll * 3]
+    # Each Kind node container is inspected (the registry, not a Kind node, is not).
+    inspects = sorted(
+        f"/v1.47/containers/{fake_docker.containers[n].id}/json"
+        for n in ("kind-worker", "kind-worker2", "kind-worker3", "kind-control-plane")
+    )
+    per_poll = ["/v1.47/version", "/v1.47/containers/json", *inspects, "/v1.47/networks"]
+    seen = paths(fake_docker)
+    polls = [seen[1 + i * 7 : 8 + i * 7] for i in range(3)]
+    assert seen[0] == "/version"
+    assert len(seen) == 1 + 7 * 3
+    # Inspected in the list's order, so compared as a set per poll.
+    assert [[*p[:2], *sorted(p[2:6]), p[6]] for p in polls] == [per_poll] * 3
     containers_query = fake_docker.requests[2][1]
     assert containers_query["all"] == "1"
     assert json.loads(containers_query["filters"]) == {"label": [KIND]}
-    assert json.loads(fake_docker.requests[3][1]["filters"]) == {"name": ["kind"]}
+    assert json.loads(fake_docker.requests[7][1]["filters"]) == {"name": ["kind"]}
 
 
 async def test_fake_daemon_gone_then_back(docker_sock_dir: Path) -> None:
@@ -495,6 +542,26 @@ async def test_fake_rejects_unknown_filters_like_the_daemon(fake_docker: FakeDoc
     assert (status, body) == (400, {"message": "invalid filter 'colour'"})
     status, body = await get_json(fake_docker, "/images/json")
     assert (status, body) == (404, {"message": "page not found"})
+
+
+async def test_fake_inspect_takes_an_id_prefix_or_the_name_and_404s_like_the_daemon(
+    fake_docker: FakeDocker,
+) -> None:
+    fake_docker.set_node_state("kind-worker", "exited", exit_code=1, restart_count=1)
+    cid = fake_docker.containers["kind-worker"].id
+    async with ClientSession(connector=UnixConnector(path=str(fake_docker.socket_path))) as http:
+        for ref in (cid, cid[:12], "kind-worker"):
+            async with http.get(f"http://docker/v1.47/containers/{ref}/json") as reply:
+                body = await reply.json()
+            assert (body["Id"], body["State"]["Status"], body["State"]["ExitCode"]) == (
+                cid,
+                "exited",
+                1,
+            )
+            assert (body["RestartCount"], body["Name"]) == (1, "/kind-worker")
+        async with http.get("http://docker/containers/nope/json") as reply:
+            assert reply.status == 404
+            assert await reply.json() == {"message": "No such container: nope"}
 
 
 def test_fake_rejects_unknown_states_and_names() -> None:

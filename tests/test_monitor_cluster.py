@@ -49,7 +49,7 @@ async def test_nodes_merge_container_state_with_kubelet_condition(platform: Plat
             monitor, lambda s: len(s.nodes) == 4 and all(n.container_state for n in s.nodes)
         )
         assert {n.container_state for n in snap.nodes} == {"running"}
-        platform.docker.set_node_state("kind-worker2", "exited", exit_code=137)
+        platform.docker.set_node_state("kind-worker2", "exited", exit_code=137, restart_count=1)
         snap = await wait_snapshot(
             monitor,
             lambda s: any(
@@ -63,6 +63,7 @@ async def test_nodes_merge_container_state_with_kubelet_condition(platform: Plat
     # the two facts are kept apart, so "container exited" reads differently from
     # "kubelet NotReady".
     assert worker2.container_state == "exited"
+    assert (worker2.container_exit_code, worker2.container_restarts) == (137, 1)
     assert worker2.status.startswith("Ready")
 
 

@@ -3,8 +3,11 @@ the timeline once per identity with their count, detail GETs and logs in one lin
 
 from __future__ import annotations
 
+import copy
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from monitor_helpers import wait_snapshot
@@ -16,6 +19,7 @@ from megatui.lab.cluster import LabCluster, start_lab_cluster
 from megatui.lab.kube_api import EVENTS, PODS
 from megatui.monitor import Monitor
 from megatui.sources.kube_logs import LogBuffer
+from megatui.sources.pod_why import STUCK_AFTER
 
 REPO_POD = "argocd-repo-server-6c46b7867b-2x59w"
 
@@ -65,6 +69,45 @@ async def test_warning_events_join_the_timeline_once_with_their_count(
     await wait_snapshot(monitor, lambda _s: any("(x3)" in e.message for e in monitor.events))
     backoff = [e for e in monitor.events if e.kind == "k8s" and "BackOff" in e.message]
     assert len(backoff) == 1 and "(x3)" in backoff[0].message
+
+
+def _not_ready_since(pod: dict[str, Any], since: float) -> dict[str, Any]:
+    """The pod, Running with its container up but not Ready since `since`."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since))
+    status = copy.deepcopy(pod["status"])
+    for cond in status["conditions"]:
+        if cond["type"] in ("Ready", "ContainersReady"):
+            cond.update(
+                status="False",
+                reason="ContainersNotReady",
+                message="containers with unready status: [redis]",
+                lastTransitionTime=stamp,
+            )
+    for container in status["containerStatuses"]:
+        container["ready"] = False
+    return {**pod, "status": status}
+
+
+async def test_a_not_ready_pods_why_appears_when_its_grace_ends_without_other_news(
+    monitor: Monitor, lab: LabCluster
+) -> None:
+    assert await monitor.wait_first_round(15)
+    redis = next(p for p in lab.store.objects(PODS, "argocd") if "redis" in p["metadata"]["name"])
+    name = redis["metadata"]["name"]
+    # The API's times have whole seconds: the grace ends 1 to 2 s after this.
+    lab.store.set(PODS, _not_ready_since(redis, time.time() - STUCK_AFTER + 2))
+    snap = await wait_snapshot(
+        monitor, lambda s: any(p.name == name and p.status == "Running" and not p.running_ready
+                               for p in s.pods)
+    )  # fmt: skip
+    assert next(p for p in snap.pods if p.name == name).why is None
+    # Nothing changes in the cluster from here on: only the monitor's timer can publish it.
+    snap = await wait_snapshot(
+        monitor, lambda s: any(p.name == name and p.why for p in s.pods), timeout=10
+    )
+    assert next(p for p in snap.pods if p.name == name).why == (
+        "containers with unready status: [redis]"
+    )
 
 
 async def test_pod_events_objects_and_logs_through_the_monitor(

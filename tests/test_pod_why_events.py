@@ -165,3 +165,23 @@ def test_one_line_folds_controls_and_cuts() -> None:
     assert one_line("a\n\tb\x1b[31mc") == "a b [31mc"
     long = one_line("x" * 500)
     assert len(long) == 160 and long.endswith("…")
+
+
+def test_next_why_due_is_the_earliest_grace_still_running() -> None:
+    from megatui.model import PodClue
+    from megatui.sources.pod_why import next_why_due
+
+    def pod(name: str, since: float, failing: bool = False) -> Pod:
+        clue = PodClue(name, since, failing, False, None)
+        return Pod(name, "ns", "0/1", "Running", "0", "n", since, clue=clue)
+
+    now = 1000.0
+    pods = (
+        pod("late", now - 5),
+        pod("soon", now - 20),
+        pod("past", now - STUCK_AFTER - 1),  # already has its WHY
+        pod("crash", now - 25, failing=True),  # a failure has no grace
+        Pod("fine", "ns", "1/1", "Running", "0", "n", now),
+    )
+    assert next_why_due(pods, now) == now - 20 + STUCK_AFTER
+    assert next_why_due(pods[2:], now) is None

@@ -58,6 +58,8 @@ def sample() -> Snapshot:
                 "v1.33.1",
                 NOW - 7200,
                 container_state="running",
+                container_exit_code=0,
+                container_restarts=2,
             ),
         ),
         pods=(Pod("argocd-server-1", "argocd", "1/1", "Running", "0", "kind-worker", NOW - 60),),
@@ -71,7 +73,11 @@ def sample() -> Snapshot:
             clusters=(
                 KindCluster(
                     "kind",
-                    (KindNodeContainer("kind-control-plane", "control-plane", "running", "kind"),),
+                    (
+                        KindNodeContainer(
+                            "kind-control-plane", "control-plane", "running", "kind", 0, 2
+                        ),
+                    ),
                 ),
             ),
         ),
@@ -128,7 +134,17 @@ def test_json_has_the_documented_keys() -> None:
     assert vm["progress"] == 0.625
     assert vm["eta_seconds"] == 45
     assert data["nodes"][0]["container_state"] == "running"
-    assert data["docker"]["clusters"][0]["nodes"][0]["state"] == "running"
+    assert (data["nodes"][0]["container_exit_code"], data["nodes"][0]["container_restarts"]) == (
+        0,
+        2,
+    )
+    assert data["docker"]["clusters"][0]["nodes"][0] == {
+        "name": "kind-control-plane",
+        "role": "control-plane",
+        "state": "running",
+        "exit_code": 0,
+        "restart_count": 2,
+    }
 
 
 def test_text_report_sections() -> None:

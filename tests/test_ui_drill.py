@@ -246,18 +246,61 @@ async def test_node_detail_shows_conditions_capacity_versions_and_container() ->
     async with app.run_test(size=(160, 48)) as pilot:
         await open_node()(pilot)
         text = screen_text(app)
+    lines = text.splitlines()
+    for row in (("State", "running"), ("Exit code", "0"), ("Restarts", "1")):
+        assert any(row[0] in line and row[1] in line.split(row[0], 1)[1] for line in lines), row
     for expected in (
         "MemoryPressure",
         "KubeletHasSufficientMemory",
         "ephemeral-storage",
         "containerd://1.7.1",
-        "Kind container megalopolis-control-plane: running",
+        "megalopolis-control-plane",
         "<none>",  # taints: kind removes the control-plane taint on one node
     ):
         assert expected in text, expected
 
 
+def select_dex(pilot: Pilot[None]) -> Awaitable[None]:
+    return focus_row(pilot, "pod-table", f"argocd/{DEX}")
+
+
+async def test_narrow_screen_shows_the_selected_pods_why_under_the_table() -> None:
+    app = drill_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        await select_dex(pilot)
+        table = app.query_one("#pod-table", KeyedTable)
+        line = app.query_one("#pod-line")
+        assert "note" not in [c.key for c in table.columns]
+        assert line.display
+        assert "failed to initialize storage" in line.render().plain
+        # The line follows the cursor: a healthy pod says only its status.
+        table.select_key(next(k for k in table.keys if "redis" in k))
+        await until(pilot, lambda: "Running" in line.render().plain, "the redis line")
+        assert "storage" not in line.render().plain
+        # Wide again: the NOTE column is back and the line is gone.
+        await pilot.resize_terminal(160, 48)
+        await until(pilot, lambda: not line.display, "the line hidden")
+        assert "note" in [c.key for c in table.columns]
+
+
+async def test_wide_screen_keeps_the_note_column_and_no_line() -> None:
+    app = drill_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await select_dex(pilot)
+        assert "note" in [c.key for c in app.query_one("#pod-table", KeyedTable).columns]
+        assert not app.query_one("#pod-line").display
+
+
 # --------------------------------------------------------------------------- snapshots
+
+
+def test_pods_why_line_snapshot_80x24(snap_compare: SnapCompare) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await pilot.press("3")
+        await select_dex(pilot)
+
+    assert snap_compare(drill_app(), terminal_size=(80, 24), run_before=run_before)
 
 
 @pytest.mark.parametrize("size", [(160, 48), (80, 24)], ids=["160x48", "80x24"])

@@ -323,6 +323,8 @@ def sample_nodes(now: float = NOW) -> tuple[Node, ...]:
             now - 2 * 86400 - 3 * 3600,
             container_state="running",
             internal_ip="172.18.0.3",
+            container_exit_code=0,
+            container_restarts=1,
         ),
         Node(
             "megalopolis-worker",
@@ -442,7 +444,9 @@ def sample_docker() -> DockerStatus:
                         "megalopolis-control-plane", "control-plane", "running", "megalopolis"
                     ),
                     KindNodeContainer("megalopolis-worker", "worker", "running", "megalopolis"),
-                    KindNodeContainer("megalopolis-worker2", "worker", "exited", "megalopolis"),
+                    KindNodeContainer(
+                        "megalopolis-worker2", "worker", "exited", "megalopolis", 137, 1
+                    ),
                 ),
             ),
         ),

@@ -1,7 +1,8 @@
 """A tiny fake Docker Engine API on a unix socket, for the demo and for fast tests.
 
 It serves only what `megatui.sources.docker.DockerSource` reads: /_ping, /version,
-/containers/json and /networks, with or without the /v1.NN prefix the SDK adds. Filters
+/containers/json, /containers/{id}/json (inspect) and /networks, with or without the
+/v1.NN prefix the SDK adds. Filters
 behave like the real daemon's: container label filters match exactly (`key` or
 `key=value`), while network and container name filters match substrings, which is why
 the source must compare the `kind` network's name itself.
@@ -14,6 +15,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ class FakeContainer:
     image: str = NODE_IMAGE
     command: str = "/usr/local/bin/entrypoint /sbin/init"
     exit_code: int = 0
+    restart_count: int = 0  # restarts by the restart policy (Kind: on-failure:1)
 
     @property
     def id(self) -> str:
@@ -137,7 +140,14 @@ class FakeDocker:
     def remove_container(self, name: str) -> None:
         self.containers.pop(name, None)
 
-    def set_node_state(self, name: str, state: str, *, exit_code: int | None = None) -> None:
+    def set_node_state(
+        self,
+        name: str,
+        state: str,
+        *,
+        exit_code: int | None = None,
+        restart_count: int | None = None,
+    ) -> None:
         """Change a container's State.Status, e.g. to "exited" to show a stopped node."""
         _check_state(state)
         container = self.containers.get(name)
@@ -150,6 +160,8 @@ class FakeDocker:
             container.exit_code = exit_code
         elif state == "exited" and container.exit_code == 0:
             container.exit_code = 137  # what `docker stop` of a Kind node leaves behind
+        if restart_count is not None:
+            container.restart_count = restart_count
 
     def add_network(self, name: str, *, driver: str = "bridge") -> None:
         self.networks[name] = FakeNetwork(name=name, created=self.clock.now(), driver=driver)
@@ -165,6 +177,7 @@ class FakeDocker:
             ("/_ping", self._ping),
             ("/version", self._version),
             ("/containers/json", self._containers),
+            ("/containers/{ref}/json", self._inspect),
             ("/networks", self._networks),
         ):
             app.router.add_route("*", path, handler)
@@ -244,6 +257,48 @@ class FakeDocker:
             out.append(self._container_json(container))
         return web.json_response(out)
 
+    async def _inspect(self, request: web.Request) -> web.StreamResponse:
+        ref = request.match_info["ref"]
+        # The daemon takes a full Id, a unique Id prefix or the name.
+        found = [c for c in self.containers.values() if c.name == ref or c.id.startswith(ref)]
+        if len(found) != 1:
+            return _error(404, f"No such container: {ref}")
+        return web.json_response(self._inspect_json(found[0]))
+
+    def _inspect_json(self, c: FakeContainer) -> dict[str, Any]:
+        """The part of GET /containers/{id}/json a Kind node shows (Engine API v1.47)."""
+        running = c.state in ("running", "paused", "restarting")
+        never = "0001-01-01T00:00:00Z"  # Go's zero time, what the daemon sends for "never"
+        return {
+            "Id": c.id,
+            "Created": _rfc3339(c.created),
+            "Path": c.command.split()[0],
+            "Args": c.command.split()[1:],
+            "State": {
+                "Status": c.state,
+                "Running": running,
+                "Paused": c.state == "paused",
+                "Restarting": c.state == "restarting",
+                "OOMKilled": False,
+                "Dead": c.state == "dead",
+                "Pid": 4242 if running else 0,
+                "ExitCode": 0 if c.state == "running" else c.exit_code,
+                "Error": "",
+                "StartedAt": _rfc3339(c.state_since if running else c.created)
+                if c.state != "created"
+                else never,
+                "FinishedAt": _rfc3339(c.state_since) if c.state == "exited" else never,
+            },
+            "Image": "sha256:" + hashlib.sha256(c.image.encode()).hexdigest(),
+            "Name": f"/{c.name}",
+            "RestartCount": c.restart_count,
+            "HostConfig": {
+                "NetworkMode": "kind",
+                "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 1},
+            },
+            "Config": {"Image": c.image, "Labels": dict(c.labels)},
+        }
+
     def _container_json(self, c: FakeContainer) -> dict[str, Any]:
         ago = human_duration(max(0.0, self.clock.now() - c.state_since))
         status = {
@@ -298,6 +353,10 @@ class FakeDocker:
                 }
             )
         return web.json_response(out)
+
+
+def _rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _check_state(state: str) -> None:

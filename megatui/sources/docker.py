@@ -105,12 +105,49 @@ def _container_name(entry: Mapping[str, Any]) -> str:
     return next((name for name in bare_names if "/" not in name), bare_names[0])
 
 
-def parse_kind_clusters(containers: Any) -> tuple[KindCluster, ...]:
+def _exact_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def parse_inspect(inspected: Any) -> tuple[int | None, int | None]:
+    """(State.ExitCode, RestartCount) of a GET /containers/{id}/json reply.
+
+    A field of the wrong type is left unknown (None) rather than failing the poll: the
+    list already told us the container exists and its state.
+    """
+    if not isinstance(inspected, dict):
+        return None, None
+    state = inspected.get("State")
+    exit_code = _exact_int(state.get("ExitCode")) if isinstance(state, dict) else None
+    return exit_code, _exact_int(inspected.get("RestartCount"))
+
+
+def kind_container_ids(containers: Any) -> list[str]:
+    """The Ids of the Kind node containers in a GET /containers/json reply (to inspect)."""
+    if not isinstance(containers, list):
+        return []
+    ids = []
+    for entry in containers:
+        if not isinstance(entry, dict):
+            continue
+        labels = entry.get("Labels")
+        cluster = labels.get(CLUSTER_LABEL) if isinstance(labels, dict) else None
+        cid = entry.get("Id")
+        if isinstance(cluster, str) and cluster and isinstance(cid, str) and cid:
+            ids.append(cid)
+    return ids
+
+
+def parse_kind_clusters(
+    containers: Any, inspected: Mapping[str, Any] | None = None
+) -> tuple[KindCluster, ...]:
     """Group the containers of GET /containers/json into Kind clusters, sorted by name.
 
     Containers without a (non-empty) cluster label are ignored, so the result is right
-    even if the daemon did not apply the label filter.
+    even if the daemon did not apply the label filter. `inspected` maps a container's
+    Id to its GET /containers/{id}/json reply, for the exit code and restart count.
     """
+    inspected = inspected or {}
     if not isinstance(containers, list):
         raise DockerReplyError("unexpected reply to /containers/json: not a list")
     by_cluster: dict[str, list[KindNodeContainer]] = {}
@@ -127,12 +164,16 @@ def parse_kind_clusters(containers: Any) -> tuple[KindCluster, ...]:
             continue
         role = labels.get(ROLE_LABEL)
         state = entry.get("State")
+        cid = entry.get("Id")
+        exit_code, restarts = parse_inspect(inspected.get(cid) if isinstance(cid, str) else None)
         by_cluster.setdefault(cluster, []).append(
             KindNodeContainer(
                 name=_container_name(entry),
                 role=role if isinstance(role, str) else "",
                 state=state if isinstance(state, str) and state else "unknown",
                 cluster=cluster,
+                exit_code=exit_code,
+                restart_count=restarts,
             )
         )
     return tuple(
@@ -338,18 +379,20 @@ class DockerSource:
                 )
             api = client.api
             # The SDK applies `timeout` to every request; shrinking it before each call
-            # makes the three requests share one deadline instead of taking 3x as long.
+            # makes the requests (version, list, one inspect per Kind node, networks)
+            # share one deadline.
             api.timeout = _remaining(deadline)
             version = api.version()
             api.timeout = _remaining(deadline)
             containers = api.containers(all=True, filters={"label": CLUSTER_LABEL})
+            inspected = self._inspect_all(api, kind_container_ids(containers), deadline)
             api.timeout = _remaining(deadline)
             networks = api.networks(names=[KIND_NETWORK])
             status = DockerStatus(
                 reachable=True,
                 server_version=_server_version(version),
                 kind_network=has_network(networks),
-                clusters=parse_kind_clusters(containers),
+                clusters=parse_kind_clusters(containers, inspected),
             )
         except Exception as exc:
             status = DockerStatus(
@@ -357,6 +400,22 @@ class DockerSource:
             )
             _release_sockets(exc)
         return _Outcome(client=client, status=status)
+
+    @staticmethod
+    def _inspect_all(api: Any, ids: list[str], deadline: float) -> dict[str, Any]:
+        """Each Kind container's inspect reply (a cluster has a handful of nodes).
+
+        A container removed between the list and its inspect (404) is simply left
+        uninspected; any other failure fails the poll like the other requests.
+        """
+        out: dict[str, Any] = {}
+        for cid in ids:
+            api.timeout = _remaining(deadline)
+            try:
+                out[cid] = api.inspect_container(cid)
+            except docker.errors.NotFound:
+                continue
+        return out
 
 
 def _release_sockets(exc: BaseException) -> None:

@@ -172,3 +172,17 @@ def with_why(
                 out = list(pods)
             out[i] = dataclasses.replace(pod, why=why)
     return pods if out is None else tuple(out)
+
+
+def next_why_due(pods: tuple[Pod, ...], now: float) -> float | None:
+    """When the earliest pod still inside its `STUCK_AFTER` grace gets a WHY, or None.
+
+    Nothing else changes then (no event, no watch update), so the monitor sets one timer
+    for this moment instead of waiting for the next published change.
+    """
+    due = [
+        p.clue.since + STUCK_AFTER
+        for p in pods
+        if p.clue is not None and not p.clue.failing and now - p.clue.since <= STUCK_AFTER
+    ]
+    return min(due, default=None)

@@ -303,6 +303,23 @@ def last_operation(app: JSON, now: float) -> Table | Text:
 # --------------------------------------------------------------------------- node
 
 
+def kind_container(node: Node) -> Table:
+    """The Docker container behind a Kind node: state, last exit code, restart count."""
+    state = node.container_state or "unknown"
+    exit_code, restarts = node.container_exit_code, node.container_restarts
+    return field_table(
+        [
+            ("Name", literal(node.name)),
+            ("State", literal(state, OK if state == "running" else BAD)),
+            # A running container's ExitCode is 0 by definition: only a stopped one's says why.
+            ("Exit code", literal("?" if exit_code is None else str(exit_code),
+                                  BAD if exit_code and state != "running" else "")),
+            ("Restarts", literal("?" if restarts is None else str(restarts),
+                                 WARN if restarts else "")),
+        ]
+    )  # fmt: skip
+
+
 def node_text(node: JSON, kind: Node | None, now: float) -> list[tuple[str, Table | Text]]:
     status, spec = _d(node.get("status")), _d(node.get("spec"))
     info = _d(status.get("nodeInfo"))
@@ -328,11 +345,10 @@ def node_text(node: JSON, kind: Node | None, now: float) -> list[tuple[str, Tabl
         ]
     )
     container = (
-        literal(f"Kind container {kind.name}: {kind.container_state}",
-                OK if kind.container_state == "running" else BAD)
+        kind_container(kind)
         if kind is not None and kind.container_state
         else literal("no Kind container seen by Docker", MUTED)
-    )  # fmt: skip
+    )
     return [
         ("Conditions", conditions(node, now, good_when_false=True)),
         ("Capacity and allocatable", res),

@@ -555,14 +555,46 @@ class ArgoPanel(Panel):
         Column("message", "MESSAGE", 70),
     )
 
+    NARROW_POD_COLUMNS = tuple(c for c in POD_COLUMNS if c.key != "note")
+    #: Below this panel width the NOTE column would start off screen (it begins at
+    #: column 103): it is dropped, and the selected pod's WHY goes under the table.
+    NARROW_BELOW = 128
+
     def __init__(self, *, id: str) -> None:
         super().__init__(id=id)
         self._pod_rows = RowCache()
+        self._narrow = False
 
     def compose_body(self) -> ComposeResult:
         yield TextLine(id="argocd-line")
         yield KeyedTable(self.POD_COLUMNS, id="pod-table")
+        yield TextLine(id="pod-line")
         yield KeyedTable(self.APP_COLUMNS, id="app-table")
+
+    def on_mount(self) -> None:
+        self.query_one("#pod-line", TextLine).display = False
+        pods = self.query_one("#pod-table", KeyedTable)
+        self.watch(pods, "cursor_row", self._show_selected_pod, init=False)
+
+    def on_resize(self, event: events.Resize) -> None:
+        narrow = 0 < event.size.width < self.NARROW_BELOW
+        if narrow == self._narrow:
+            return
+        self._narrow = narrow
+        self.query_one("#pod-line", TextLine).display = narrow
+        if self._view is not None:
+            self.draw(self._view)
+
+    def _show_selected_pod(self) -> None:
+        if not self._narrow or self._view is None:
+            return
+        key = self.query_one("#pod-table", KeyedTable).cursor_key
+        namespace, _, name = (key or "").partition("/")
+        pod = next(
+            (p for p in self._view.snapshot.pods if p.name == name and p.namespace == namespace),
+            None,
+        )
+        self.query_one("#pod-line", TextLine).show(render.pod_why_line(pod))
 
     def empty_text(self, table: KeyedTable) -> str:
         status = self._view.snapshot.sources.get(SOURCE_APPLICATIONS) if self._view else None
@@ -571,14 +603,15 @@ class ArgoPanel(Panel):
         return super().empty_text(table)
 
     @staticmethod
-    def _pod_cells(pod: Pod, now: float) -> tuple[Text, ...]:
+    def _pod_cells(pod: Pod, now: float, narrow: bool) -> tuple[Text, ...]:
+        note = () if narrow else (literal(pod.why or "", render.WARN),)
         return (
             literal(pod.name, "bold"),
             literal(pod.ready),
             render.pod_status_cell(pod),
             render.restarts_cell(pod),
             render.age_cell(pod.created, now),
-            literal(pod.why or "", render.WARN),
+            *note,
             literal(pod.node or "<none>"),
         )
 
@@ -588,6 +621,7 @@ class ArgoPanel(Panel):
             render.argocd_line(snap.argocd, len(snap.pods))
         )
         now = snap.generated_at
+        narrow = self._narrow
         pods = []
         # Thousands of pods: rebuild only the rows whose pod or age changed, and keep
         # the filtered-out ones too, so clearing the filter builds nothing.
@@ -595,13 +629,16 @@ class ArgoPanel(Panel):
             age = kube_age(pod.created, now) if pod.created is not None else None
             row = self._pod_rows.row(
                 f"{pod.namespace}/{pod.name}",
-                (pod, age),
-                functools.partial(self._pod_cells, pod, now),
+                (pod, age, narrow),
+                functools.partial(self._pod_cells, pod, now, narrow),
             )
             if self.matches(pod.name):
                 pods.append(row)
         self._pod_rows.done()
-        self.query_one("#pod-table", KeyedTable).sync(pods)
+        table = self.query_one("#pod-table", KeyedTable)
+        table.set_columns(self.NARROW_POD_COLUMNS if narrow else self.POD_COLUMNS)
+        table.sync(pods)
+        self._show_selected_pod()
         apps = [
             Row(
                 f"{app.namespace}/{app.name}",

@@ -185,6 +185,17 @@ def vm_line(vm: VM, now: float, stale_reason: str | None = None) -> Text:
     return Text.assemble(name, f" {vm.phase}", end="", style=MUTED)
 
 
+def pod_why_line(pod: Pod | None) -> Text:
+    """The selected pod's WHY under the pods table, for a panel too narrow to show the
+    NOTE column (ui/panels.py ArgoPanel)."""
+    if pod is None:
+        return Text("", end="")
+    name = Text(pod.name, style="bold", end="")
+    if pod.why:
+        return Text.assemble(("⚠ ", WARN), name, ": ", (pod.why, WARN), end="")
+    return Text.assemble(name, f" {pod.status}", end="", style=MUTED)
+
+
 # --- cluster ------------------------------------------------------------------------
 
 

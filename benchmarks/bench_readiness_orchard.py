@@ -8,7 +8,7 @@ max <= 1.0 s. The monitor runs at its default pace; the fake controller retries 
 port-forward dial about once a second until `wait` runs out (orchard.md §5), as
 Orchard does, so a probe that arrives just before the guest is up waits up to 1 s
 inside the controller. Each boot is a new VM created and deleted through the monitor
-(as `megatui create` does), with a guest boot of --boot seconds after `tart run`;
+(as `megatui create` does), with a guest boot of 0.5 to 1.5 x --boot seconds after `tart run`;
 the first is a warm-up (the lab's SSH server imports asyncssh) and is not counted.
 
 Run: python benchmarks/bench_readiness_orchard.py [--boots N] [--poll SECONDS]
@@ -20,9 +20,11 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from megatui.backends.base import NewVMSpec
@@ -57,9 +59,12 @@ def phase(snap: Snapshot, name: str) -> Phase | None:
     return vm.phase if vm else None
 
 
-async def measure(root: Path, boots: int, poll: float, boot: float, probe_wait: int) -> list[float]:
+async def measure(
+    root: Path, boots: int, poll: float, boot_s: float, probe_wait: int
+) -> list[float]:
+    rng = random.Random(11)
     # Realistic stage order, short stages: what is measured starts when sshd is up.
-    timings = Timings(schedule=0.3, pull=0.5, clone=0.5, configure=0.3, boot=boot, stop=0.5)
+    timings = Timings(schedule=0.3, pull=0.5, clone=0.5, configure=0.3, boot=boot_s, stop=0.5)
     lab = FakeOrchard(root, timings=timings, admin_token=TOKEN, poll_interval=poll, tick=0.02)
     await lab.start()
     lab.add_worker("mini-1")
@@ -81,6 +86,9 @@ async def measure(root: Path, boots: int, poll: float, boot: float, probe_wait: 
         await monitor.start()
         for boot in range(boots + 1):
             name = f"bench-{boot:02d}"
+            # Guests boot in 0.5 .. 1.5 x --boot: a fixed boot would lock sshd's start
+            # to one phase of the controller's 1-s dial retry and of the probe pace.
+            lab.store.timings = replace(lab.store.timings, boot=boot_s * rng.uniform(0.5, 1.5))
             # Created through megatui, as `megatui create` or the TUI's dialog does.
             await monitor.create_vm(NewVMSpec(name, IMAGE, username="admin", password="admin"))
             await wait_for(monitor, lambda s, n=name: phase(s, n) is Phase.READY)
@@ -102,7 +110,7 @@ def main() -> None:
     parser.add_argument(
         "--poll", type=float, default=1.0, help="the controller's dial retry (Orchard: ~1 s)"
     )
-    parser.add_argument("--boot", type=float, default=8.0, help="guest boot after tart run")
+    parser.add_argument("--boot", type=float, default=8.0, help="mean guest boot after tart run")
     parser.add_argument(
         "--probe-wait", type=int, default=PROBE_WAIT, help="the probe's port-forward `wait`"
     )

@@ -199,13 +199,14 @@ async def test_wait_rides_out_an_onfailure_restart(fleet: FakeOrchard) -> None:
     finally:
         await monitor.stop()
     # The restart is a new clone with a new host key: learned anew, not refused.
-    assert any(m.startswith("restarted by the controller (restart 1)") for m in events)
+    assert any(m.startswith("restarted by the controller (restart 1)") for m in events), events
     assert decision.verdict is readiness.Verdict.WAITING
     assert decision.reason is not None and "restart policy OnFailure" in decision.reason
     vm = snap.vm("r")
     assert vm is not None and vm.restart_count == 1 and vm.restart_policy == "OnFailure"
-    assert readiness.Verdict.GIVE_UP not in verdicts
-    assert verdicts[-1] is readiness.Verdict.READY
+    # The verdicts and the VM's timeline say what happened if this ever fails.
+    assert readiness.Verdict.GIVE_UP not in verdicts, (verdicts, events)
+    assert verdicts[-1] is readiness.Verdict.READY, (verdicts, events)
 
 
 async def test_recreate_on_start_learns_the_new_host_key(fleet: FakeOrchard) -> None:

@@ -7,7 +7,7 @@ import contextlib
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from megatui import readiness, report
 from megatui.api import ActionError
@@ -25,6 +25,9 @@ from megatui.model import (
 from megatui.monitor import ALL_SOURCES, Monitor
 from megatui.readiness import Verdict
 from megatui.transport import Transport, TransportError
+
+if TYPE_CHECKING:
+    from megatui.sources.orchard_config import OrchardConfig
 
 #: How long one call to an Orchard controller may take.
 ORCHARD_TIMEOUT = 15.0
@@ -51,24 +54,36 @@ def build_transport(settings: Settings) -> Transport:
     return LocalTransport()
 
 
-def build_backend(settings: Settings) -> VMBackend | None:
+def orchard_config(settings: Settings) -> OrchardConfig | None:
     """The Orchard controller configured (flags, [orchard], the Orchard CLI's
-    environment and contexts file), or None for tart through the transport."""
+    environment and contexts file), or None without --orchard/--orchard-context."""
     if not settings.orchard:
         return None
-    from megatui.backends.orchard import OrchardBackend, default_proxy_prefix
-    from megatui.sources.orchard import OrchardClient, OrchardError
     from megatui.sources.orchard_config import OrchardConfigError, resolve
 
     try:
-        config = resolve(
+        return resolve(
             url=settings.orchard_url or None,
             context=settings.orchard_context,
             service_account=settings.orchard_service_account,
             token=settings.orchard_token,
         )
+    except OrchardConfigError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def build_backend(settings: Settings) -> VMBackend | None:
+    """The Orchard controller configured (`orchard_config`), or None for tart
+    through the transport."""
+    config = orchard_config(settings)
+    if config is None:
+        return None
+    from megatui.backends.orchard import OrchardBackend, default_proxy_prefix
+    from megatui.sources.orchard import OrchardClient, OrchardError
+
+    try:
         client = OrchardClient(config, timeout=ORCHARD_TIMEOUT)
-    except (OrchardConfigError, OrchardError) as exc:
+    except OrchardError as exc:
         raise ConfigError(str(exc)) from None
     prefix = None
     if settings.orchard_token and settings.config_path is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from megatui.model import VM, Phase, SourceStatus
+from megatui.model import VM, Phase, SourceStatus, TartState
 
 
 class Verdict(StrEnum):
@@ -33,6 +33,16 @@ def start_hint(name: str) -> str:
     return (
         f"start it with the `s` key in megatui, `megatui wait --start {name}` "
         f"or `tart run --no-graphics {name}`"
+    )
+
+
+def restarting(vm: VM) -> bool:
+    """A VM its controller failed and will start again (Orchard's restart policy
+    `OnFailure`): worth waiting for. Under `Never` a failed VM stays failed."""
+    return (
+        vm.phase is Phase.ERROR
+        and vm.state is not TartState.RUNNING
+        and vm.restart_policy == "OnFailure"
     )
 
 
@@ -58,6 +68,12 @@ def decide(
     if vm.phase is Phase.READY:
         # A login just worked: that is what ready means, whatever tart says now.
         return Decision(Verdict.READY)
+    if restarting(vm):
+        # The controller restarts it: it comes back as pending, restart_count + 1.
+        why = vm.error or "failed"
+        return Decision(
+            Verdict.WAITING, f"{why}; the controller restarts it (restart policy OnFailure)"
+        )
     if vm.phase is Phase.ERROR:
         # Rejected logins, a changed host key, a start that failed: only the user
         # can fix these.

@@ -214,13 +214,17 @@ class VMTracker:
         everything learned of the old one are forgotten, and the timeline says so."""
         if vm.uid is None:
             return
+        # A restart (OnFailure) is a new clone on a worker too (`localName` ends in
+        # the restart count); the first run keeps the bare uid, as saved before.
+        machine = vm.uid if not vm.restart_count else f"{vm.uid}#{vm.restart_count}"
         old = self._uids.get(vm.name)
-        if old == vm.uid:
+        if old == machine:
             return
-        self._uids[vm.name] = vm.uid
+        self._uids[vm.name] = machine
         self._uids_dirty = True
         if old is None:
             return
+        restarted = old.split("#")[0] == vm.uid
         forgotten = False
         with contextlib.suppress(HostKeyStoreError):
             forgotten = self.monitor.hostkeys.forget(vm.name)
@@ -233,7 +237,11 @@ class VMTracker:
                 at=self.clock.now(),
                 kind="vm",
                 subject=vm.name,
-                message=f"recreated (new uid {vm.uid}): a new machine{key}",
+                message=(
+                    f"restarted by the controller (restart {vm.restart_count}): a new clone{key}"
+                    if restarted
+                    else f"recreated (new uid {vm.uid}): a new machine{key}"
+                ),
             )
         )
 

@@ -16,7 +16,7 @@ from backend_fixtures import orchard_backend
 from monitor_helpers import FAST_SETTINGS, wait_snapshot
 from orchard_fixtures import ADMIN, FAST, advance, validate_exchange
 
-from megatui import report, vm_tracker
+from megatui import readiness, report, vm_tracker
 from megatui.api import ActionError
 from megatui.backends.orchard import RECREATED_NOTE
 from megatui.clock import FakeClock
@@ -162,6 +162,51 @@ async def test_failed_vm_and_offline_worker(fleet: FakeOrchard) -> None:
     assert f"worker {victim.worker} is offline" in stale.hint
     worker = next(w for w in snap.workers if w.name == victim.worker)
     assert not worker.online and worker.failure == stale.hint
+
+
+async def test_wait_rides_out_an_onfailure_restart(fleet: FakeOrchard) -> None:
+    # The one readiness rule keeps waiting for a failed VM the controller restarts:
+    # no snapshot between the failure and the new boot makes `wait` or doctor give up.
+    backend = orchard_backend(fleet)
+    try:
+        await backend.client.create_vm(
+            NewVM("r", IMAGE, username="admin", password="admin", restart_policy="OnFailure")
+        )
+    finally:
+        await backend.close()
+    monitor = fleet_monitor(fleet)
+    verdicts: list[readiness.Verdict] = []
+    await monitor.start()
+    try:
+        async with clock_running(fleet):
+            await wait_snapshot(monitor, all_in(("r",), Phase.READY), timeout=30)
+        unsubscribe = monitor.subscribe(
+            lambda s: verdicts.append(
+                readiness.decide("r", s.vm("r"), s.sources.get("tart")).verdict
+            )
+        )
+        fleet.fail_vm("r", "tart run exited with 1")
+        failed = await wait_snapshot(monitor, lambda s: phases(s)["r"] is Phase.ERROR)
+        decision = readiness.decide("r", failed.vm("r"), failed.sources.get("tart"))
+        async with clock_running(fleet):
+            snap = await wait_snapshot(
+                monitor,
+                lambda s: bool((v := s.vm("r")) and v.phase is Phase.READY and v.restart_count),
+                timeout=30,
+            )
+        unsubscribe()
+        events = [e.message for e in monitor.events if e.subject == "r"]
+    finally:
+        await monitor.stop()
+    # The restart is a new clone with a new host key: learned anew, not refused.
+    assert any(m.startswith("restarted by the controller (restart 1)") for m in events), events
+    assert decision.verdict is readiness.Verdict.WAITING
+    assert decision.reason is not None and "restart policy OnFailure" in decision.reason
+    vm = snap.vm("r")
+    assert vm is not None and vm.restart_count == 1 and vm.restart_policy == "OnFailure"
+    # The verdicts and the VM's timeline say what happened if this ever fails.
+    assert readiness.Verdict.GIVE_UP not in verdicts, (verdicts, events)
+    assert verdicts[-1] is readiness.Verdict.READY, (verdicts, events)
 
 
 async def test_recreate_on_start_learns_the_new_host_key(fleet: FakeOrchard) -> None:

@@ -65,3 +65,45 @@ def test_unlisted_vm_waits_for_tart_unless_tart_cannot_recover() -> None:
     assert decide("macos-dev", None, missing, tart_fatal=True) == Decision(
         Verdict.GIVE_UP, "tart not installed"
     )
+
+
+def _failed(policy: str | None) -> VM:
+    return VM(
+        "ci-7",
+        TartState.STOPPED,
+        Phase.ERROR,
+        None,
+        0.0,
+        0.0,
+        error="tart run exited with 1",
+        backend="orchard",
+        restart_policy=policy,
+    )
+
+
+def test_a_failed_vm_the_controller_restarts_is_waited_for() -> None:
+    # OnFailure: Orchard puts it back to pending with restart_count + 1.
+    assert decide("ci-7", _failed("OnFailure")) == Decision(
+        Verdict.WAITING,
+        "tart run exited with 1; the controller restarts it (restart policy OnFailure)",
+    )
+
+
+@pytest.mark.parametrize("policy", ["Never", None])
+def test_a_failed_vm_that_stays_failed_ends_the_wait(policy: str | None) -> None:
+    assert decide("ci-7", _failed(policy)) == Decision(Verdict.GIVE_UP, "tart run exited with 1")
+
+
+def test_a_rejected_login_on_an_onfailure_vm_still_ends_the_wait() -> None:
+    # Running and refusing our login: no restart will fix that.
+    rejected = VM(
+        "ci-7",
+        TartState.RUNNING,
+        Phase.ERROR,
+        "10.0.0.2",
+        0.9,
+        0.0,
+        error="SSH login rejected",
+        restart_policy="OnFailure",
+    )
+    assert decide("ci-7", rejected) == Decision(Verdict.GIVE_UP, "SSH login rejected")

@@ -139,6 +139,32 @@ async def test_unknown_vm_is_404_with_one_line() -> None:
         assert s.monitor.calls == []
 
 
+async def test_start_returns_the_backends_note() -> None:
+    async with serve(allow_actions=True) as s, s.session() as session:
+        async with session.post("/api/v1/vms/dev-ready/start") as r:
+            assert r.status == 202
+            assert await r.json() == {
+                "ok": True,
+                "vm": "dev-ready",
+                "action": "start",
+                "note": None,
+            }
+        s.monitor.start_note = "stopped VM recreated from its spec"
+        async with session.post("/api/v1/vms/dev-ready/start") as r:
+            assert r.status == 202
+            assert (await r.json())["note"] == "stopped VM recreated from its spec"
+
+
+def test_a_note_from_the_server_is_one_line_or_none() -> None:
+    from megatui.serve.client import _note
+
+    reply = json.dumps({"ok": True, "note": "recreated\nfrom  its spec"})
+    assert _note(reply) == "recreated from its spec"
+    assert _note('{"ok": true}') is None  # a server from before notes
+    assert _note('{"note": 3}') is None and _note("<html>") is None and _note("[]") is None
+    assert len(_note(json.dumps({"note": "x" * 1000})) or "") == 300
+
+
 async def test_action_failure_is_409_with_the_monitors_line() -> None:
     from megatui.api import ActionError
 

@@ -74,6 +74,10 @@ async def test_actions_go_through_the_server_when_allowed(tmp_path: Path) -> Non
             assert not remote.snapshot.readonly
             await remote.stop_vm("dev-ready")
             assert s.monitor.calls[-1] == ("stop_vm", "dev-ready")
+            # The backend's note reaches the attached viewer as it reaches a local one.
+            assert await remote.start_vm("dev-ready") is None
+            s.monitor.start_note = "stopped VM recreated from its spec"
+            assert await remote.start_vm("dev-ready") == "stopped VM recreated from its spec"
             s.monitor.errors["start_vm"] = ActionError("VM 'dev-ready' is already running")
             with pytest.raises(ActionError, match="already running"):
                 await remote.start_vm("dev-ready")

@@ -19,7 +19,7 @@ from megatui.doctor.output import render_text, to_json, to_junit
 from megatui.doctor.plan import plan
 from megatui.doctor.progress import Progress
 from megatui.doctor.runner import Context, run_checks
-from megatui.headless import build_monitor
+from megatui.headless import build_monitor, orchard_config
 from megatui.sources.orchard_config import OrchardConfig
 from megatui.transport import TransportError
 
@@ -54,16 +54,20 @@ async def run(
     orchard: OrchardConfig | None = None,
 ) -> int:
     """Run every check; the report goes to stdout, progress to `out` (stderr).
-    `orchard`: the controller the orchard.* checks talk to, as the CLI resolved it
-    (`sources.orchard_config.resolve`); without one they are skipped."""
+    `orchard`: the controller the orchard.* checks talk to; by default the one the
+    settings name (`headless.orchard_config`); without one they are skipped. With an
+    Orchard backend the VM checks read the monitor's view of the controller's VMs
+    (booted and logged in to through its port-forward) and tart.installed is skipped."""
     problem = _usage_problem(settings, junit)
     if problem:
         print(f"megatui: {problem}", file=sys.stderr)
         return 2
     started_wall = time.time()
     started = time.monotonic()
+    if orchard is None:
+        orchard = orchard_config(settings)
     monitor = build_monitor(settings)
-    checks = plan(settings, CHECKS)
+    checks = plan(settings, CHECKS, fleet=monitor.backend.name != "tart")
     ctx = Context(settings, monitor, Progress(out or sys.stderr, len(checks)), orchard=orchard)
     try:
         connect = getattr(monitor.transport, "connect", None)

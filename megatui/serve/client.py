@@ -42,6 +42,7 @@ MAX_EVENTS = 500
 RECONNECT_MAX = 10.0
 EVENTS_FRESH = 2.0  # a pod's events are asked for again when older than this
 EVENTS_PODS = 32  # pods whose events are cached
+_MAX_NOTE = 300  # an action's note, as any one-line message
 
 
 class AttachError(Exception):
@@ -93,6 +94,21 @@ async def _read_error(reply: aiohttp.ClientResponse) -> str:
     except ValueError:
         message = None
     return str(message or text.strip().splitlines()[0] if text.strip() else reply.reason)
+
+
+def _note(text: str) -> str | None:
+    """The note of an action's reply (`{"note": "recreated from its spec"}`): one
+    line of text, or None when there is none, or it is not that shape (a server from
+    before notes, or garbage: the action itself succeeded either way)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    note = data.get("note") if isinstance(data, dict) else None
+    if not isinstance(note, str) or not note.strip():
+        return None
+    line = " ".join(note.split())
+    return line if len(line) <= _MAX_NOTE else line[: _MAX_NOTE - 1] + "…"
 
 
 async def probe(target: Target) -> dict[str, Any]:
@@ -222,8 +238,8 @@ class RemoteMonitor:
             return None
         return max(0.0, wait - (time.monotonic() - self._retry_base))
 
-    async def start_vm(self, name: str) -> None:
-        await self._action(name, "start")
+    async def start_vm(self, name: str) -> str | None:
+        return await self._action(name, "start")
 
     async def stop_vm(self, name: str) -> None:
         await self._action(name, "stop")
@@ -352,7 +368,8 @@ class RemoteMonitor:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise ActionError(f"server: {exc or type(exc).__name__}") from None
 
-    async def _action(self, name: str, verb: str) -> None:
+    async def _action(self, name: str, verb: str) -> str | None:
+        """POST the action; the server's note about it (see `_note`), if any."""
         if not self.actions:
             raise ActionError(f"refusing to {verb} VMs: the server is read-only for viewers")
         try:
@@ -360,6 +377,7 @@ class RemoteMonitor:
                 async with self._client().post(f"/api/v1/vms/{name}/{verb}") as reply:
                     if reply.status >= 300:
                         raise ActionError(await _read_error(reply))
+                    return _note(await reply.text())
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ActionError(f"server: {exc or type(exc).__name__}") from None
 

@@ -202,10 +202,12 @@ class ControlServer:
             return error(404, f"unknown VM '{name}'")
         call = self.monitor.start_vm if action == "start" else self.monitor.stop_vm
         try:
-            await call(name)
+            note = await call(name)
         except ActionError as exc:
             return error(409, str(exc).splitlines()[0] if str(exc) else "action failed")
-        return json_response({"ok": True, "vm": name, "action": action}, 202)
+        # `note`: what the backend says starting meant (Orchard: "recreated from its
+        # spec"), for an attached viewer to show as a local one does; null otherwise.
+        return json_response({"ok": True, "vm": name, "action": action, "note": note}, 202)
 
     async def vm_details(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]

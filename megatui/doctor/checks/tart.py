@@ -16,7 +16,17 @@ from megatui.sources.hostkeys import HostKeyStoreError
 from megatui.sources.tart import TartError, TartErrorKind
 
 
+def _fleet(ctx: Context) -> bool:
+    """The VMs come from a controller (Orchard), not from a tart this Mac runs."""
+    return ctx.monitor.backend.name != "tart"
+
+
 async def check_tart(ctx: Context) -> Outcome:
+    if _fleet(ctx):
+        return skipped(
+            f"VMs come from the Orchard controller ({ctx.monitor.backend.label}); "
+            "tart runs on its workers, not here"
+        )
     try:
         version = await ctx.monitor.tart.version()
     except TartError as exc:
@@ -46,32 +56,37 @@ def _tart_unlisted(ctx: Context) -> Outcome | None:
         return None
     status = ctx.monitor.snapshot.sources.get("tart")
     error = status.error if status and status.error else "no answer"
-    return skipped(f"tart list failed: {error}")
+    return skipped(f"{ctx.monitor.backend.name} list failed: {error}")
 
 
 def _in_scope(ctx: Context, vm: VM) -> bool:
-    """Running VMs doctor waits for: all, or those named in [doctor] vms."""
+    """Running VMs doctor waits for (and failed ones their controller restarts): all,
+    or those named in [doctor] vms."""
     wanted = ctx.settings.doctor_vms
-    return vm.state is TartState.RUNNING and (not wanted or vm.name in wanted)
+    going = vm.state is TartState.RUNNING or readiness.restarting(vm)
+    return going and (not wanted or vm.name in wanted)
 
 
 async def check_vms_exist(ctx: Context) -> Outcome:
     snap = await ctx.first_snapshot()
     wanted = _configured_vms(ctx)
     known = ctx.monitor.known_vm_names()
+    lister = ctx.monitor.backend.name
     if known is None:
         status = snap.sources.get("tart")
         return failed(
-            f"tart list failed: {status.error if status and status.error else 'no answer'}"
+            f"{lister} list failed: {status.error if status and status.error else 'no answer'}"
         )
     if not wanted:
-        return ok(f"tart lists {plural(len(known), 'VM')}; none configured in [doctor] vms")
+        return ok(f"{lister} lists {plural(len(known), 'VM')}; none configured in [doctor] vms")
     missing = [n for n in wanted if n not in known]
     if missing:
-        return failed(
-            f"configured VMs missing: {', '.join(missing)}",
-            "tart clone IMAGE NAME creates a VM; tart list shows what exists",
+        hint = (
+            "`megatui create NAME --image IMAGE` creates a VM; `megatui status` shows what exists"
+            if _fleet(ctx)
+            else "tart clone IMAGE NAME creates a VM; tart list shows what exists"
         )
+        return failed(f"configured VMs missing: {', '.join(missing)}", hint)
     return ok(f"all {plural(len(wanted), 'configured VM')} exist")
 
 

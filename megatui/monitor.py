@@ -16,16 +16,16 @@ import asyncio
 import contextlib
 import importlib
 import logging
-import random
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from megatui import actions, vm_intents
 from megatui.api import ActionError
 from megatui.backends.base import BackendError, BackendErrorKind, NewVMSpec, VMBackend
 from megatui.backends.tart import RUN_MARKER, TartBackend, current_run
+from megatui.backoff import Backoff
 from megatui.clock import Clock, SystemClock
 from megatui.config import Settings, data_dir, state_dir
 from megatui.drill import DrillDown
@@ -82,24 +82,6 @@ ALL_SOURCES = frozenset({"tart", "ssh", "kube", "docker"})
 MAX_EVENTS = 500
 # How often the host's kubeconfig is fetched again with --host.
 KUBECONFIG_REFRESH = 30.0
-
-
-@dataclass
-class _Backoff:
-    """Exponential backoff with jitter for a failing source."""
-
-    base: float
-    cap: float = 60.0
-    failures: int = 0
-
-    def next_delay(self) -> float:
-        self.failures += 1
-        delay: float = min(self.cap, self.base * 2.0 ** (self.failures - 1))
-        jitter: float = random.uniform(0.8, 1.2)
-        return delay * jitter
-
-    def reset(self) -> None:
-        self.failures = 0
 
 
 class Monitor:
@@ -164,7 +146,7 @@ class Monitor:
         self._started = False
         self._wake_host = asyncio.Event()
         self._remote_setup: RemoteSetup | None = None
-        self._tart_backoff = _Backoff(base=settings.tart_boot_poll_interval)
+        self._tart_backoff = Backoff(base=settings.tart_boot_poll_interval)
         self.outage = HostOutage(
             self.transport,
             self.clock,
@@ -477,7 +459,7 @@ class Monitor:
 
         settings = self.source_settings
         source = DockerSource(settings.docker_host, timeout=settings.docker_timeout)
-        backoff = _Backoff(base=self.settings.docker_poll_interval)
+        backoff = Backoff(base=self.settings.docker_poll_interval)
         try:
             while True:
                 status = await source.poll()

@@ -43,7 +43,8 @@ from megatui.sources.hostkeys import HostKeyStoreError
 from megatui.sources.ssh_probe import Credentials, SSHProber
 
 if TYPE_CHECKING:
-    from megatui.monitor import Monitor, _Backoff
+    from megatui.backoff import Backoff
+    from megatui.monitor import Monitor
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ async def sleep_or_wake(wake: asyncio.Event, delay: float, *, keep: bool = False
 class VMTracker:
     """The VMs of one backend, as the monitor publishes them."""
 
-    def __init__(self, monitor: Monitor, backend: VMBackend, backoff: _Backoff) -> None:
+    def __init__(self, monitor: Monitor, backend: VMBackend, backoff: Backoff) -> None:
         self.monitor = monitor
         self.backend = backend
         self.settings = monitor.settings

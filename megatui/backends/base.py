@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from megatui.model import BackendVM, Worker
+from megatui.text import one_line
 
 _MAX_MESSAGE = 300
 
@@ -56,10 +57,7 @@ class BackendError(Exception):
         vm: str | None = None,
         status: int | None = None,
     ) -> None:
-        line = " ".join(message.split())
-        if len(line) > _MAX_MESSAGE:
-            line = line[: _MAX_MESSAGE - 1] + "…"
-        super().__init__(line)
+        super().__init__(one_line(message, _MAX_MESSAGE))
         self.kind = kind
         self.vm = vm
         self.status = status

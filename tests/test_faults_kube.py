@@ -289,6 +289,11 @@ async def test_garbage_pod_list_fails_pods_only(
     line: str,
 ) -> None:
     async with lab(tmp_path, capfd, monkeypatch) as the_lab:
+        # The good pods must be on screen before the bad list: otherwise the garbage
+        # can be the first pods list, and there is nothing "last good" to keep.
+        await wait_status(
+            the_lab.monitor, KUBE, lambda _s: len(the_lab.monitor.snapshot.pods) == 7, 10.0
+        )
         the_lab.api.inject_list("pods", body)  # type: ignore[arg-type]
         # Force a relist of pods: the re-watch gets 410 Gone.
         the_lab.api.inject_error(410, "too old resource version", plural="pods", times=1)

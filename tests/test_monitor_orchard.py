@@ -144,7 +144,8 @@ async def test_failed_vm_and_offline_worker(fleet: FakeOrchard) -> None:
         async with clock_running(fleet):
             snap = await wait_snapshot(monitor, all_in(("a", "b", "c"), Phase.READY), timeout=30)
         fleet.fail_vm("a", "tart run exited: guest panic\nstack...")
-        snap = await wait_snapshot(monitor, lambda s: phases(s)["a"] is Phase.ERROR)
+        # All settled: the controller is listed every 10 s, so allow a few of those.
+        snap = await wait_snapshot(monitor, lambda s: phases(s)["a"] is Phase.ERROR, timeout=30)
         failed = snap.vm("a")
         assert failed is not None and failed.error == "VM failed: tart run exited: guest panic"
         # A worker falls silent: after the 3-minute rule its VMs are the last known state.

@@ -24,9 +24,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import bench_ui
 from ui_fakes import NOW, FakeMonitor, make_app, sample_fleet_snapshot
 
+from benchmarks import bench_ui
 from megatui.clock import FakeClock
 from megatui.config import Settings
 from megatui.model import VM, Phase, Snapshot, TartState, Worker

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import functools
 import os
 import sys
@@ -361,17 +360,11 @@ def _remove_secrets(transport: object) -> None:
 
     With --host the app closes the connection when it unmounts (Monitor.stop), which
     removes the private directory holding the host's kubeconfig (client key
-    included); here it is removed in any case. The kubernetes client writes a
-    kubeconfig's inline certificates and key to temp files that only its atexit
-    hook removes, and a hard exit (`os._exit`) skips atexit."""
+    included); here it is removed in any case. (The Kubernetes client's copies of
+    the kubeconfig's certificates are gone once it has connected: kube_files.py.)"""
     discard = getattr(transport, "discard", None)
     if callable(discard):
         discard()
-    kube_config = sys.modules.get("kubernetes.aio.config.kube_config")
-    remove_temp_files = getattr(kube_config, "_cleanup_temp_files", None)
-    if callable(remove_temp_files):
-        with contextlib.suppress(Exception):
-            remove_temp_files()
 
 
 def _forget_key(vm: str) -> int:

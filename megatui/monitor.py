@@ -530,7 +530,10 @@ class Monitor:
         await self.drill.run(self.source_settings)
 
     def _drill_changed(self) -> None:
-        if self._kube_state is not None and self._kube_state.answered:
+        # The events watch reports before its first list is in (no status yet): that
+        # is not an answer, and the first round (a pod's WHY) waits for one.
+        kube_answered = self._kube_state is not None and self._kube_state.answered
+        if kube_answered and self.drill.answered:
             self._mark_first("kube")
         self._schedule_publish()
 

@@ -6,12 +6,12 @@ list's resourceVersion, watch from it with `allowWatchBookmarks` and a server-si
 when a stream ends or breaks, and relist only on 410 (an `ERROR` event inside HTTP
 200, or an HTTP 410). Lists are never polled again.
 
-The official `kubernetes.aio` client provides the kubeconfig loading, TLS set-up,
-credentials and the aiohttp session, but not its models: a 5,000-pod list is read
-as bytes and parsed with `json` straight into the `kube_status` rows, and watch
-streams are read line by line from the raw response (one newline-terminated event
-per line). Building pydantic models would cost several times more and the rows
-need only a few fields.
+`kube_client` turns the kubeconfig into TLS set-up, credentials and an aiohttp session
+(the official `kubernetes` package is not imported: docs/architecture.md "Imports"); a
+5,000-pod list is read as bytes and parsed with `json` straight into the `kube_status`
+rows, and watch streams are read line by line from the raw response (one
+newline-terminated event per line). Building models would cost several times more and
+the rows need only a few fields.
 
 Every failure becomes a one-line status for its source ("kubernetes" for nodes and
 pods, "applications"); the other resources keep working and the last data stays
@@ -422,7 +422,7 @@ class KubeSource:
                 finally:
                     self._client = None
                     with contextlib.suppress(Exception):
-                        await client.api.close()
+                        await client.close()
                 if unexpected is not None:
                     failures += 1
                     delay = self._delay(failures)
@@ -539,23 +539,13 @@ class KubeSource:
         query: list[tuple[str, Any]],
         timeout: aiohttp.ClientTimeout,
     ) -> aiohttp.ClientResponse:
-        """Send a GET through the official client (auth, TLS, headers) and return
-        the raw aiohttp response once its headers are in."""
+        """Send a GET (auth, TLS, headers from the kubeconfig) and return the raw
+        aiohttp response once its headers are in."""
         server = client.server
         limit = self.settings.kube_request_timeout
         try:
-            params = await client.api.param_serialize(
-                method="GET",
-                resource_path=path,
-                query_params=query,
-                header_params={"Accept": "application/json"},
-                auth_settings=["BearerToken"],
-            )
-            method, url, headers = params[0], params[1], params[2]
             async with asyncio.timeout(limit):
-                rest = await client.api.call_api(
-                    method, url, header_params=headers, _request_timeout=timeout
-                )
+                response = await client.get(path, query, timeout)
         except TimeoutError:
             raise KubeError(
                 f"the API server at {server} did not answer within {limit:g} s"
@@ -582,7 +572,6 @@ class KubeSource:
             raise KubeError(f"the API server at {server} closed the connection") from None
         except aiohttp.ClientError as exc:
             raise KubeError(f"request to {server} failed: {one_line(str(exc), MAX_LINE)}") from None
-        response: aiohttp.ClientResponse = rest.response
         return response
 
     async def _fail_for_status(self, res: Resource, resp: aiohttp.ClientResponse) -> None:

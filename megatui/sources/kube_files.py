@@ -1,13 +1,9 @@
-"""The kubeconfig's inline certificates and key, as files the client can load.
+"""The kubeconfig's inline certificates and key, as files an SSL context can load.
 
-The kubernetes client loads certificates by path, so it writes a kubeconfig's `*-data`
-entries (Kind's CA, client certificate and client key) to files: in the system temp
-directory, kept until the interpreter exits normally, and remembered in a module-wide
-cache keyed by content. megatui writes them itself, into a directory of its own (mode
-0700), and removes that directory as soon as the client is built: the client's SSL
-context has read the files by then. Anything the client still writes itself (an exec
-plugin's certificate) goes to the same directory, and is forgotten by its cache so that
-no later client is handed a path that is gone.
+Python's `ssl` loads a client certificate and key by path only, so a kubeconfig's
+`*-data` entries (Kind's CA, client certificate and client key) are written to files in
+a directory of megatui's own (mode 0700), removed as soon as the SSL context has read
+them: no copy of a key outlives the connect, whatever way megatui exits later.
 """
 
 from __future__ import annotations
@@ -37,7 +33,6 @@ def private_credentials(cluster: dict[str, Any], user: dict[str, Any] | None) ->
             _write(user, USER_FILES, directory)
         yield directory
     finally:
-        _forget(directory)
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -54,16 +49,3 @@ def _write(entry: dict[str, Any], keys: tuple[str, ...], directory: str) -> None
             out.write(content)
         del entry[f"{key}-data"]
         entry[key] = str(path)
-
-
-def _forget(directory: str) -> None:
-    """Drop the client's cached names of files in `directory` (about to be removed)."""
-    from kubernetes.aio.config import kube_config
-
-    cache = getattr(kube_config, "_temp_files", None)
-    if not isinstance(cache, dict):
-        return
-    prefix = directory + os.sep
-    for content, name in list(cache.items()):
-        if isinstance(name, str) and name.startswith(prefix):
-            del cache[content]

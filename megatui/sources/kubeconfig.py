@@ -108,7 +108,9 @@ def load_kubeconfig(paths: list[str]) -> tuple[JSON, str]:
                 if section == "clusters":
                     _absolutize(item.get("cluster"), ("certificate-authority",), base)
                 elif section == "users":
-                    _absolutize(item.get("user"), ("client-certificate", "client-key"), base)
+                    _absolutize(
+                        item.get("user"), ("client-certificate", "client-key", "tokenFile"), base
+                    )
                 merged[section].append(item)
         if "current-context" not in merged and doc.get("current-context"):
             merged["current-context"] = doc["current-context"]

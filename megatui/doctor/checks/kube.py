@@ -31,7 +31,7 @@ async def check_kubeconfig(ctx: Context) -> Outcome:
             "`kind export kubeconfig` writes the Kind cluster's context into ~/.kube/config",
         )
     with contextlib.suppress(Exception):
-        await client.api.close()
+        await client.close()
     return ok(f"context '{client.context}': {client.server}")
 
 

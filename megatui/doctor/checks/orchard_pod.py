@@ -156,7 +156,7 @@ async def check_controller_pod(ctx: Context) -> Outcome:
         return failed(str(exc))
     finally:
         with contextlib.suppress(Exception):
-            await client.api.close()
+            await client.close()
     stuck = stuck_on_docker_sock(pods, (parse_event(e) for e in events))
     if stuck:
         first = stuck[0]

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -40,7 +41,7 @@ from megatui.model import (
 )
 from megatui.phases import MOVING_PHASES, PRE_BOOT_PHASES, Observation
 from megatui.sources.hostkeys import HostKeyStoreError
-from megatui.sources.ssh_probe import Credentials, SSHProber
+from megatui.sources.ssh_probe import Credentials, SSHProber, load_asyncssh
 
 if TYPE_CHECKING:
     from megatui.backoff import Backoff
@@ -179,6 +180,9 @@ class VMTracker:
         self.workers = tuple(sorted(workers or (), key=lambda w: w.name))
         self.listed = True
         monitor._ok(SOURCE_TART)
+        if "ssh" in monitor.enabled and "asyncssh" not in sys.modules and self._any_running():
+            # Its import (in a thread) overlaps the address lookups: the probes need it.
+            self._in_background(load_asyncssh())
         if self.backend.can_watch:
             # A fleet's VMs are on screen with the list, before one address lookup
             # per running VM (hundreds, each through the controller to a worker).
@@ -193,6 +197,9 @@ class VMTracker:
         if not self.probe_tasks:
             monitor._mark_first("ssh")
         return self._pace()
+
+    def _any_running(self) -> bool:
+        return any(vm.state is TartState.RUNNING for vm in self.vms.values())
 
     def _pace(self) -> float:
         settled = self.settled()

@@ -16,19 +16,44 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
+import importlib
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import asyncssh
-from asyncssh.public_key import get_default_public_key_algs
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
 
 from megatui.clock import Clock
 from megatui.model import ProbeResult, ProbeStage
 from megatui.sources.hostkeys import HostKeyStore, HostKeyStoreError
 from megatui.text import one_line
 from megatui.transport import Transport
+
+if TYPE_CHECKING:
+    import asyncssh
+else:
+
+    class _Lazy:
+        """asyncssh, imported when first used: with cryptography it costs ~0.15 s of
+        CPU, which a command that probes no VM (`--version`, a host with no running
+        VM) never pays (docs/architecture.md "Imports")."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(importlib.import_module("asyncssh"), name)
+
+    asyncssh = _Lazy()
+
+
+async def load_asyncssh() -> ModuleType:
+    """Import asyncssh in a thread: on the event loop its import would freeze the TUI
+    (and stall every other source's first answer) for as long."""
+    module = sys.modules.get("asyncssh")
+    if module is None:
+        module = await asyncio.to_thread(importlib.import_module, "asyncssh")
+    return module
+
 
 # Keepalives let a kept connection notice a VM that vanished (stopped, suspended)
 # without waiting for the next health check to hang.
@@ -54,8 +79,9 @@ def key_text(key: asyncssh.SSHKey) -> str:
     return f"{key.get_algorithm()} {base64.b64encode(key.public_data).decode('ascii')}"
 
 
-class _ProbeClient(asyncssh.SSHClient):
-    """Decides about the server's host key during the key exchange.
+class _ProbeClient:
+    """Decides about the server's host key during the key exchange (mixed into
+    asyncssh.SSHClient by `_client_class`, once asyncssh is imported).
 
     asyncssh calls `validate_host_public_key` only for keys not in the trusted
     list we pass, and does so before the user-auth service is even requested, so a
@@ -85,6 +111,12 @@ class _ProbeClient(asyncssh.SSHClient):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+
+
+@functools.cache
+def _client_class() -> type[_ProbeClient]:
+    """The probe's SSHClient: built once asyncssh is imported."""
+    return type("ProbeClient", (_ProbeClient, asyncssh.SSHClient), {})
 
 
 @dataclass
@@ -223,6 +255,7 @@ class SSHProber:
     async def _login_and_run(
         self, vm: str, ip: str, port: int, creds: Credentials, command: str
     ) -> tuple[ProbeStage, str | None]:
+        await load_asyncssh()
         try:
             trusted_text = self._hostkeys.lookup(vm)
         except HostKeyStoreError as exc:
@@ -243,13 +276,13 @@ class SSHProber:
                 f"cannot use SSH key {creds.key_path}: {reason}", creds
             )
 
-        client = _ProbeClient(trusted)
+        client = _client_class()(trusted)
         options: dict[str, Any] = {
             "username": creds.user,
             "password": creds.password,
             "known_hosts": ([trusted] if trusted else [], [], []),
             "server_host_key_algs": _host_key_algs(trusted),
-            "client_factory": lambda: client,
+            "client_factory": lambda: cast("asyncssh.SSHClient", client),
             # The user's ~/.ssh/config could add a ProxyJump, another user or
             # identity; a probe must do exactly what megatui's settings say.
             "config": None,
@@ -363,6 +396,8 @@ def _host_key_algs(trusted: asyncssh.SSHKey | None) -> Sequence[str]:
     a different type of key is reported as a changed key rather than as a
     key-exchange failure. Certificates are left out: we pin keys, not CAs.
     """
+    from asyncssh.public_key import get_default_public_key_algs
+
     algs = [a.decode("ascii") for a in get_default_public_key_algs()]
     if trusted is None:
         return algs

@@ -134,3 +134,11 @@ def test_query_is_written_as_the_official_client_wrote_it() -> None:
     query = [("watch", True), ("timeoutSeconds", 30), ("sinceTime", "2026-01-01T00:00:00Z")]
     assert encode_query(query) == "watch=true&timeoutSeconds=30&sinceTime=2026-01-01T00%3A00%3A00Z"
 
+
+
+async def test_a_wrong_type_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    doc = kubeconfig_dict("https://127.0.0.1:1")
+    doc["clusters"][0]["cluster"]["tls-server-name"] = ["not", "a", "name"]
+    path = write_kubeconfig(tmp_path / "kubeconfig", doc)
+    with pytest.raises(KubeconfigError, match=r"^invalid kubeconfig .*kubeconfig: tls-server-name"):
+        await connect(Settings(kubeconfig=str(path)))

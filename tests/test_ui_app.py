@@ -74,6 +74,8 @@ async def test_mount_shows_snapshot_and_starts_monitor(
     app: MegatuiApp, monitor: FakeMonitor
 ) -> None:
     async with app.run_test(size=(160, 48)) as pilot:
+        # The monitor starts once the first frame is painted (call_after_refresh).
+        await pilot.pause()
         await app.workers.wait_for_complete()
         assert monitor.started
         assert monitor.subscriber_count == 1

@@ -131,8 +131,8 @@ async def connect(settings: Settings, override: str | None = None) -> KubeClient
     try:
         # Building the TLS context reads the system's CA bundle: in a thread too.
         creds = await asyncio.to_thread(_credentials, chosen, exec_result)
-    except KubeconfigError:
-        raise
+    except KubeconfigError as exc:
+        raise KubeconfigError(f"invalid kubeconfig {where}: {exc}") from None
     except (OSError, ValueError) as exc:
         # ssl.SSLError is an OSError: unreadable or mismatched certificate data.
         raise KubeconfigError(f"invalid credentials in kubeconfig {where}: {exc}") from None

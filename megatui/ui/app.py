@@ -314,7 +314,10 @@ class MegatuiApp(App[None]):
             self.notify(self.startup_notice, title="demo", timeout=20, markup=False)
         self.age_timer = self.set_interval(1.0, self.tick, name="age")
         self._install_hangup_handlers()
-        self._start_monitor()
+        # After the first paint: the sources' first moves import their clients in
+        # threads (aiohttp, the docker SDK, asyncssh), which would take the GIL from
+        # the first frame (docs/architecture.md "Imports").
+        self.call_after_refresh(self._start_monitor)
 
     @work(group="monitor", exit_on_error=False)
     async def _start_monitor(self) -> None:

@@ -60,6 +60,7 @@ from benchmarks.bench_ui import (
 from megatui.clock import FakeClock, SystemClock
 from megatui.config import Settings, load_settings
 from megatui.model import Phase, Snapshot, SourceStatus
+from megatui.ui.table import KeyedTable
 
 SECTIONS = ("pods5", "apps", "pods20k", "vms")
 NAMESPACE = "argocd"
@@ -248,7 +249,7 @@ async def apps(root: Path, count: int, changes: int, scrolls: int) -> list[resul
             started = time.perf_counter()
             task = asyncio.create_task(source.run())
             listed_at = await feed.until(lambda s: len(s.applications) == total)
-            table = app.query_one("#app-table")
+            table = app.query_one("#app-table", KeyedTable)
             await wait_until(lambda: table.row_count == total, 30.0, "the Applications drawn")
             drawn_at = app.frame_after(app.applied[-1][1]) or time.perf_counter()
             await asyncio.sleep(0.5)
@@ -256,6 +257,10 @@ async def apps(root: Path, count: int, changes: int, scrolls: int) -> list[resul
             url = f"{info['url']}/apis/argoproj.io/v1alpha1/namespaces/{NAMESPACE}/applications"
             name = f"load-app-{count // 2:05d}"
             key = f"{NAMESPACE}/{name}"
+            # On screen, or its change draws nothing until something else repaints.
+            table.focus()
+            table.select_key(key)
+            await asyncio.sleep(0.2)
             visible: list[float] = []
             async with aiohttp.ClientSession() as http:
                 async with http.get(f"{url}/{name}") as resp:
@@ -279,8 +284,7 @@ async def apps(root: Path, count: int, changes: int, scrolls: int) -> list[resul
                         visible.append(frame - t0)
                     await asyncio.sleep(0.1)  # one change alone, past the 50 ms coalescing
 
-            app.query_one("#app-table").focus()
-            await asyncio.sleep(0.2)
+            await press(app, "home", "end/home", Latencies())
             keys = Latencies()
             for _ in range(scrolls):
                 await press(app, "down", "down", keys)
@@ -366,7 +370,7 @@ async def pods20k(root: Path, count: int, churn: float, window: float) -> list[r
             started = time.perf_counter()
             task = asyncio.create_task(source.run())
             listed_at = await feed.until(lambda s: len(s.pods) >= count, 120.0)
-            table = app.query_one("#pod-table")
+            table = app.query_one("#pod-table", KeyedTable)
             await wait_until(lambda: table.row_count >= count, 60.0, "the pods drawn")
             await asyncio.sleep(2.0)
             first = len(feed.published)

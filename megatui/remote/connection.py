@@ -48,6 +48,7 @@ from megatui.remote.errors import (
 )
 from megatui.remote.forwards import Forwards
 from megatui.remote.login import HostClient, client_options, connect_error, host_key_algs
+from megatui.subscribers import Subscribers
 from megatui.text import one_line
 from megatui.transport import (
     CommandResult,
@@ -88,7 +89,7 @@ class RemoteTransport:
         self._drop_reason: str | None = None
         self._needs_user = False
         self._closed = False
-        self._listeners: list[Callable[[RemoteTransport], None]] = []
+        self._listeners: Subscribers[RemoteTransport] = Subscribers("transport listener")
         self._forwards = Forwards(self, connect_timeout=self._connect_timeout)
         self._forward_dir: str | None = None
 
@@ -128,13 +129,7 @@ class RemoteTransport:
 
     def add_listener(self, callback: Callable[[RemoteTransport], None]) -> Callable[[], None]:
         """Call `callback(self)` whenever `connected` or `last_error` changes."""
-        self._listeners.append(callback)
-
-        def remove() -> None:
-            with contextlib.suppress(ValueError):
-                self._listeners.remove(callback)
-
-        return remove
+        return self._listeners.subscribe(callback)
 
     def status_line(self) -> str:
         """One line for a status bar: connected, or why not and when the next try is."""
@@ -143,11 +138,7 @@ class RemoteTransport:
         return self.lost_message()
 
     def _notify(self) -> None:
-        for callback in list(self._listeners):
-            try:
-                callback(self)
-            except Exception:  # a consumer's bug must not break the connection logic
-                log.exception("transport listener failed")
+        self._listeners.publish(self)
 
     def problem(self) -> str | None:
         """One line without a countdown (that is `reconnect_in`), None while connected:

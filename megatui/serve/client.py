@@ -34,6 +34,7 @@ from megatui.recovery import RecoveryStatus, status_from_json
 from megatui.serve import remote_logs
 from megatui.snapshot_json import SnapshotFormatError, decode, decode_event, decode_kube_event
 from megatui.sources.kube_logs import LogBuffer, LogLine
+from megatui.subscribers import Subscribers
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ class RemoteMonitor:
         self._events: deque[Event] = deque(maxlen=MAX_EVENTS)
         self._retry: dict[str, float] = {}
         self._retry_base = time.monotonic()
-        self._subscribers: list[Callable[[Snapshot], None]] = []
+        self._subscribers: Subscribers[Snapshot] = Subscribers("snapshot subscriber")
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_id: str | None = None
@@ -203,13 +204,7 @@ class RemoteMonitor:
         return tuple(self._events)
 
     def subscribe(self, callback: Callable[[Snapshot], None]) -> Callable[[], None]:
-        self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.subscribe(callback)
 
     async def start(self) -> None:
         if self._task is None:
@@ -441,11 +436,7 @@ class RemoteMonitor:
 
     def _publish(self, snap: Snapshot) -> None:
         self._snapshot = snap
-        for callback in list(self._subscribers):
-            try:
-                callback(snap)
-            except Exception:  # a consumer's bug must not stop the stream
-                log.exception("snapshot subscriber failed")
+        self._subscribers.publish(snap)
 
 
 def _quote(segment: str) -> str:

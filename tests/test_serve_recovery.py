@@ -14,11 +14,12 @@ from lab_fixtures import TartLabFactory, fast_vm, tart_lab_fixture  # noqa: F401
 from monitor_helpers import FAST_SETTINGS, wait_snapshot
 from serve_fixtures import serve
 
+from megatui import recovery_history
 from megatui.config import Settings, load_settings
 from megatui.lab.tartlab import TartLab
 from megatui.model import Phase, TartState
 from megatui.monitor import Monitor
-from megatui.recovery import USER_STOPPED
+from megatui.recovery import USER_STOPPED, ActionKind, Result
 from megatui.serve.client import RemoteMonitor, Target
 from megatui.serve.recovery_runner import RecoveryRunner
 
@@ -106,6 +107,13 @@ async def test_a_crashed_vm_is_restarted_and_a_vm_the_user_stopped_is_left_stopp
     finally:
         await monitor.stop()
     assert runner._loop_task is None and not runner._actions  # cleaned up with the server
+    # The server restarts: the hour's attempt and the history are still there (#13).
+    again = RecoveryRunner(monitor, settings)
+    assert again.engine.restarts_last_hour("alpha") == 1
+    assert [(r.action, r.result) for r in again.engine.history("alpha")] == [
+        (ActionKind.START, Result.OK)
+    ]
+    assert recovery_history.default_path().stat().st_mode & 0o777 == 0o600
 
 
 STOP_FROM_ANOTHER_PROCESS = textwrap.dedent(

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from megatui import report, vm_intents
+from megatui import recovery_history, report, vm_intents
 from megatui.api import ActionError, MonitorAPI
 from megatui.clock import Clock, SystemClock
 from megatui.config import RecoveryPolicy, Settings
@@ -42,6 +42,7 @@ class RecoveryRunner:
         *,
         clock: Clock | None = None,
         intents_path: Path | None = None,
+        history_path: Path | None = None,
         ready_timeout: float = READY_TIMEOUT,
         engine: RecoveryEngine | None = None,
     ) -> None:
@@ -50,6 +51,9 @@ class RecoveryRunner:
         self.clock = clock or SystemClock()
         self.engine = engine or RecoveryEngine(self.clock)
         self._intents = vm_intents.Reader(intents_path)
+        # max_restarts per hour counts the attempts of earlier runs too.
+        self._history_path = history_path
+        self.engine.restore(recovery_history.load(history_path, self.clock.now()))
         self.ready_timeout = ready_timeout
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()  # a new snapshot, for actions waiting on one
@@ -124,10 +128,14 @@ class RecoveryRunner:
         for action in plan.actions:
             policy = policies[action.vm]
             self.engine.begin(action, policy)
+            self._save_history()
             self._actions[action.vm] = asyncio.create_task(
                 self._execute(action), name=f"recovery {action.vm}"
             )
         return plan.wake_at
+
+    def _save_history(self) -> None:
+        recovery_history.save(self._history_path, self.engine.memory(), self.clock.now())
 
     def _event(self, vm: str, message: str, severity: str = "info") -> None:
         self.monitor.add_event(Event(self.clock.now(), "vm", vm, message, severity))
@@ -148,6 +156,7 @@ class RecoveryRunner:
             result, detail = await self._carry_out(action)
         except asyncio.CancelledError:
             self.engine.finish(action, Result.FAILED, "cancelled: megatui serve stopped")
+            self._save_history()
             raise
         except Exception as exc:  # a bug here must not end recovery for every VM
             log.exception("recovery of %s failed", action.vm)
@@ -156,6 +165,7 @@ class RecoveryRunner:
             self._actions.pop(action.vm, None)
             self._wake.set()
         self.engine.finish(action, result, detail)
+        self._save_history()
         took = self.clock.monotonic() - started
         if result is Result.OK:
             self._event(action.vm, f"recovery: {action.kind}: ready again after {took:.0f} s")

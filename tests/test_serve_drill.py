@@ -33,7 +33,6 @@ async def served(monitor: Monitor) -> AsyncIterator[Served]:
 @pytest.fixture
 async def remote(served: Served) -> AsyncIterator[RemoteMonitor]:
     viewer = RemoteMonitor(Target.parse(served.url, TOKEN))
-    viewer.log_retry_delay = 0.05
     await viewer.start()
     try:
         yield viewer

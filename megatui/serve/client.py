@@ -189,9 +189,6 @@ class RemoteMonitor:
         self._events_tasks: dict[tuple[str, str, str], asyncio.Task[None]] = {}
         self._events_problem: str | None = None
         self._events_error: str | None = None
-        #: How a broken log stream is resumed (tests make it quicker).
-        self.log_retries = 5
-        self.log_retry_delay = 1.0
 
     # --- MonitorAPI ------------------------------------------------------------------
 
@@ -342,8 +339,6 @@ class RemoteMonitor:
             buffer,
             on_lines,
             previous=previous,
-            retries=self.log_retries,
-            retry_delay=self.log_retry_delay,
         )
 
     # --- HTTP --------------------------------------------------------------------------

@@ -667,6 +667,7 @@ RECOVERY_SCHEMA: dict[str, Checker] = {
     "unhealthy_after": _at_least_one,  # failed health checks in a row
     "max_restarts": _count,  # per rolling hour
     "backoff": _positive,  # seconds before the second attempt, doubling after
+    "ready_timeout": _positive,  # seconds a started VM may take to be ready
 }
 
 
@@ -676,6 +677,8 @@ class RecoveryPolicy:
     unhealthy_after: int = 3
     max_restarts: int = 3
     backoff: float = 30.0
+    # As `megatui wait`: an image's first boot may take minutes.
+    ready_timeout: float = 600.0
 
 
 def _recovery_tables(body: Any, origin: str) -> dict[str, dict[str, Any]]:

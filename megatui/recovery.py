@@ -386,6 +386,8 @@ def status_from_json(doc: object) -> RecoveryStatus | None:
             unhealthy_after=int(raw["unhealthy_after"]),
             max_restarts=int(raw["max_restarts"]),
             backoff=float(raw["backoff_seconds"]),
+            # Absent from servers older than the key.
+            ready_timeout=float(raw.get("ready_timeout_seconds", 600.0)),
         )
     except (KeyError, TypeError, ValueError):
         return None

@@ -24,7 +24,9 @@ from megatui.serve.client import RemoteMonitor, Target
 from megatui.serve.recovery_runner import RecoveryRunner
 
 ROOT = Path(__file__).resolve().parent.parent
-POLICY = '[recovery.alpha]\nrestart = "on-exit"\nmax_restarts = 3\nbackoff = 1\n'
+POLICY = (
+    '[recovery.alpha]\nrestart = "on-exit"\nmax_restarts = 3\nbackoff = 1\nready_timeout = 30\n'
+)
 
 
 def recovery_settings(lab: TartLab, tmp_path: Path, policy: str = POLICY) -> Settings:
@@ -51,7 +53,7 @@ async def test_a_crashed_vm_is_restarted_and_a_vm_the_user_stopped_is_left_stopp
     lab = tart_lab([fast_vm("alpha", initial="running")])
     settings = recovery_settings(lab, tmp_path)
     monitor = Monitor(settings, sources={"tart", "ssh"})
-    runner = RecoveryRunner(monitor, settings, ready_timeout=30)
+    runner = RecoveryRunner(monitor, settings)
     await monitor.start()
     try:
         async with serve(monitor=monitor, allow_actions=True, recovery=runner) as s:
@@ -142,7 +144,7 @@ async def test_a_stop_made_by_another_megatui_process_is_not_fought(
     lab = tart_lab([fast_vm("alpha", initial="running")])
     settings = recovery_settings(lab, tmp_path)
     monitor = Monitor(settings, sources={"tart", "ssh"})
-    runner = RecoveryRunner(monitor, settings, ready_timeout=30)
+    runner = RecoveryRunner(monitor, settings)
     await monitor.start()
     try:
         async with serve(monitor=monitor, recovery=runner):

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Protocol
 
 from megatui import recovery_history, report, vm_intents
@@ -25,7 +24,6 @@ from megatui.recovery import Action, ActionKind, RecoveryEngine, Result
 
 log = logging.getLogger(__name__)
 
-READY_TIMEOUT = 600.0  # as `megatui wait`: how long a started VM may take to be ready
 STOP_TIMEOUT = 60.0
 IDLE_RECHECK = 60.0  # evaluate at least this often (a config-free safety net)
 
@@ -41,20 +39,14 @@ class RecoveryRunner:
         settings: Settings,
         *,
         clock: Clock | None = None,
-        intents_path: Path | None = None,
-        history_path: Path | None = None,
-        ready_timeout: float = READY_TIMEOUT,
-        engine: RecoveryEngine | None = None,
     ) -> None:
         self.monitor = monitor
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.engine = engine or RecoveryEngine(self.clock)
-        self._intents = vm_intents.Reader(intents_path)
+        self.engine = RecoveryEngine(self.clock)
+        self._intents = vm_intents.Reader()
         # max_restarts per hour counts the attempts of earlier runs too.
-        self._history_path = history_path
-        self.engine.restore(recovery_history.load(history_path, self.clock.now()))
-        self.ready_timeout = ready_timeout
+        self.engine.restore(recovery_history.load(None, self.clock.now()))
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()  # a new snapshot, for actions waiting on one
         self._unsubscribe: Callable[[], None] | None = None
@@ -130,19 +122,19 @@ class RecoveryRunner:
             self.engine.begin(action, policy)
             self._save_history()
             self._actions[action.vm] = asyncio.create_task(
-                self._execute(action), name=f"recovery {action.vm}"
+                self._execute(action, policy), name=f"recovery {action.vm}"
             )
         return plan.wake_at
 
     def _save_history(self) -> None:
-        recovery_history.save(self._history_path, self.engine.memory(), self.clock.now())
+        recovery_history.save(None, self.engine.memory(), self.clock.now())
 
     def _event(self, vm: str, message: str, severity: str = "info") -> None:
         self.monitor.add_event(Event(self.clock.now(), "vm", vm, message, severity))
 
     # --- one action ------------------------------------------------------------------
 
-    async def _execute(self, action: Action) -> None:
+    async def _execute(self, action: Action, policy: RecoveryPolicy) -> None:
         count = self.engine.restarts_last_hour(action.vm)
         verb = "restarting" if action.kind is ActionKind.RESTART else "starting"
         self._event(
@@ -153,7 +145,7 @@ class RecoveryRunner:
         )
         started = self.clock.monotonic()
         try:
-            result, detail = await self._carry_out(action)
+            result, detail = await self._carry_out(action, policy)
         except asyncio.CancelledError:
             self.engine.finish(action, Result.FAILED, "cancelled: megatui serve stopped")
             self._save_history()
@@ -172,7 +164,7 @@ class RecoveryRunner:
         else:
             self._event(action.vm, f"recovery: {action.kind} failed: {detail}", "error")
 
-    async def _carry_out(self, action: Action) -> tuple[Result, str]:
+    async def _carry_out(self, action: Action, policy: RecoveryPolicy) -> tuple[Result, str]:
         name = action.vm
         with vm_intents.acting():
             if action.kind is ActionKind.RESTART:
@@ -195,8 +187,8 @@ class RecoveryRunner:
             verdict.append(decision)
             return True
 
-        if not await self._until(settled, self.ready_timeout):
-            return Result.FAILED, f"not ready within {self.ready_timeout:.0f} s"
+        if not await self._until(settled, policy.ready_timeout):
+            return Result.FAILED, f"not ready within {policy.ready_timeout:.0f} s"
         decision = verdict[-1]
         if decision.verdict is Verdict.READY:
             return Result.OK, "ready"
@@ -253,4 +245,5 @@ def _policy_json(policy: RecoveryPolicy | None) -> dict[str, object] | None:
         "unhealthy_after": policy.unhealthy_after,
         "max_restarts": policy.max_restarts,
         "backoff_seconds": policy.backoff,
+        "ready_timeout_seconds": policy.ready_timeout,
     }

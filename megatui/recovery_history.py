@@ -12,17 +12,15 @@ empty; a state directory we cannot write is one line too. Neither stops recovery
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from megatui.config import state_dir
+from megatui.files import write_atomic
 from megatui.recovery import HISTORY, WINDOW, ActionKind, Record, Result
 
 log = logging.getLogger(__name__)
@@ -95,16 +93,7 @@ def save(
         size -= len(parts.pop(0)) + 2
     body = head + ", ".join(parts) + "}}"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)  # 0600
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(body)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomic(path, body)  # 0600
     except OSError as exc:
         log.warning("cannot save the recovery history in %s: %s", path, exc)
 

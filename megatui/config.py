@@ -381,6 +381,10 @@ class RemoteSettings:
     ssh_config: str | None = None
 
 
+#: The defaults of [remote], written once.
+_REMOTE = RemoteSettings()
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     config_path: Path | None = None
@@ -401,12 +405,13 @@ class Settings:
     ssh_probe_interval: float = 0.25
     ssh_connect_timeout: float = 5.0
     vms: Mapping[str, VMOverride] = field(default_factory=dict)
-    remote_connect_timeout: float = 10.0
-    remote_keepalive_interval: float = 4.0
-    remote_keepalive_count: int = 2
-    remote_reconnect_delay: float = 1.0
-    remote_reconnect_max_delay: float = 30.0
-    remote_max_sessions: int = 8
+    # [remote], flat like every other section; `remote()` gathers them.
+    remote_connect_timeout: float = _REMOTE.connect_timeout
+    remote_keepalive_interval: float = _REMOTE.keepalive_interval
+    remote_keepalive_count: int = _REMOTE.keepalive_count
+    remote_reconnect_delay: float = _REMOTE.reconnect_delay
+    remote_reconnect_max_delay: float = _REMOTE.reconnect_max_delay
+    remote_max_sessions: int = _REMOTE.max_sessions
     remote_known_hosts: str | None = None
     remote_ssh_config: str | None = None
     kubeconfig: str | None = None

@@ -185,6 +185,8 @@ class Monitor:
         return self.settings.readonly or self.vms.readonly_reason is not None
 
     # --- MonitorAPI ------------------------------------------------------------------
+    # (Its signatures stand again in api.py and serve/client.py: a Protocol's methods
+    # are spelt out in each implementation.)
 
     @property
     def snapshot(self) -> Snapshot:

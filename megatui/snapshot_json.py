@@ -56,7 +56,6 @@ def encode(snap: Snapshot, retry_in: Callable[[str], float | None] | None = None
     doc["readonly"] = snap.readonly
     doc["argocd"] = _argo_json(snap.argocd)
     doc["readonly_reason"] = snap.readonly_reason
-    doc["workers"] = [_worker_json(w) for w in snap.workers]
     for vm, out in zip(snap.vms, doc["vms"], strict=True):
         out["port"] = vm.port
         out["backend"] = vm.backend
@@ -91,10 +90,6 @@ def _argo_json(argo: ArgoSummary | None) -> dict[str, Any] | None:
         "total": argo.total,
         "missing": list(argo.missing),
     }
-
-
-def _worker_json(worker: Worker) -> dict[str, Any]:
-    return _write(worker, _WORKER)
 
 
 def encode_kube_event(ev: KubeEvent) -> dict[str, Any]:
@@ -200,7 +195,8 @@ TIME = _Kind(_Reader.time, report.iso)
 OPT_TIME = _Kind(_Reader.opt_time, report.iso)
 
 # The flat records: dataclass field -> kind, in the document's key order. The keys of
-# nodes, pods and applications are `report`'s (the `status --json` contract).
+# workers, nodes, pods and applications are `report`'s (the `status --json` contract,
+# which writes them) plus the viewer's keys `encode` adds.
 _EVENT = {"at": TIME, "kind": TEXT, "subject": TEXT, "message": TEXT, "severity": TEXT}
 _KUBE_EVENT = {
     "namespace": TEXT,

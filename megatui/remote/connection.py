@@ -481,6 +481,7 @@ class RemoteTransport:
                 chan.close()
                 await session.closed
 
+    # Transport.run's signature (transport.py), as each implementation spells it.
     async def run(
         self,
         argv: Sequence[str],

@@ -191,6 +191,8 @@ class RemoteMonitor:
         self._events_error: str | None = None
 
     # --- MonitorAPI ------------------------------------------------------------------
+    # (Its signatures stand again in api.py and monitor.py: a Protocol's methods are
+    # spelt out in each implementation.)
 
     @property
     def snapshot(self) -> Snapshot:

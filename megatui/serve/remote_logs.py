@@ -139,6 +139,7 @@ def _take(data: dict[str, Any], batch: list[LogLine], keep: Callable[[LogLine], 
     return False
 
 
+# MonitorAPI.follow_pod_logs's signature on purpose: RemoteMonitor hands the call on.
 async def follow(
     session: aiohttp.ClientSession,
     namespace: str,

@@ -388,17 +388,9 @@ class VMPanel(Panel):
     SOURCES = (SOURCE_TART, SOURCE_SSH)
     FILTER_HINT = "filter VMs by name"
     FLEET_FILTER_HINT = "filter VMs and workers by name"
-    COLUMNS = (
-        Column("name", "NAME", 18),
-        Column("phase", "PHASE", 11),
-        Column("progress", "PROGRESS", 26),
-        Column("ip", "IP", 15),
-        Column("state", "STATE", 9),
-        Column("note", "NOTE", 60),
-    )
 
     def compose_body(self) -> ComposeResult:
-        yield KeyedTable(self.COLUMNS, id="vm-table")
+        yield KeyedTable(workers_panel.VM_COLUMNS, id="vm-table")
         yield TextLine(id="vm-line")
         yield TextLine(id="worker-line")
         yield KeyedTable(workers_panel.WORKER_COLUMNS, id="worker-table")
@@ -436,31 +428,20 @@ class VMPanel(Panel):
     def __init__(self, *, id: str) -> None:
         super().__init__(id=id)
         self._rows: RowKeeper[VM] = RowKeeper(lambda vm: vm.name, self._vm_cells)
-        self._workers: dict[str, Worker] = {}
-        self._fleet = False
+        #: The fleet's workers by name (None for one Mac), for the cells being built.
+        self._workers: dict[str, Worker] | None = None
         self._synced_filter: str | None = None
 
     def _vm_cells(self, vm: VM, now: float) -> tuple[tuple[Text, ...], float]:
-        cells = (
-            workers_panel.fleet_vm_cells(vm, now, self._workers)
-            if self._fleet
-            else (
-                literal(vm.name, "bold"),
-                render.phase_cell(vm),
-                render.progress_cell(vm, now),
-                render.ip_cell(vm),
-                render.state_cell(vm),
-                render.note_cell(vm),
-            )
-        )
+        cells = workers_panel.vm_cells(vm, now, self._workers)
         # A moving VM's progress shows the time it has spent in its phase.
         return cells, math.inf if vm.phase in SETTLED_PHASES else now
 
     def draw(self, view: View) -> None:
         snap = view.snapshot
-        self._fleet = fleet = workers_panel.is_fleet(snap)
-        self._workers = {worker.name: worker for worker in snap.workers}
-        self.table.set_columns(workers_panel.FLEET_VM_COLUMNS if fleet else self.COLUMNS)
+        fleet = workers_panel.is_fleet(snap)
+        self._workers = {worker.name: worker for worker in snap.workers} if fleet else None
+        self.table.set_columns(workers_panel.vm_columns(fleet))
         # Rows are rebuilt only for VMs that changed or move (200 VMs: bench_scale.py).
         changed = self._rows.refresh(snap.vms, view.now, (fleet, snap.workers))
         # A filter finds VMs by their worker too, which can change: it syncs in full.

@@ -389,6 +389,13 @@ class VMPanel(Panel):
     FILTER_HINT = "filter VMs by name"
     FLEET_FILTER_HINT = "filter VMs and workers by name"
 
+    def __init__(self, *, id: str) -> None:
+        super().__init__(id=id)
+        self._rows: RowKeeper[VM] = RowKeeper(lambda vm: vm.name, self._vm_cells)
+        #: The fleet's workers by name (None for one Mac), for the cells being built.
+        self._workers: dict[str, Worker] | None = None
+        self._synced_filter: str | None = None
+
     def compose_body(self) -> ComposeResult:
         yield KeyedTable(workers_panel.VM_COLUMNS, id="vm-table")
         yield TextLine(id="vm-line")
@@ -424,13 +431,6 @@ class VMPanel(Panel):
         self.TITLE = "VMs · Workers" if shown else type(self).TITLE
         self.FILTER_HINT = self.FLEET_FILTER_HINT if shown else type(self).FILTER_HINT
         self.show_focus(self._active)
-
-    def __init__(self, *, id: str) -> None:
-        super().__init__(id=id)
-        self._rows: RowKeeper[VM] = RowKeeper(lambda vm: vm.name, self._vm_cells)
-        #: The fleet's workers by name (None for one Mac), for the cells being built.
-        self._workers: dict[str, Worker] | None = None
-        self._synced_filter: str | None = None
 
     def _vm_cells(self, vm: VM, now: float) -> tuple[tuple[Text, ...], float]:
         cells = workers_panel.vm_cells(vm, now, self._workers)

@@ -14,8 +14,10 @@ import datetime as dt
 import json
 import math
 import os
+import shlex
 import statistics
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,8 @@ class Row:
     judged: str | None = None  # which of median/p95/max/value the budget applies to
     alternative: str | None = None  # for comparisons: what a user would run instead
     note: str | None = None
+    #: for comparison rows: this row's judged figure (median if unset) over megatui's
+    ratio: float | None = None
 
     @classmethod
     def from_samples(
@@ -108,13 +112,12 @@ class Result:
     command: str  # the exact command that produced it
     rows: list[Row] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
-    started: str = dataclasses.field(
-        default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    )
+    started: str = dataclasses.field(default_factory=lambda: _now())
     commit: str = dataclasses.field(default_factory=lambda: _commit())
     cpus: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 0)
     load_start: float = dataclasses.field(default_factory=lambda: os.getloadavg()[0])
     load_end: float | None = None
+    finished: str | None = None  # set by write(), like load_end
 
     def add(self, row: Row) -> Row:
         self.rows.append(row)
@@ -122,6 +125,7 @@ class Result:
 
     def write(self, path: str | Path) -> None:
         self.load_end = os.getloadavg()[0]
+        self.finished = _now()
         doc = dataclasses.asdict(self)
         doc["schema"] = SCHEMA
         for row, raw in zip(self.rows, doc["rows"], strict=True):
@@ -132,14 +136,43 @@ class Result:
 def read(path: str | Path) -> Result:
     doc = json.loads(Path(path).read_text())
     doc.pop("schema", None)
-    rows = [Row(**{k: v for k, v in raw.items() if k != "met"}) for raw in doc.pop("rows")]
-    return Result(rows=rows, **doc)
+    fields = {f.name for f in dataclasses.fields(Row)}
+    # Unknown keys are dropped so that an older reader can render a newer file.
+    rows = [Row(**{k: v for k, v in raw.items() if k in fields}) for raw in doc.pop("rows")]
+    known = {f.name for f in dataclasses.fields(Result)}
+    return Result(rows=rows, **{k: v for k, v in doc.items() if k in known})
+
+
+def command_line(module: str, argv: Sequence[str] | None = None) -> str:
+    """The command that reproduces this run: `python -m MODULE ARGS` without `--json`."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--json":
+            skip = True
+        elif not arg.startswith("--json="):
+            kept.append(arg)
+    return shlex.join(["python", "-m", module, *kept])
+
+
+def write_if_asked(result: Result, path: str | None) -> None:
+    """Write `result` to `path` when the benchmark was given `--json PATH`."""
+    if path:
+        result.write(path)
+        print(f"results written to {path}")
 
 
 def add_json_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", metavar="PATH", help="write the results as JSON (benchmarks/results.py)"
     )
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _commit() -> str:

@@ -186,4 +186,14 @@ def _commit() -> str:
         )
     except (OSError, subprocess.SubprocessError):
         return ""
-    return out.stdout.strip() if out.returncode == 0 else ""
+    if out.returncode != 0:
+        return ""
+    # Uncommitted changes to the measured code make the commit alone misleading.
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "megatui"],
+        capture_output=True,
+        text=True,
+        timeout=5,
+        cwd=Path(__file__).parent,
+    ).stdout.strip()
+    return out.stdout.strip() + ("+uncommitted megatui/ changes" if dirty else "")

@@ -34,6 +34,7 @@ from sshd_fixtures import RealSSHD
 from benchmarks.results import Result, Row, add_json_argument, command_line, write_if_asked
 from megatui.config import Settings, load_settings
 from megatui.lab.demo import DemoLab
+from megatui.model import Phase, TartState
 from megatui.monitor import Monitor
 from megatui.remote import RemoteTransport, prepare_remote
 from megatui.transport import CommandResult, LocalTransport
@@ -188,8 +189,23 @@ async def steady_state(host: Host, seconds: float, workdir: Path) -> dict[str, f
     monitor = Monitor(setup.settings, transport=transport)
     await monitor.start()
     await monitor.wait_first_round(30)
-    # Let the demo's VMs finish booting so the probes settle into health checks.
-    await asyncio.sleep(5)
+
+    # Let the demo's VMs finish booting so the probes settle into health checks (the
+    # demo's macOS VM accepts logins 24 s after its start).
+    def booted() -> bool:
+        vms = monitor.snapshot.vms
+        return all(vm.phase is Phase.READY for vm in vms if vm.state is TartState.RUNNING)
+
+    changed = asyncio.Event()
+    unsubscribe = monitor.subscribe(lambda _s: changed.set())
+    try:
+        async with asyncio.timeout(60):
+            while not booted():
+                changed.clear()
+                await changed.wait()
+    finally:
+        unsubscribe()
+    await asyncio.sleep(2)
     before = (transport.connections_opened, host.accepted, commands, monitor.prober.handshakes)
     await asyncio.sleep(seconds)
     after = (transport.connections_opened, host.accepted, commands, monitor.prober.handshakes)

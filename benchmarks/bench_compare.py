@@ -16,7 +16,7 @@
    number of processes each starts (successful execve calls, counted with strace in
    separate, untimed runs).
 
-    PYTHONPATH=.:tests python -m benchmarks.bench_compare [--boots 6] [--changes 30]
+    PYTHONPATH=.:tests python -m benchmarks.bench_compare [--boots 8] [--changes 30]
         [--runs 10] [--only readiness kube status] [--json PATH]
 """
 
@@ -534,7 +534,7 @@ async def main_async(args: argparse.Namespace, root: Path, result: Result) -> No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--boots", type=int, default=6)
+    parser.add_argument("--boots", type=int, default=8)
     parser.add_argument("--changes", type=int, default=30)
     parser.add_argument("--pods", type=int, default=200, help="extra pods in argocd")
     parser.add_argument("--runs", type=int, default=10, help="status runs of each")

@@ -123,10 +123,14 @@ def table(rows: Sequence[Row]) -> list[str]:
         measure = row.measure + (f" ({row.note})" if row.note else "")
         cells = [measure, row.clock, budget(row), measured(row), verdict(row)]
         if comparisons:
-            ratio = f"{row.ratio:.1f}{TIMES}" if row.ratio is not None else ""
+            ratio = ratio_text(row.ratio) if row.ratio is not None else ""
             cells += [row.alternative or "", ratio]
         lines.append("| " + " | ".join(cell(c) for c in cells) + " |")
     return lines
+
+
+def ratio_text(ratio: float) -> str:
+    return f"{ratio:.1f}{TIMES}" if ratio >= 1 else f"{ratio:.2f}{TIMES}"
 
 
 def load_text(result: Result) -> str:
@@ -197,8 +201,62 @@ def render(results_dir: Path = RESULTS_DIR, notes_dir: Path = NOTES_DIR) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+README = HERE.parent / "README.md"
+BEGIN, END = "<!-- performance:begin -->", "<!-- performance:end -->"
+
+#: The figures the README quotes: (benchmark, measure prefix, how to say it).
+HEADLINES = (
+    ("compare", "megatui wait", "`megatui wait` notices a VM accepting SSH logins after"),
+    ("compare", "shell loop, sleep 15", "a shell loop sleeping 15 s between tries, after"),
+    ("compare", "shell loop, sleep 5", "one sleeping 5 s, after"),
+    ("coldstart", "megatui status --json on the lab", "`megatui status --json`, exec to exit:"),
+    ("coldstart", "megatui --version", "`megatui --version`, exec to exit:"),
+    ("compare", "the shell status script", "the shell status script it replaces:"),
+    ("kube", "one pod change", "a pod change on the API server to megatui's state:"),
+    ("cost", "megatui CPU per minute", "the TUI's CPU per minute on the lab:"),
+)
+
+
+def headline(found: dict[str, Result], bench: str, prefix: str) -> Row | None:
+    result = found.get(bench)
+    if result is None:
+        return None
+    return next((r for r in result.rows if r.measure.startswith(prefix)), None)
+
+
+def readme_block(found: dict[str, Result]) -> str:
+    lines = [BEGIN]
+    for bench, prefix, words in HEADLINES:
+        row = headline(found, bench, prefix)
+        if row is None:
+            continue
+        judged = "median" if row.median is not None else "value"
+        figure = getattr(row, judged)
+        text = f"{words} {number(figure, row.unit)}"
+        text += f" (median of {row.n})" if row.n else ""
+        verdict_text = verdict(row)
+        lines.append(
+            f"* {text}"
+            + (f"; budget {budget(row)}: {verdict_text}" if row.budget is not None else "")
+        )
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def write_readme(found: dict[str, Result], readme: Path = README) -> bool:
+    """Rewrite the README's figures block (between the markers) from the same results."""
+    text = readme.read_text()
+    if BEGIN not in text or END not in text:
+        return False
+    head, rest = text.split(BEGIN, 1)
+    _old, tail = rest.split(END, 1)
+    readme.write_text(head + readme_block(found) + tail)
+    return True
+
+
 def write(page: Path = PAGE) -> Path:
     page.write_text(render())
+    write_readme(load_results())
     return page
 
 

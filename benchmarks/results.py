@@ -112,10 +112,12 @@ class Result:
     command: str  # the exact command that produced it
     rows: list[Row] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
-    started: str = dataclasses.field(default_factory=lambda: _now())
+    #: when and at which load the benchmark's process began (this module is imported
+    #: at its start), not when the Result object was built
+    started: str = dataclasses.field(default_factory=lambda: _STARTED)
     commit: str = dataclasses.field(default_factory=lambda: _commit())
     cpus: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 0)
-    load_start: float = dataclasses.field(default_factory=lambda: os.getloadavg()[0])
+    load_start: float = dataclasses.field(default_factory=lambda: _LOAD_AT_START)
     load_end: float | None = None
     finished: str | None = None  # set by write(), like load_end
 
@@ -173,6 +175,10 @@ def add_json_argument(parser: argparse.ArgumentParser) -> None:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+_STARTED = _now()
+_LOAD_AT_START = os.getloadavg()[0]
 
 
 def _commit() -> str:

@@ -310,7 +310,8 @@ def main() -> None:
     result = to_result(samples, warmup, sched.changes, out_bytes)
     for row in result.rows:
         figure = row.value if row.value is not None else row.median
-        print(f"{row.measure}: {figure:.2f} {row.unit} ({'met' if row.met else 'not met'})")
+        verdict = {True: "met", False: "MISSED", None: "no budget"}[row.met]
+        print(f"{row.measure}: {figure:.2f} {row.unit} ({verdict})")
     write_if_asked(result, args.json)
     sys.stdout.flush()
 

@@ -712,6 +712,9 @@ def main() -> None:
         finally:
             lab.stop()
 
+        # Its ubuntu-runner is another machine under the same name: trust-on-first-use
+        # host keys are kept by VM name, so it needs a data directory of its own.
+        os.environ["MEGATUI_DATA_DIR"] = str(root / "data-settled")
         settled = SettledDemoLab(root / "settled", SETTLED_VMS)
         try:
             settled.start()

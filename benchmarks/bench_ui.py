@@ -54,13 +54,14 @@ from textual import events
 from textual._compositor import CompositorUpdate
 from textual.screen import Screen
 
+from benchmarks.lab import SettledLab
 from benchmarks.results import Result, Row, add_json_argument, command_line, write_if_asked
 from megatui.api import MonitorAPI
 from megatui.clock import Clock, FakeClock, SystemClock
 from megatui.config import Settings, load_settings
 from megatui.headless import build_monitor
 from megatui.lab.demo import DemoLab, _LoopThread
-from megatui.lab.tartlab import LabVMSpec, create_tart_lab
+from megatui.lab.tartlab import LabVMSpec
 from megatui.model import (
     VM,
     Application,
@@ -369,25 +370,10 @@ async def lab_thread_time() -> float:
     return time.thread_time()
 
 
-class SettledDemoLab(DemoLab):
+class SettledDemoLab(SettledLab):
     """DemoLab with the cluster started settled (no Argo CD start-up animation, no
-    crash loop), so nothing in it changes on its own."""
-
-    def start(self) -> None:
-        from megatui.lab.cluster import start_lab_cluster
-        from megatui.lab.docker_api import start_fake_docker
-
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.tart = create_tart_lab(self.root / "tart", self.specs)
-        self._loop = _LoopThread()
-        self._cluster = self._loop.call(
-            start_lab_cluster(
-                host="127.0.0.1", port=0, tls=True, workdir=self.root / "kube", animate=False
-            )
-        )
-        self._docker = self._loop.call(start_fake_docker(self.root / "docker.sock"))
-        self.tart.start_running()
-        self.config_path.write_text(self._config_toml())
+    crash loop), so nothing in it changes on its own (benchmarks.lab.SettledLab: it
+    also makes the lab's SSH key, which the config's [ssh] key names)."""
 
 
 SETTLED_VMS = (

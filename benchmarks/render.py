@@ -206,14 +206,23 @@ BEGIN, END = "<!-- performance:begin -->", "<!-- performance:end -->"
 
 #: The figures the README quotes: (benchmark, measure prefix, how to say it).
 HEADLINES = (
-    ("compare", "megatui wait", "`megatui wait` notices a VM accepting SSH logins after"),
-    ("compare", "shell loop, sleep 15", "a shell loop sleeping 15 s between tries, after"),
-    ("compare", "shell loop, sleep 5", "one sleeping 5 s, after"),
-    ("coldstart", "megatui status --json on the lab", "`megatui status --json`, exec to exit:"),
+    (
+        "compare",
+        "megatui wait",
+        "`megatui wait`, from a VM's sshd accepting logins to noticing it:",
+    ),
+    ("compare", "shell loop, sleep 5", "the same boots, a shell loop sleeping 5 s between tries:"),
+    ("compare", "shell loop, sleep 15", "the same boots, a shell loop sleeping 15 s:"),
+    ("compare", "megatui status --json", "one `megatui status --json`, exec to exit:"),
+    ("compare", "the shell status script", "the same run: the shell status script it replaces:"),
     ("coldstart", "megatui --version", "`megatui --version`, exec to exit:"),
-    ("compare", "the shell status script", "the shell status script it replaces:"),
-    ("kube", "one pod change", "a pod change on the API server to megatui's state:"),
-    ("cost", "megatui CPU per minute", "the TUI's CPU per minute on the lab:"),
+    ("coldstart", "megatui status --json on the lab", "`status --json` on the lab, exec to exit:"),
+    ("kube", "one pod change", "a pod change on the API server -> megatui's state:"),
+    (
+        "cost",
+        "megatui CPU per minute",
+        "the TUI's CPU per minute on the lab, VMs coming and going:",
+    ),
 )
 
 
@@ -230,15 +239,10 @@ def readme_block(found: dict[str, Result]) -> str:
         row = headline(found, bench, prefix)
         if row is None:
             continue
-        judged = "median" if row.median is not None else "value"
-        figure = getattr(row, judged)
-        text = f"{words} {number(figure, row.unit)}"
-        text += f" (median of {row.n})" if row.n else ""
-        verdict_text = verdict(row)
-        lines.append(
-            f"* {text}"
-            + (f"; budget {budget(row)}: {verdict_text}" if row.budget is not None else "")
-        )
+        text = f"{words} {measured(row)}"
+        if row.budget is not None:
+            text += f"; budget {budget(row)}: {verdict(row)}"
+        lines.append(f"* {text} ({found[bench].started}, load {found[bench].load_start:.1f})")
     lines.append(END)
     return "\n".join(lines)
 

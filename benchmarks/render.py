@@ -118,14 +118,24 @@ def table(rows: Sequence[Row]) -> list[str]:
     head = ["measure", "clock: what the figure includes", "budget", "measured", "verdict"]
     if comparisons:
         head += ["alternative", "ratio"]
+    # A clock shared by several rows is written once, under the table.
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.clock] = counts.get(row.clock, 0) + 1
+    shared = [c for c in counts if counts[c] > 1]
+    labels = {clock: f"({chr(ord('a') + i)})" for i, clock in enumerate(shared)}
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         measure = row.measure + (f" ({row.note})" if row.note else "")
-        cells = [measure, row.clock, budget(row), measured(row), verdict(row)]
+        clock = f"see {labels[row.clock]} below" if row.clock in labels else row.clock
+        cells = [measure, clock, budget(row), measured(row), verdict(row)]
         if comparisons:
             ratio = ratio_text(row.ratio) if row.ratio is not None else ""
             cells += [row.alternative or "", ratio]
         lines.append("| " + " | ".join(cell(c) for c in cells) + " |")
+    if labels:
+        lines.append("")
+        lines += [f"* {label} {clock}" for clock, label in labels.items()]
     return lines
 
 

@@ -143,6 +143,10 @@ def ratio_text(ratio: float) -> str:
     return f"{ratio:.1f}{TIMES}" if ratio >= 1 else f"{ratio:.2f}{TIMES}"
 
 
+def took(result: Result) -> str:
+    return f" ({result.seconds:.0f} s)" if result.seconds is not None else ""
+
+
 def load_text(result: Result) -> str:
     end = f"{result.load_end:.2f}" if result.load_end is not None else "?"
     return f"{result.load_start:.2f} → {end}"
@@ -163,7 +167,7 @@ def section(name: str, result: Result | None, notes: str | None) -> list[str]:
         lines += [f"`{result.command}`", ""]
         finished = result.finished or "?"
         lines += [
-            f"Ran {result.started} → {finished}, commit `{result.commit or '?'}`, "
+            f"Ran {result.started} → {finished}{took(result)}, commit `{result.commit or '?'}`, "
             f"{result.cpus} CPUs, load average {load_text(result)}.",
             "",
         ]

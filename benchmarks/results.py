@@ -18,6 +18,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,7 @@ class Result:
     load_start: float = dataclasses.field(default_factory=lambda: _LOAD_AT_START)
     load_end: float | None = None
     finished: str | None = None  # set by write(), like load_end
+    seconds: float | None = None  # the process's run time up to write()
 
     def add(self, row: Row) -> Row:
         self.rows.append(row)
@@ -128,6 +130,7 @@ class Result:
     def write(self, path: str | Path) -> None:
         self.load_end = os.getloadavg()[0]
         self.finished = _now()
+        self.seconds = round(time.monotonic() - _T0, 1)
         doc = dataclasses.asdict(self)
         doc["schema"] = SCHEMA
         for row, raw in zip(self.rows, doc["rows"], strict=True):
@@ -178,6 +181,7 @@ def _now() -> str:
 
 
 _STARTED = _now()
+_T0 = time.monotonic()
 _LOAD_AT_START = os.getloadavg()[0]
 
 

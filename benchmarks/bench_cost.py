@@ -218,6 +218,8 @@ def run(minutes: int, seed: int, root: Path) -> tuple[list[Minute], Lab, int]:
                 f"{s.lab_cpu:5.2f} %, megatui RSS {s.rss:6.1f} MB, VM changes {s.changes}",
                 flush=True,
             )
+        if term.bytes < 1000:
+            raise SystemExit("megatui drew nothing on its terminal: not a run of the TUI")
         return samples, sched, term.bytes
     finally:
         if term is not None:

@@ -153,16 +153,24 @@ class Lab:
         stopped = [s.name for s in VMS if s.name not in running]
         if stopped and (len(running) <= 1 or self.rng.random() < 0.5):
             name = self.rng.choice(stopped)
-            self.lab.tart.start(name)
+            try:
+                self.lab.tart.start(name)
+            except RuntimeError as exc:  # a 30-minute run outlives one failed start
+                self.changes.append(f"start {name} failed ({exc})")
+                return
             self.changes.append(f"start {name}")
         else:
             name = self.rng.choice(running)
-            subprocess.run(
-                [str(self.lab.tart.tart_path), "stop", name],
-                capture_output=True,
-                timeout=60,
-                check=False,
-            )
+            try:
+                subprocess.run(
+                    [str(self.lab.tart.tart_path), "stop", name],
+                    capture_output=True,
+                    timeout=60,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                self.changes.append(f"stop {name} timed out")
+                return
             self.changes.append(f"stop {name}")
 
     def cpu(self) -> float:

@@ -186,7 +186,7 @@ def section(name: str, result: Result | None, notes: str | None) -> list[str]:
 
 
 def summary(found: dict[str, Result]) -> list[str]:
-    lines = ["| benchmark | budgets met | budgets missed | ran |", "|---|---|---|---|"]
+    lines = ["| benchmark | budgets met | budgets missed | ran (took) |", "|---|---|---|---|"]
     for name in ordered_names(found):
         result = found[name]
         met = sum(1 for r in result.rows if r.met is True)
@@ -194,7 +194,7 @@ def summary(found: dict[str, Result]) -> list[str]:
         missed_text = f"**{len(missed)}**: " + "; ".join(missed) if missed else "0"
         lines.append(
             f"| [{cell(result.title)}](#{anchor(result.title, name)}) | {met} | "
-            f"{cell(missed_text)} | {result.started}, load {result.load_start:.2f} |"
+            f"{cell(missed_text)} | {result.started}{took(result)}, load {result.load_start:.2f} |"
         )
     return lines
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from sshd_fixtures import RealSSHD
 
 from benchmarks.results import Result, Row, add_json_argument, command_line, write_if_asked
-from megatui.config import Settings, load_settings
+from megatui.config import RemoteSettings, Settings, load_settings
 from megatui.lab.demo import DemoLab
 from megatui.model import Phase, TartState
 from megatui.monitor import Monitor
@@ -100,7 +100,8 @@ class Host:
 
     def transport(self) -> RemoteTransport:
         return RemoteTransport(
-            self.spec, known_hosts=str(self.known_hosts), config_paths=[str(self.ssh_config)]
+            self.spec,
+            RemoteSettings(known_hosts=str(self.known_hosts), ssh_config=str(self.ssh_config)),
         )
 
     def settings(self) -> Settings:

@@ -146,6 +146,7 @@ class DrillDown:
             raise ActionError(f"the API server sent an unreadable {kind}")
         return data
 
+    # Monitor.follow_pod_logs's signature (MonitorAPI), to which it hands the call.
     async def follow_logs(
         self,
         namespace: str,

@@ -46,7 +46,7 @@ def build_transport(settings: Settings) -> Transport:
         from megatui.remote import HostSpecError, RemoteTransport
 
         try:
-            return RemoteTransport(settings.host)
+            return RemoteTransport(settings.host, settings.remote())
         except HostSpecError as exc:
             raise ConfigError(str(exc)) from None
     from megatui.transport import LocalTransport

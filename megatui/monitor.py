@@ -48,6 +48,7 @@ from megatui.sources.hostkeys import HostKeyStore, HostKeyStoreError, default_pa
 from megatui.sources.pod_why import next_why_due, with_why
 from megatui.sources.ssh_probe import SSHProber
 from megatui.sources.tart import TartCLI
+from megatui.subscribers import Subscribers
 from megatui.timeline import diff_events
 from megatui.transport import LocalTransport, Transport
 from megatui.vm_tracker import (
@@ -133,7 +134,7 @@ class Monitor:
             kube_context=settings.kube_context,
         )
         self._events: deque[Event] = deque(maxlen=MAX_EVENTS)
-        self._subscribers: list[Callable[[Snapshot], None]] = []
+        self._subscribers: Subscribers[Snapshot] = Subscribers("snapshot subscriber")
         self._tasks: list[asyncio.Task[None]] = []
         self._wake_docker = asyncio.Event()
         self._docker_refreshed = False  # `r` was pressed: forget the docker backoff
@@ -184,6 +185,8 @@ class Monitor:
         return self.settings.readonly or self.vms.readonly_reason is not None
 
     # --- MonitorAPI ------------------------------------------------------------------
+    # (Its signatures stand again in api.py and serve/client.py: a Protocol's methods
+    # are spelt out in each implementation.)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -194,13 +197,7 @@ class Monitor:
         return tuple(self._events)
 
     def subscribe(self, callback: Callable[[Snapshot], None]) -> Callable[[], None]:
-        self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.subscribe(callback)
 
     async def start(self) -> None:
         if self._started:
@@ -651,11 +648,7 @@ class Monitor:
         self._events.extend(self.outage.source_events(diff_events(old, snap), masked))
         self.outage.masked = masked
         self._snapshot = snap
-        for callback in list(self._subscribers):
-            try:
-                callback(snap)
-            except Exception:  # a consumer's bug must not stop the monitor
-                log.exception("snapshot subscriber failed")
+        self._subscribers.publish(snap)
 
     def _arm_why_timer(self, pods: tuple[Pod, ...], now: float) -> None:
         """One timer, for the earliest pod whose not-Ready grace (STUCK_AFTER) runs out:

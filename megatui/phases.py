@@ -11,18 +11,16 @@ because they are shown to people and written to JSON.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
 import statistics
-import tempfile
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from megatui.clock import Clock
+from megatui.files import write_atomic
 from megatui.model import (
     BOOT_PHASES,
     DEFAULT_PHASE_SECONDS,
@@ -275,18 +273,7 @@ class BootHistory:
 
         Raises OSError; the caller decides whether a failed save is worth reporting.
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(self.to_json())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomic(path, self.to_json())
 
     def _add(self, vm: object, phase: Phase, value: object) -> None:
         # Silently skips bad input: used for untrusted JSON; `record` validates first.

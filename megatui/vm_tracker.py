@@ -15,14 +15,13 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from megatui.api import ActionError
 from megatui.backends.base import BackendError, BackendErrorKind, NewVMSpec, VMBackend
+from megatui.files import write_atomic
 from megatui.model import (
     SOURCE_SSH,
     SOURCE_TART,
@@ -643,16 +642,7 @@ def load_uids(path: Path) -> dict[str, str]:
 
 def save_uids(path: Path, uids: dict[str, str]) -> None:
     """Atomically (a temp file renamed over), so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(dict(sorted(uids.items())), out, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, json.dumps(dict(sorted(uids.items())), indent=1))
 
 
 def _reach_of(backend: VMBackend) -> object:

@@ -38,11 +38,11 @@ class KubeClient:
     signature: Signature
 
 
-async def connect(settings: Settings, override: str | None = None) -> KubeClient:
+async def connect(settings: Settings) -> KubeClient:
     """An ApiClient for the chosen context of the merged kubeconfig."""
     from kubernetes.aio.config import ConfigException, new_client_from_config_dict
 
-    chosen = await asyncio.to_thread(choose_cluster, settings, override)
+    chosen = await asyncio.to_thread(choose_cluster, settings)
     where = chosen.where
     try:
         # Certificates as files in megatui's own temp dir, gone once the client is built.

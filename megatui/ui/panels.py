@@ -380,17 +380,9 @@ class VMPanel(Panel):
     SOURCES = (SOURCE_TART, SOURCE_SSH)
     FILTER_HINT = "filter VMs by name"
     FLEET_FILTER_HINT = "filter VMs and workers by name"
-    COLUMNS = (
-        Column("name", "NAME", 18),
-        Column("phase", "PHASE", 11),
-        Column("progress", "PROGRESS", 26),
-        Column("ip", "IP", 15),
-        Column("state", "STATE", 9),
-        Column("note", "NOTE", 60),
-    )
 
     def compose_body(self) -> ComposeResult:
-        yield KeyedTable(self.COLUMNS, id="vm-table")
+        yield KeyedTable(workers_panel.VM_COLUMNS, id="vm-table")
         yield TextLine(id="vm-line")
         yield TextLine(id="worker-line")
         yield KeyedTable(workers_panel.WORKER_COLUMNS, id="worker-table")
@@ -428,22 +420,10 @@ class VMPanel(Panel):
     def draw(self, view: View) -> None:
         snap = view.snapshot
         fleet = workers_panel.is_fleet(snap)
-        workers = {worker.name: worker for worker in snap.workers}
-        self.table.set_columns(workers_panel.FLEET_VM_COLUMNS if fleet else self.COLUMNS)
+        workers = {worker.name: worker for worker in snap.workers} if fleet else None
+        self.table.set_columns(workers_panel.vm_columns(fleet))
         rows = [
-            Row(
-                vm.name,
-                workers_panel.fleet_vm_cells(vm, view.now, workers)
-                if fleet
-                else (
-                    literal(vm.name, "bold"),
-                    render.phase_cell(vm),
-                    render.progress_cell(vm, view.now),
-                    render.ip_cell(vm),
-                    render.state_cell(vm),
-                    render.note_cell(vm),
-                ),
-            )
+            Row(vm.name, workers_panel.vm_cells(vm, view.now, workers))
             for vm in snap.vms
             # A fleet's filter also finds the VMs of a worker by the worker's name.
             if self.matches(vm.name) or (fleet and vm.worker and self.matches(vm.worker))

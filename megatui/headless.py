@@ -78,19 +78,16 @@ def build_backend(settings: Settings) -> VMBackend | None:
     config = orchard_config(settings)
     if config is None:
         return None
-    from megatui.backends.orchard import OrchardBackend, default_proxy_prefix
+    from megatui.backends.orchard import OrchardBackend
     from megatui.sources.orchard import OrchardClient, OrchardError
 
     try:
         client = OrchardClient(config, timeout=ORCHARD_TIMEOUT)
     except OrchardError as exc:
         raise ConfigError(str(exc)) from None
-    prefix = None
-    if settings.orchard_token and settings.config_path is not None:
-        # The token is in megatui's config: the user's ssh finds it there (the
-        # file's path, never the token, is in the ProxyCommand).
-        prefix = [*default_proxy_prefix(), "--config", str(settings.config_path)]
-    return OrchardBackend(client, proxy_prefix=prefix)
+    # The token is in megatui's config: the user's ssh finds it there.
+    holds_token = settings.orchard_token and settings.config_path is not None
+    return OrchardBackend(client, config_path=settings.config_path if holds_token else None)
 
 
 def build_monitor(

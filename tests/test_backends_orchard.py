@@ -412,12 +412,13 @@ async def test_html_answer_is_bad_response(fleet: FakeOrchard, backend: OrchardB
     fleet.answer_html(None)
 
 
-def test_label_names_the_context() -> None:
+def test_label_names_the_context(monkeypatch: pytest.MonkeyPatch) -> None:
     from megatui.sources.orchard import OrchardClient
     from megatui.sources.orchard_config import OrchardConfig
 
+    monkeypatch.setattr("megatui.backends.orchard.shutil.which", lambda _name: "megatui")
     config = OrchardConfig("https://orchard.example:6120", "ci", "t0k", context="prod")
-    backend = OrchardBackend(OrchardClient(config), proxy_prefix=["megatui"])
+    backend = OrchardBackend(OrchardClient(config))
     assert backend.label == "orchard prod"
     command = backend.ssh_command("vm-1", None, 22)
     assert command.options == (

@@ -117,7 +117,8 @@ def _with_silent_sources(snap: Snapshot, enabled: Iterable[str], timeout: float)
     """Name the sources that gave no answer at all, rather than leave them out."""
     sources = dict(snap.sources)
     for source in enabled:
-        for key in SOURCE_STATUSES.get(source, (source,)):
+        keys = (snap.vm_source,) if source == "tart" else SOURCE_STATUSES.get(source, (source,))
+        for key in keys:
             if key not in sources:
                 sources[key] = SourceStatus(
                     key,
@@ -207,7 +208,7 @@ async def wait(
         listed: set[str] = set()
         while True:
             snap = monitor.snapshot
-            tart = snap.sources.get("tart")
+            tart = snap.vm_status()
             tart_error = tart.error if tart is not None and not tart.ok else None
             if tart_error and monitor.tart_hopeless():
                 raise HeadlessError(tart_error, 2)

@@ -197,9 +197,7 @@ async def test_wait_rides_out_an_onfailure_restart(fleet: FakeOrchard) -> None:
         async with clock_running(fleet):
             await wait_snapshot(monitor, all_in(("r",), Phase.READY), timeout=30)
         unsubscribe = monitor.subscribe(
-            lambda s: verdicts.append(
-                readiness.decide("r", s.vm("r"), s.vm_status()).verdict
-            )
+            lambda s: verdicts.append(readiness.decide("r", s.vm("r"), s.vm_status()).verdict)
         )
         fleet.fail_vm("r", "tart run exited with 1")
         failed = await wait_snapshot(monitor, lambda s: phases(s)["r"] is Phase.ERROR)

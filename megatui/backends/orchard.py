@@ -402,9 +402,12 @@ class OrchardBackend:
 
     # ------------------------------------------------------------ reading
 
-    async def _fleet(self, max_age: float) -> None:
+    async def _fleet(self, max_age: float | None) -> None:
+        """Fetch the VMs and workers, unless a fetch at most `max_age` s old is
+        there to reuse. None: always fetch. (Not `max_age=0`: a clock that did not
+        move since the last fetch, a test's or a coarse one, would reuse it forever.)"""
         at = self._fleet_at
-        if at is not None and self.clock.monotonic() - at <= max_age:
+        if max_age is not None and at is not None and self.clock.monotonic() - at <= max_age:
             return
         try:
             vms, workers = await asyncio.gather(self.client.list_vms(), self.client.list_workers())
@@ -422,7 +425,7 @@ class OrchardBackend:
 
     async def list_vms(self) -> list[BackendVM]:
         """One `GET /v1/vms` (and one of the workers, for stages and staleness)."""
-        await self._fleet(max_age=0.0)
+        await self._fleet(max_age=None)
         workers, usage, now = self._context()
         return [vm_view(vm, workers, usage, now, self.name) for vm in self._vms]
 

@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks._timing import phase, wait_for
 from benchmarks.results import Result, Row, add_json_argument, command_line, write_if_asked
 from megatui.config import load_settings
 from megatui.lab.tartlab import LabVMSpec, TartLab, create_tart_lab
@@ -28,24 +29,6 @@ from megatui.model import Phase, Snapshot
 from megatui.monitor import Monitor
 
 LOGIN_AFTER = 2.5  # long enough for the lab VM's sshd to have loaded
-
-
-async def wait_for(monitor: Monitor, predicate: object, timeout: float = 30.0) -> Snapshot:
-    changed = asyncio.Event()
-    unsubscribe = monitor.subscribe(lambda _s: changed.set())
-    try:
-        async with asyncio.timeout(timeout):
-            while not predicate(monitor.snapshot):  # type: ignore[operator]
-                changed.clear()
-                await changed.wait()
-    finally:
-        unsubscribe()
-    return monitor.snapshot
-
-
-def phase(snap: Snapshot, name: str) -> Phase | None:
-    vm = snap.vm(name)
-    return vm.phase if vm else None
 
 
 async def detection_latency(lab: TartLab, config: Path, boots: int) -> list[float]:

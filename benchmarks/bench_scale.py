@@ -636,9 +636,10 @@ def main() -> int:
         Path(args.rows_out).write_text(json.dumps([asdict(r) for r in rows]))
         return 0
 
-    command = "python -m benchmarks.bench_scale " + " ".join(sys.argv[1:])
     result = results.Result(
-        bench="scale", title="Scale that real installs reach", command=command.strip()
+        bench="scale",
+        title="Scale that real installs reach",
+        command=results.command_line("benchmarks.bench_scale"),
     )
     passthrough = list(sys.argv[1:])
     if "--json" in passthrough:
@@ -669,8 +670,7 @@ def main() -> int:
         print(f"{label:<{width}}  {figure} {row.unit}  {budget} {mark}")
         if row.note:
             print(f"{'':<{width}}  {row.note}")
-    if args.json:
-        result.write(args.json)
+    results.write_if_asked(result, args.json)
     return 0 if all(r.met is not False for r in result.rows) else 1
 
 

@@ -42,6 +42,7 @@ from megatui.model import (
     Snapshot,
     SourceStatus,
     StatusKind,
+    vm_source,
 )
 from megatui.phases import BootHistory, PhaseEngine
 from megatui.sources.hostkeys import HostKeyStore, HostKeyStoreError, default_path
@@ -117,6 +118,8 @@ class Monitor:
                 clock=self.clock,
             )
         self.backend: VMBackend = backend
+        #: The VMs' source's name (status key, metrics label): the backend's.
+        self.vm_source = vm_source(backend.name)
         self.hostkeys = HostKeyStore(default_path())
         self._history_path = data_dir() / "boot_history.json"
         self.engine = PhaseEngine(self.clock, BootHistory.load(self._history_path))
@@ -132,6 +135,7 @@ class Monitor:
             host=self._label(),
             readonly=settings.readonly,
             kube_context=settings.kube_context,
+            vm_source=self.vm_source,
         )
         self._events: deque[Event] = deque(maxlen=MAX_EVENTS)
         self._subscribers: Subscribers[Snapshot] = Subscribers("snapshot subscriber")
@@ -639,6 +643,7 @@ class Monitor:
             readonly=self.readonly,
             workers=self.vms.workers,
             readonly_reason=self.vms.readonly_reason,
+            vm_source=self.vm_source,
         )
         self._arm_why_timer(snap.pods, snap.generated_at)
         old = self._snapshot

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from megatui import report
 from megatui.model import (
+    SOURCE_TART,
     VM,
     Application,
     ArgoSummary,
@@ -304,6 +305,8 @@ def decode(doc: object) -> tuple[Snapshot, dict[str, float]]:
         readonly=bool(r.get("readonly", bool, optional=True)),
         readonly_reason=r.opt_text("readonly_reason"),
         workers=tuple(_worker(w) for w in r.items("workers", optional=True)),
+        # Documents from before it was there listed VMs with tart.
+        vm_source=r.opt_text("vm_source") or SOURCE_TART,
     )
     return snap, retry
 

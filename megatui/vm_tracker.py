@@ -24,7 +24,6 @@ from megatui.backends.base import BackendError, BackendErrorKind, NewVMSpec, VMB
 from megatui.files import write_atomic
 from megatui.model import (
     SOURCE_SSH,
-    SOURCE_TART,
     VM,
     BackendVM,
     Event,
@@ -153,7 +152,8 @@ class VMTracker:
     def _fail_list(self, exc: BackendError) -> float:
         self.failure = exc.kind
         delay = self.backoff.next_delay()
-        self.monitor._fail(SOURCE_TART, str(exc), delay, _KINDS.get(exc.kind, StatusKind.ERROR))
+        kind = _KINDS.get(exc.kind, StatusKind.ERROR)
+        self.monitor._fail(self.monitor.vm_source, str(exc), delay, kind)
         statuses = self.monitor._statuses
         if "ssh" in self.monitor.enabled and SOURCE_SSH not in statuses:
             # Say why nothing was probed, not "no answer" from a source never asked.
@@ -178,7 +178,7 @@ class VMTracker:
         self._take(vms)
         self.workers = tuple(sorted(workers or (), key=lambda w: w.name))
         self.listed = True
-        monitor._ok(SOURCE_TART)
+        monitor._ok(monitor.vm_source)
         if self.backend.can_watch:
             # A fleet's VMs are on screen with the list, before one address lookup
             # per running VM (hundreds, each through the controller to a worker).

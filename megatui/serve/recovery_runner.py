@@ -18,7 +18,7 @@ from megatui import recovery_history, report, vm_intents
 from megatui.api import ActionError, MonitorAPI
 from megatui.clock import Clock, SystemClock
 from megatui.config import RecoveryPolicy, Settings
-from megatui.model import SOURCE_TART, Event, Phase, Snapshot, TartState
+from megatui.model import Event, Phase, Snapshot, TartState
 from megatui.readiness import Verdict, decide
 from megatui.recovery import Action, ActionKind, RecoveryEngine, Result
 
@@ -181,7 +181,7 @@ class RecoveryRunner:
         verdict: list[Any] = []
 
         def settled(snap: Snapshot) -> bool:
-            decision = decide(name, snap.vm(name), snap.sources.get(SOURCE_TART))
+            decision = decide(name, snap.vm(name), snap.vm_status())
             if decision.verdict is Verdict.WAITING:
                 return False
             verdict.append(decision)

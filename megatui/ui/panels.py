@@ -273,9 +273,13 @@ class Panel(Vertical):
     def matches(self, search: str) -> bool:
         return not self.filter_text or self.filter_text.casefold() in search.casefold()
 
+    def source_names(self, snap: Snapshot) -> tuple[str, ...]:
+        """The sources whose failure this panel's stale line names."""
+        return self.SOURCES
+
     def _show_sources(self, view: View) -> None:
         failing: dict[str | None, list[SourceStatus]] = {}
-        for name in self.SOURCES:
+        for name in self.source_names(view.snapshot):
             status = view.snapshot.sources.get(name)
             if status is not None and not status.ok:
                 failing.setdefault(status.error, []).append(status)
@@ -396,6 +400,9 @@ class VMPanel(Panel):
         self._workers: dict[str, Worker] | None = None
         self._synced_filter: str | None = None
 
+    def source_names(self, snap: Snapshot) -> tuple[str, ...]:
+        return (snap.vm_source, SOURCE_SSH)
+
     def compose_body(self) -> ComposeResult:
         yield KeyedTable(workers_panel.VM_COLUMNS, id="vm-table")
         yield TextLine(id="vm-line")
@@ -484,19 +491,20 @@ class VMPanel(Panel):
         name = self.selected
         vm = view.snapshot.vm(name) if name is not None else None
         host = view.snapshot.sources.get(SOURCE_HOST)
+        listing, lister = view.snapshot.vm_status(), view.snapshot.vm_source
         if vm is not None:
             workers = {worker.name: worker for worker in view.snapshot.workers}
             line.show(render.vm_line(vm, view.now, workers_panel.stale_reason(vm, workers)))
         elif not view.snapshot.vms and host is not None and not host.ok:
             # No VMs because the host is out of reach (d shows the reason and the fix).
             line.show(literal("no VMs until the host answers · d: why, and the fix", render.BAD))
-        elif not view.snapshot.vms and "tart" not in view.snapshot.sources:
-            line.show(literal("waiting for tart…", render.MUTED))
-        elif not view.snapshot.vms and not view.snapshot.sources["tart"].ok:
-            # tart failed: its error says it all; "the list is empty" would be a guess.
-            line.show(literal(view.snapshot.sources["tart"].error or "tart failed", render.BAD))
+        elif not view.snapshot.vms and listing is None:
+            line.show(literal(f"waiting for {lister}…", render.MUTED))
+        elif not view.snapshot.vms and listing is not None and not listing.ok:
+            # The list failed: its error says it all; "the list is empty" would be a guess.
+            line.show(literal(listing.error or f"{lister} failed", render.BAD))
         elif not view.snapshot.vms:
-            line.show(literal("no VMs: tart list is empty", render.MUTED))
+            line.show(literal(f"no VMs: {lister} list is empty", render.MUTED))
         else:
             line.show(literal("no VM matches the filter", render.MUTED))
 

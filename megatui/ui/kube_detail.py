@@ -25,6 +25,7 @@ from megatui.sources.pod_why import one_line
 from megatui.ui import describe, render
 from megatui.ui.panels import TextLine
 from megatui.ui.render import literal
+from megatui.ui.render_cache import forget_closed_widgets
 from megatui.ui.screens import LiveScreen
 from megatui.ui.table import Column, KeyedTable, Row
 
@@ -63,6 +64,9 @@ class _ObjectScreen(LiveScreen, ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.load()
+
+    def on_unmount(self) -> None:
+        forget_closed_widgets()
 
     @work(group="kube-detail-load", exclusive=True, exit_on_error=False)
     async def load(self) -> None:

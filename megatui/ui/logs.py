@@ -31,6 +31,7 @@ from megatui.ui import render
 from megatui.ui.log_view import LogView
 from megatui.ui.panels import TextLine
 from megatui.ui.render import literal
+from megatui.ui.render_cache import forget_closed_widgets
 
 _KEYS_WHILE_TYPING = frozenset({"close"})
 
@@ -94,6 +95,9 @@ class LogsScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         self._status()
         self.stream()
+
+    def on_unmount(self) -> None:
+        forget_closed_widgets()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # While the search box has the focus, letters are typed, not keys.

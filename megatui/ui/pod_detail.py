@@ -23,6 +23,7 @@ from megatui.model import Pod, Snapshot
 from megatui.ui import describe, render
 from megatui.ui.panels import TextLine
 from megatui.ui.render import literal
+from megatui.ui.render_cache import forget_closed_widgets
 from megatui.ui.screens import LiveScreen
 
 JSON = dict[str, Any]
@@ -83,6 +84,9 @@ class PodDetailScreen(LiveScreen, ModalScreen[None]):
     def on_mount(self) -> None:
         self._draw()
         self.load()
+
+    def on_unmount(self) -> None:
+        forget_closed_widgets()
 
     @work(group="pod-detail-load", exclusive=True, exit_on_error=False)
     async def load(self) -> None:

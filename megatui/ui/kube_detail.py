@@ -23,9 +23,9 @@ from megatui.api import ActionError, MonitorAPI
 from megatui.model import Snapshot
 from megatui.sources.pod_why import one_line
 from megatui.ui import describe, render
+from megatui.ui.heap import forget_closed_widgets
 from megatui.ui.panels import TextLine
 from megatui.ui.render import literal
-from megatui.ui.render_cache import forget_closed_widgets
 from megatui.ui.screens import LiveScreen
 from megatui.ui.table import Column, KeyedTable, Row
 

@@ -28,10 +28,10 @@ from megatui.api import ActionError, MonitorAPI
 from megatui.config import state_dir
 from megatui.sources.kube_logs import MAX_LINES, LogBuffer, LogLine, search
 from megatui.ui import render
+from megatui.ui.heap import forget_closed_widgets
 from megatui.ui.log_view import LogView
 from megatui.ui.panels import TextLine
 from megatui.ui.render import literal
-from megatui.ui.render_cache import forget_closed_widgets
 
 _KEYS_WHILE_TYPING = frozenset({"close"})
 

@@ -21,9 +21,9 @@ from textual.widgets import Footer, Static
 from megatui.api import ActionError, MonitorAPI
 from megatui.model import Pod, Snapshot
 from megatui.ui import describe, render
+from megatui.ui.heap import forget_closed_widgets
 from megatui.ui.panels import TextLine
 from megatui.ui.render import literal
-from megatui.ui.render_cache import forget_closed_widgets
 from megatui.ui.screens import LiveScreen
 
 JSON = dict[str, Any]

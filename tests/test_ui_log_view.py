@@ -77,18 +77,3 @@ async def test_wrapped_rows_follow_appends_and_drops_as_a_full_cut_would() -> No
         view.set_wrap(False)
         view.set_wrap(True)  # no re-cut: the rows are kept for the width
         assert view._rows == incremental
-
-
-async def test_lines_being_read_stay_put_as_older_ones_fall_off() -> None:
-    app = ViewApp()
-    async with app.run_test(size=(40, 10)) as pilot:
-        view = app.query_one(LogView)
-        view.append([f"line {i}" for i in range(100)])
-        await pilot.pause()
-        view.scroll_to(y=50, animate=False, immediate=True)
-        await pilot.pause()
-        top = shown(app)[0]
-        assert top == "line 50"
-        view.append([f"line {i}" for i in range(100, 130)])  # 30 fall off the front
-        await pilot.pause()
-        assert shown(app)[0] == top and view.scroll_y == 20

@@ -9,9 +9,7 @@ frame renders only the visible rows and an append costs the new lines:
   switches the row table, it re-measures nothing (a full re-measure, ~30 ms for
   10,000 lines, ran on every batch of lines while wrapped, and on every `w`);
 * a drawn row is kept (by line, span, scroll and highlight) until the line falls
-  off, so a frame where only the scrollbar or one row changed redraws nothing else;
-* when the view is not at the bottom, the lines under it stay put as older lines
-  fall off the front, instead of sliding away at the pace of the log.
+  off, so a frame where only the scrollbar or one row changed redraws nothing else.
 
 Lines are plain text already made inert (sources/kube_logs.py) and are drawn as
 literal `Text`, never parsed as markup. Matches of the search are underlined, the
@@ -92,11 +90,9 @@ class LogView(ScrollView, can_focus=True):
         self._widest = max(self._widest, *(len(line) for line in lines))
         if self.current is not None:
             self.current = self.current - dropped if self.current >= dropped else None
-        lost = 0  # rows gone from the front
         if dropped:
             self._base += dropped
-            gone = self._drop_rows()
-            lost = gone if self.wrap else dropped
+            self._drop_rows()
         if self._rows_width:
             self._cut(first, self._rows_width)
         if self.wrap and self._rows_width != self._width():
@@ -106,11 +102,6 @@ class LogView(ScrollView, can_focus=True):
             # After the refresh: the new virtual size must be laid out before the
             # scroll can reach its new bottom.
             self.call_after_refresh(self.scroll_end, animate=False, x_axis=False)
-        elif lost and self.scroll_y > 0:
-            # Keep the lines being read where they are.
-            y = max(0, int(self.scroll_y) - lost)
-            self.set_scroll(None, y)
-            self.scroll_target_y = y
 
     def set_wrap(self, wrap: bool) -> None:
         self.wrap = wrap
@@ -159,11 +150,9 @@ class LogView(ScrollView, can_focus=True):
             for start in range(0, length, width):
                 rows.append((number, start, min(length, start + width)))
 
-    def _drop_rows(self) -> int:
-        """Forget the rows of lines that fell off; how many."""
-        gone = bisect_left(self._rows, self._base, key=_line_of)
-        del self._rows[:gone]
-        return gone
+    def _drop_rows(self) -> None:
+        """Forget the rows of lines that fell off."""
+        del self._rows[: bisect_left(self._rows, self._base, key=_line_of)]
 
     def _resize(self) -> None:
         if self.wrap:

@@ -32,7 +32,8 @@ from megatui.ui.table import Column, KeyedTable, Row
 JSON = dict[str, Any]
 
 _CSS = """
-    %s { align: center middle; }
+    /* opaque: it covers the whole screen, so the one below is neither drawn nor dimmed */
+    %s { align: center middle; background: $background; }
     .kube-detail {
         width: 100%%; height: 1fr; border: round $accent; background: $surface; padding: 0 1;
     }

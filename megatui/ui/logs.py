@@ -39,7 +39,8 @@ _KEYS_WHILE_TYPING = frozenset({"close"})
 class LogsScreen(ModalScreen[None]):
     FLUSH = 0.1  # seconds between two appends to the text
     DEFAULT_CSS = """
-    LogsScreen { align: center middle; }
+    /* opaque: it covers the whole screen, so the one below is neither drawn nor dimmed */
+    LogsScreen { align: center middle; background: $background; }
     #logs { width: 100%; height: 1fr; border: round $accent; background: $surface; }
     #logs-status { height: 1; padding: 0 1; }
     #logs-text { height: 1fr; border: none; }

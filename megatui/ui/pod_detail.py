@@ -31,7 +31,8 @@ JSON = dict[str, Any]
 
 class PodDetailScreen(LiveScreen, ModalScreen[None]):
     DEFAULT_CSS = """
-    PodDetailScreen { align: center middle; }
+    /* opaque: it covers the whole screen, so the one below is neither drawn nor dimmed */
+    PodDetailScreen { align: center middle; background: $background; }
     #pod-detail {
         width: 100%; height: 1fr; border: round $accent; background: $surface; padding: 0 1;
     }

@@ -61,6 +61,11 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def at_load(note: str = "") -> str:
+    """A row's note with the load average (1, 5, 15 min) it was measured under."""
+    return f"{note}; load {load()}" if note else f"load average {load()} (1, 5, 15 min)"
+
+
 async def until(pilot: object, predicate: object, timeout: float = 10.0) -> None:
     deadline = time.perf_counter() + timeout
     while not predicate():  # type: ignore[operator]
@@ -394,7 +399,9 @@ def run_detail(args: argparse.Namespace, result: Result) -> None:
             f"load {load()}"
         )
         result.add(
-            Row.from_samples("Pod detail", what, "ms", clock, values, budget=200.0, judged="p95")
+            Row.from_samples(
+                "Pod detail", what, "ms", clock, values, budget=200.0, judged="p95", note=at_load()
+            )
         )
     print(
         f"pod detail, CPU time of the TUI process from the key to the frame with its events: "
@@ -409,6 +416,7 @@ def run_detail(args: argparse.Namespace, result: Result) -> None:
             "time.process_time() of the TUI process (all threads) between posting the key "
             "and the frame with its events: the work, without the waits for a loaded CPU",
             cpu,
+            note=at_load(),
         )
     )
     pauses = full.pauses or [0.0]
@@ -423,7 +431,7 @@ def run_detail(args: argparse.Namespace, result: Result) -> None:
             unit="count",
             clock="gc.callbacks, generation 2, from the first open to the last close",
             value=float(len(full.pauses)),
-            note=(
+            note=at_load(
                 f"{sum(pauses):.0f} ms in all, longest {max(pauses):.1f} ms, "
                 f"last {pauses[-1]:.1f} ms"
             ),
@@ -448,6 +456,7 @@ def run_search(args: argparse.Namespace, result: Result) -> None:
             bare,
             budget=100.0,
             judged="p95",
+            note=at_load(),
         )
     )
     result.add(
@@ -459,6 +468,7 @@ def run_search(args: argparse.Namespace, result: Result) -> None:
             screen,
             budget=100.0,
             judged="p95",
+            note=at_load(),
         )
     )
 
@@ -482,6 +492,7 @@ def run_follow(args: argparse.Namespace, result: Result) -> None:
                 keys,
                 budget=50.0,
                 judged="p95",
+                note=at_load(),
             )
         )
         result.add(
@@ -493,7 +504,7 @@ def run_follow(args: argparse.Namespace, result: Result) -> None:
                 value=round(growth, 1),
                 budget=50.0,
                 judged="value",
-                note=f"{held:,} lines held at the end",
+                note=at_load(f"{held:,} lines held at the end"),
             )
         )
 
@@ -518,7 +529,7 @@ def run_idle(args: argparse.Namespace, result: Result) -> None:
             value=round(with_watch - without, 3),
             budget=1.0,
             judged="value",
-            note=f"{with_watch:.2f} % with the watch, {without:.2f} % without",
+            note=at_load(f"{with_watch:.2f} % with the watch, {without:.2f} % without"),
         )
     )
 

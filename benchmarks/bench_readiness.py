@@ -6,7 +6,7 @@
 2. Steady state with 2 ready VMs, default pacing: tart invocations per minute
    (budget <= 10) and new SSH handshakes beyond the health checks (budget 0).
 
-Run: python benchmarks/bench_readiness.py [--boots N] [--steady SECONDS]
+Run: python -m benchmarks.bench_readiness [--boots N] [--steady SECONDS] [--json PATH]
 """
 
 from __future__ import annotations
@@ -21,30 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks._timing import phase, wait_for
+from benchmarks.results import Result, Row, add_json_argument, command_line, write_if_asked
 from megatui.config import load_settings
 from megatui.lab.tartlab import LabVMSpec, TartLab, create_tart_lab
 from megatui.model import Phase, Snapshot
 from megatui.monitor import Monitor
 
 LOGIN_AFTER = 2.5  # long enough for the lab VM's sshd to have loaded
-
-
-async def wait_for(monitor: Monitor, predicate: object, timeout: float = 30.0) -> Snapshot:
-    changed = asyncio.Event()
-    unsubscribe = monitor.subscribe(lambda _s: changed.set())
-    try:
-        async with asyncio.timeout(timeout):
-            while not predicate(monitor.snapshot):  # type: ignore[operator]
-                changed.clear()
-                await changed.wait()
-    finally:
-        unsubscribe()
-    return monitor.snapshot
-
-
-def phase(snap: Snapshot, name: str) -> Phase | None:
-    vm = snap.vm(name)
-    return vm.phase if vm else None
 
 
 async def detection_latency(lab: TartLab, config: Path, boots: int) -> list[float]:
@@ -117,6 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--boots", type=int, default=20)
     parser.add_argument("--steady", type=float, default=60.0)
+    add_json_argument(parser)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="megatui-bench-"))
     os.environ["MEGATUI_DATA_DIR"] = str(root / "data")
@@ -170,6 +155,57 @@ def main() -> None:
     )
     print(f"  new SSH handshakes: {steady['new_handshakes']:.0f} (budget 0)")
     sys.stdout.flush()
+    write_if_asked(to_result(latencies, steady), args.json)
+
+
+def to_result(latencies: list[float], steady: dict[str, float]) -> Result:
+    result = Result(
+        bench="readiness",
+        title="VM readiness core (tart lab)",
+        command=command_line("benchmarks.bench_readiness"),
+    )
+    section = "detection latency"
+    clock = (
+        "in-process monitor (tart + ssh sources, default pacing), modules imported: the lab "
+        "VM's sshd accepting logins (its run record's start + login_after) -> the monitor "
+        "publishes ready"
+    )
+    for judged, limit in (("median", 0.5), ("p95", 1.0)):
+        result.add(
+            Row.from_samples(
+                section,
+                f"sshd accepting logins -> ready published ({judged} budget)",
+                "s",
+                clock,
+                latencies,
+                budget=limit,
+                judged=judged,
+            )
+        )
+    section = f"steady state, 2 ready VMs, {steady['seconds']:g} s"
+    result.add(
+        Row(
+            section,
+            "tart invocations per minute",
+            "count",
+            "processes started by the monitor, counted by a logging tart wrapper",
+            value=steady["tart_calls_per_minute"],
+            budget=10,
+            judged="value",
+        )
+    )
+    result.add(
+        Row(
+            section,
+            "new SSH handshakes (health checks use the kept connection)",
+            "count",
+            "the prober's handshake counter over the window",
+            value=steady["new_handshakes"],
+            budget=0,
+            judged="value",
+        )
+    )
+    return result
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ Measures
 * steady state with the monitor running: new SSH connections to the host (should
   be 0 after the first), commands per second it runs there.
 
-    python benchmarks/bench_remote.py [--runs 5] [--seconds 30]
+    PYTHONPATH=.:tests python -m benchmarks.bench_remote [--runs 5] [--seconds 30] [--json PATH]
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from sshd_fixtures import RealSSHD
 
-from megatui.config import Settings, load_settings
+from benchmarks.results import Result, Row, add_json_argument, command_line, write_if_asked
+from megatui.config import RemoteSettings, Settings, load_settings
 from megatui.lab.demo import DemoLab
+from megatui.model import Phase, TartState
 from megatui.monitor import Monitor
 from megatui.remote import RemoteTransport, prepare_remote
 from megatui.transport import CommandResult, LocalTransport
@@ -98,7 +100,8 @@ class Host:
 
     def transport(self) -> RemoteTransport:
         return RemoteTransport(
-            self.spec, known_hosts=str(self.known_hosts), config_paths=[str(self.ssh_config)]
+            self.spec,
+            RemoteSettings(known_hosts=str(self.known_hosts), ssh_config=str(self.ssh_config)),
         )
 
     def settings(self) -> Settings:
@@ -187,8 +190,23 @@ async def steady_state(host: Host, seconds: float, workdir: Path) -> dict[str, f
     monitor = Monitor(setup.settings, transport=transport)
     await monitor.start()
     await monitor.wait_first_round(30)
-    # Let the demo's VMs finish booting so the probes settle into health checks.
-    await asyncio.sleep(5)
+
+    # Let the demo's VMs finish booting so the probes settle into health checks (the
+    # demo's macOS VM accepts logins 24 s after its start).
+    def booted() -> bool:
+        vms = monitor.snapshot.vms
+        return all(vm.phase is Phase.READY for vm in vms if vm.state is TartState.RUNNING)
+
+    changed = asyncio.Event()
+    unsubscribe = monitor.subscribe(lambda _s: changed.set())
+    try:
+        async with asyncio.timeout(60):
+            while not booted():
+                changed.clear()
+                await changed.wait()
+    finally:
+        unsubscribe()
+    await asyncio.sleep(2)
     before = (transport.connections_opened, host.accepted, commands, monitor.prober.handshakes)
     await asyncio.sleep(seconds)
     after = (transport.connections_opened, host.accepted, commands, monitor.prober.handshakes)
@@ -203,7 +221,7 @@ async def steady_state(host: Host, seconds: float, workdir: Path) -> dict[str, f
     }
 
 
-async def main_async(args: argparse.Namespace, host: Host, workdir: Path) -> None:
+async def main_async(args: argparse.Namespace, host: Host, workdir: Path) -> Result:
     print(f"host {host.spec} (real sshd), demo lab with {len(host.lab.specs)} VMs\n")
     cli_times, data = cli_status(host, args.runs)
     print(f"megatui --host status --json (CLI, as shipped)   {summary(cli_times)}")
@@ -218,6 +236,75 @@ async def main_async(args: argparse.Namespace, host: Host, workdir: Path) -> Non
     print(f"steady state over {args.seconds:g} s with the monitor running:")
     for key, value in steady.items():
         print(f"  {key:28} {value:g}")
+    result = Result(
+        bench="remote",
+        title="Remote host over one SSH connection",
+        command=command_line("benchmarks.bench_remote"),
+    )
+    behind = f"a real OpenSSH sshd on loopback, the demo lab ({len(host.lab.specs)} VMs) behind it"
+    section = f"--host: {behind}"
+    result.add(
+        Row.from_samples(
+            section,
+            "megatui --host ... status --json, whole CLI",
+            "s",
+            "a new process: exec -> exit (interpreter start, imports, SSH connect and login, "
+            "host-side setup, every source's first round, JSON out)",
+            cli_times,
+            budget=2.0,
+            judged="median",
+        )
+    )
+    result.add(
+        Row.from_samples(
+            section,
+            "connect + host-side setup + first round",
+            "s",
+            "in-process, modules imported: SSH connect -> prepare_remote -> "
+            "Monitor.wait_first_round",
+            proc_times,
+        )
+    )
+    local_median = statistics.median(local_times)
+    result.add(
+        Row.from_samples(
+            section,
+            "tart list --format json over the connection",
+            "ms",
+            "connection open: one command's round trip (a new channel, the fake tart's "
+            "process on the host, its output back)",
+            [t * 1000 for t in remote_times],
+        )
+    )
+    result.add(
+        Row.from_samples(
+            section,
+            "tart list --format json run locally",
+            "ms",
+            "the same fake tart as a local child process (asyncio subprocess)",
+            [t * 1000 for t in local_times],
+            alternative="for scale: the command without SSH",
+            ratio=local_median / statistics.median(remote_times),
+        )
+    )
+    section = f"steady state, {args.seconds:g} s with the monitor running"
+    for measure, key, limit in (
+        ("new connections to the host", "new_logins_seen_by_sshd", 0.0),
+        ("new VM SSH handshakes", "new_vm_handshakes", 0.0),
+        ("commands run on the host per second", "commands_per_second", None),
+    ):
+        result.add(
+            Row(
+                section,
+                measure,
+                "count",
+                "counted by sshd's log (logins), the prober and a counting transport",
+                value=steady[key],
+                budget=limit,
+                judged="value" if limit is not None else None,
+            )
+        )
+    return result
 
 
 def main() -> None:
@@ -225,6 +312,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30.0)
+    add_json_argument(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mt-bench-remote-") as tmp:
         root = Path(tmp)
@@ -234,9 +322,10 @@ def main() -> None:
         os.environ.pop("SSH_AUTH_SOCK", None)
         host = Host(root)
         try:
-            asyncio.run(main_async(args, host, root / "work"))
+            result = asyncio.run(main_async(args, host, root / "work"))
         finally:
             host.close()
+    write_if_asked(result, args.json)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ monitor, so its CPU time and RSS are read from /proc alone. The synthetic monito
 changes one VM's phase on request (POST /bench/change) and stamps the moment in the
 VM's hint, so each viewer can time its arrival on the same clock.
 
-    python benchmarks/bench_serve.py [--viewers 20] [--sse 100] [--hold 60]
+    python -m benchmarks.bench_serve [--viewers 20] [--sse 100] [--hold 60] [--json PATH]
 
 Budgets (issue #13): 20 viewers, server idle CPU <= 3 % of a core, a VM phase change
 reaches every viewer <= 200 ms; /metrics scrape <= 50 ms with 200 VMs and 5,000 pods;
@@ -28,6 +28,7 @@ from dataclasses import replace
 import aiohttp
 from aiohttp import web
 
+from benchmarks.results import Result, Row, add_json_argument, command_line, write_if_asked
 from megatui.model import VM, Application, Event, Phase, Pod, Snapshot, SourceStatus, TartState
 from megatui.serve import auth
 from megatui.serve.client import RemoteMonitor, Target
@@ -142,7 +143,9 @@ def metrics_scrape(vms: int, pods: int, runs: int = 30) -> list[float]:
     return times
 
 
-async def viewers_bench(url: str, pid: int, count: int, changes: int) -> None:
+async def viewers_bench(
+    url: str, pid: int, count: int, changes: int
+) -> tuple[float, list[float]]:
     viewers = [RemoteMonitor(Target.parse(url)) for _ in range(count)]
     for viewer in viewers:
         await viewer.start()
@@ -184,12 +187,13 @@ async def viewers_bench(url: str, pid: int, count: int, changes: int) -> None:
             f"{statistics.median(latencies) * 1000:.1f} ms, "
             f"max {latencies[-1] * 1000:.1f} ms over {changes} changes"
         )
+        return idle, latencies
     finally:
         for viewer in viewers:
             await viewer.stop()
 
 
-async def sse_hold(url: str, pid: int, count: int, hold: float) -> None:
+async def sse_hold(url: str, pid: int, count: int, hold: float) -> tuple[float, float, float]:
     async with aiohttp.ClientSession(
         url,
         timeout=aiohttp.ClientTimeout(total=None),
@@ -221,6 +225,11 @@ async def sse_hold(url: str, pid: int, count: int, hold: float) -> None:
             task.cancel()
         for reply in replies:
             reply.close()
+    return start_rss, end_rss, peak
+
+
+#: The viewers' server's snapshot (the fan-out budget is not about its size).
+SMALL = ("--vms", "20", "--pods", "200")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -232,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--changes", type=int, default=30)
     parser.add_argument("--sse", type=int, default=100)
     parser.add_argument("--hold", type=float, default=60.0, help="seconds (the budget: 600)")
+    add_json_argument(parser)
     args = parser.parse_args(argv)
     if args.server:
         asyncio.run(run_server(args.server, args.vms, args.pods))
@@ -248,18 +258,83 @@ def main(argv: Sequence[str] | None = None) -> None:
         port = s.getsockname()[1]
     # The viewers' server carries a small snapshot: the budget is about fan-out.
     server = subprocess.Popen(
-        [sys.executable, __file__, "--server", str(port), "--vms", "20", "--pods", "200"],
+        [*(sys.executable, "-m", "benchmarks.bench_serve", "--server", str(port)), *SMALL],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         url = f"http://127.0.0.1:{port}"
-        asyncio.run(viewers_bench(url, server.pid, args.viewers, args.changes))
-        asyncio.run(sse_hold(url, server.pid, args.sse, args.hold))
+        idle, latencies = asyncio.run(viewers_bench(url, server.pid, args.viewers, args.changes))
+        rss = asyncio.run(sse_hold(url, server.pid, args.sse, args.hold))
     finally:
         server.terminate()
         server.wait(timeout=10)
+    write_if_asked(to_result(args, times, idle, latencies, rss), args.json)
+
+
+def to_result(
+    args: argparse.Namespace,
+    scrapes: list[float],
+    idle: float,
+    latencies: list[float],
+    rss: tuple[float, float, float],
+) -> Result:
+    result = Result(
+        bench="serve",
+        title="The served control room (megatui serve)",
+        command=command_line("benchmarks.bench_serve"),
+    )
+    result.add(
+        Row.from_samples(
+            "/metrics",
+            f"/metrics exposition with {args.vms} VMs and {args.pods:,} pods",
+            "ms",
+            "in-process, modules imported: building the text exposition (no HTTP)",
+            [t * 1000 for t in scrapes],
+            budget=50,
+            judged="median",
+        )
+    )
+    section = f"{args.viewers} viewers (RemoteMonitor, what attach and browser tabs run)"
+    result.add(
+        Row(
+            section,
+            "server CPU at idle, viewers attached",
+            "%",
+            "the server process's CPU (from /proc) over 10 s with nothing changing, "
+            "% of one core",
+            value=idle * 100,
+            budget=3,
+            judged="value",
+        )
+    )
+    result.add(
+        Row.from_samples(
+            section,
+            f"a VM phase change -> the last of {args.viewers} viewers has it",
+            "ms",
+            "stamped by the server when it publishes the change -> the viewer's snapshot "
+            "callback in this process (server fan-out, HTTP stream, JSON decode)",
+            [t * 1000 for t in latencies],
+            budget=200,
+            judged="p95",
+        )
+    )
+    start, end, peak = rss
+    result.add(
+        Row(
+            f"{args.sse} SSE clients held {args.hold:g} s, a change every 0.5 s",
+            "server RSS growth",
+            "MB",
+            f"server VmRSS from /proc: {start:.1f} -> {end:.1f} MB (peak {peak:.1f}); the "
+            "budget is for 600 s (--hold 600)",
+            value=end - start,
+            budget=20,
+            judged="value",
+        )
+    )
+    return result
 
 
 if __name__ == "__main__":

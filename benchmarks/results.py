@@ -14,8 +14,11 @@ import datetime as dt
 import json
 import math
 import os
+import shlex
 import statistics
 import subprocess
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -69,6 +72,8 @@ class Row:
     judged: str | None = None  # which of median/p95/max/value the budget applies to
     alternative: str | None = None  # for comparisons: what a user would run instead
     note: str | None = None
+    #: for comparison rows: this row's judged figure (median if unset) over megatui's
+    ratio: float | None = None
 
     @classmethod
     def from_samples(
@@ -108,13 +113,15 @@ class Result:
     command: str  # the exact command that produced it
     rows: list[Row] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
-    started: str = dataclasses.field(
-        default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    )
+    #: when and at which load the benchmark's process began (this module is imported
+    #: at its start), not when the Result object was built
+    started: str = dataclasses.field(default_factory=lambda: _STARTED)
     commit: str = dataclasses.field(default_factory=lambda: _commit())
     cpus: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 0)
-    load_start: float = dataclasses.field(default_factory=lambda: os.getloadavg()[0])
+    load_start: float = dataclasses.field(default_factory=lambda: _LOAD_AT_START)
     load_end: float | None = None
+    finished: str | None = None  # set by write(), like load_end
+    seconds: float | None = None  # the process's run time up to write()
 
     def add(self, row: Row) -> Row:
         self.rows.append(row)
@@ -122,6 +129,8 @@ class Result:
 
     def write(self, path: str | Path) -> None:
         self.load_end = os.getloadavg()[0]
+        self.finished = _now()
+        self.seconds = round(time.monotonic() - _T0, 1)
         doc = dataclasses.asdict(self)
         doc["schema"] = SCHEMA
         for row, raw in zip(self.rows, doc["rows"], strict=True):
@@ -132,14 +141,48 @@ class Result:
 def read(path: str | Path) -> Result:
     doc = json.loads(Path(path).read_text())
     doc.pop("schema", None)
-    rows = [Row(**{k: v for k, v in raw.items() if k != "met"}) for raw in doc.pop("rows")]
-    return Result(rows=rows, **doc)
+    fields = {f.name for f in dataclasses.fields(Row)}
+    # Unknown keys are dropped so that an older reader can render a newer file.
+    rows = [Row(**{k: v for k, v in raw.items() if k in fields}) for raw in doc.pop("rows")]
+    known = {f.name for f in dataclasses.fields(Result)}
+    return Result(rows=rows, **{k: v for k, v in doc.items() if k in known})
+
+
+def command_line(module: str, argv: Sequence[str] | None = None) -> str:
+    """The command that reproduces this run: `python -m MODULE ARGS` without `--json`."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--json":
+            skip = True
+        elif not arg.startswith("--json="):
+            kept.append(arg)
+    return shlex.join(["python", "-m", module, *kept])
+
+
+def write_if_asked(result: Result, path: str | None) -> None:
+    """Write `result` to `path` when the benchmark was given `--json PATH`."""
+    if path:
+        result.write(path)
+        print(f"results written to {path}")
 
 
 def add_json_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", metavar="PATH", help="write the results as JSON (benchmarks/results.py)"
     )
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+_STARTED = _now()
+_T0 = time.monotonic()
+_LOAD_AT_START = os.getloadavg()[0]
 
 
 def _commit() -> str:
@@ -153,4 +196,14 @@ def _commit() -> str:
         )
     except (OSError, subprocess.SubprocessError):
         return ""
-    return out.stdout.strip() if out.returncode == 0 else ""
+    if out.returncode != 0:
+        return ""
+    # Uncommitted changes to the measured code make the commit alone misleading.
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "megatui"],
+        capture_output=True,
+        text=True,
+        timeout=5,
+        cwd=Path(__file__).parent,
+    ).stdout.strip()
+    return out.stdout.strip() + ("+uncommitted megatui/ changes" if dirty else "")

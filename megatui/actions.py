@@ -6,14 +6,12 @@ flag. Nothing here runs anything.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from megatui.api import ActionError
 from megatui.config import VMSettings
+from megatui.files import write_atomic
 from megatui.model import VM
 
 #: Actions that change the platform; refused in read-only mode. The one list: the
@@ -52,18 +50,8 @@ def _hex(ch: str) -> str:
 def write_known_hosts(path: Path, keys: Mapping[str, str]) -> None:
     """Write a known_hosts file from {vm name: OpenSSH public key}."""
     lines = [f"{host_key_alias(name)} {key.strip()}\n" for name, key in sorted(keys.items())]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique temp name: the TUI and a second megatui may write at the same time,
-    # and a shared ".tmp" would let one rename the other's half-written file.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write("".join(lines))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    # The TUI and a second megatui may write it at the same time.
+    write_atomic(path, "".join(lines))
 
 
 def ssh_argv(

@@ -117,6 +117,13 @@ def _count(v: Any) -> int:
     return n
 
 
+def _at_least_one(v: Any) -> int:
+    n = _count(v)
+    if n < 1:
+        raise ValueError("expected a whole number of 1 or more")
+    return n
+
+
 def _str_list(v: Any) -> tuple[str, ...]:
     if isinstance(v, str):
         return tuple(s for s in (p.strip() for p in v.split(",")) if s)
@@ -262,6 +269,17 @@ SCHEMA: dict[str, dict[str, Checker]] = {
         "probe_interval": _positive,
         "connect_timeout": _positive,
     },
+    # The one SSH connection to the Mac of `--host` (megatui.remote).
+    "remote": {
+        "connect_timeout": _positive,
+        "keepalive_interval": _positive,
+        "keepalive_count": _at_least_one,
+        "reconnect_delay": _positive,
+        "reconnect_max_delay": _positive,
+        "max_sessions": _at_least_one,
+        "known_hosts": _str,
+        "ssh_config": _str,
+    },
     "kube": {
         "kubeconfig": _str,
         "context": _str,
@@ -341,6 +359,33 @@ class VMOverride:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoteSettings:
+    """How the one SSH connection to the `--host` Mac behaves ([remote])."""
+
+    connect_timeout: float = 10.0
+    # asyncssh sends a keepalive after `keepalive_interval` s with nothing received
+    # and drops the connection after `keepalive_count` unanswered ones: a frozen Mac
+    # (asleep, sshd stopped, traffic blackholed) is declared lost (count + 1) *
+    # interval = 12 s after it went silent, before VM probes through it time out.
+    keepalive_interval: float = 4.0
+    keepalive_count: int = 2
+    # Reconnects back off from `reconnect_delay` doubling up to `reconnect_max_delay`.
+    reconnect_delay: float = 1.0
+    reconnect_max_delay: float = 30.0
+    # OpenSSH's MaxSessions (10 by default, also on macOS) caps concurrent exec
+    # channels per connection; beyond it sshd refuses the channel. Stay below it
+    # and keep room for the kill of a timed-out command.
+    max_sessions: int = 8
+    # ssh's UserKnownHostsFile and `ssh -F`: None is ~/.ssh/known_hosts, ~/.ssh/config.
+    known_hosts: str | None = None
+    ssh_config: str | None = None
+
+
+#: The defaults of [remote], written once.
+_REMOTE = RemoteSettings()
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     config_path: Path | None = None
     host: str | None = None
@@ -360,6 +405,15 @@ class Settings:
     ssh_probe_interval: float = 0.25
     ssh_connect_timeout: float = 5.0
     vms: Mapping[str, VMOverride] = field(default_factory=dict)
+    # [remote], flat like every other section; `remote()` gathers them.
+    remote_connect_timeout: float = _REMOTE.connect_timeout
+    remote_keepalive_interval: float = _REMOTE.keepalive_interval
+    remote_keepalive_count: int = _REMOTE.keepalive_count
+    remote_reconnect_delay: float = _REMOTE.reconnect_delay
+    remote_reconnect_max_delay: float = _REMOTE.reconnect_max_delay
+    remote_max_sessions: int = _REMOTE.max_sessions
+    remote_known_hosts: str | None = None
+    remote_ssh_config: str | None = None
     kubeconfig: str | None = None
     kube_context: str | None = None
     namespace: str = "argocd"
@@ -395,6 +449,19 @@ class Settings:
         # "" is `--orchard` without a URL: the Orchard CLI's default context.
         return self.orchard_url is not None or bool(self.orchard_context)
 
+    def remote(self) -> RemoteSettings:
+        """The [remote] keys, as the host connection takes them."""
+        return RemoteSettings(
+            connect_timeout=self.remote_connect_timeout,
+            keepalive_interval=self.remote_keepalive_interval,
+            keepalive_count=self.remote_keepalive_count,
+            reconnect_delay=self.remote_reconnect_delay,
+            reconnect_max_delay=self.remote_reconnect_max_delay,
+            max_sessions=self.remote_max_sessions,
+            known_hosts=self.remote_known_hosts,
+            ssh_config=self.remote_ssh_config,
+        )
+
     def vm(self, name: str) -> VMSettings:
         """The effective login settings for a VM: its table over [ssh]."""
         own = self.vms.get(name) or VMOverride()
@@ -426,6 +493,14 @@ _ATTR: dict[tuple[str, str], str] = {
     ("ssh", "health_interval"): "ssh_health_interval",
     ("ssh", "probe_interval"): "ssh_probe_interval",
     ("ssh", "connect_timeout"): "ssh_connect_timeout",
+    ("remote", "connect_timeout"): "remote_connect_timeout",
+    ("remote", "keepalive_interval"): "remote_keepalive_interval",
+    ("remote", "keepalive_count"): "remote_keepalive_count",
+    ("remote", "reconnect_delay"): "remote_reconnect_delay",
+    ("remote", "reconnect_max_delay"): "remote_reconnect_max_delay",
+    ("remote", "max_sessions"): "remote_max_sessions",
+    ("remote", "known_hosts"): "remote_known_hosts",
+    ("remote", "ssh_config"): "remote_ssh_config",
     ("kube", "kubeconfig"): "kubeconfig",
     ("kube", "context"): "kube_context",
     ("kube", "namespace"): "namespace",
@@ -592,18 +667,12 @@ def _restart_mode(v: Any) -> str:
     return str(v)
 
 
-def _at_least_one(v: Any) -> int:
-    n = _count(v)
-    if n < 1:
-        raise ValueError("expected a whole number of 1 or more")
-    return n
-
-
 RECOVERY_SCHEMA: dict[str, Checker] = {
     "restart": _restart_mode,
     "unhealthy_after": _at_least_one,  # failed health checks in a row
     "max_restarts": _count,  # per rolling hour
     "backoff": _positive,  # seconds before the second attempt, doubling after
+    "ready_timeout": _positive,  # seconds a started VM may take to be ready
 }
 
 
@@ -613,6 +682,8 @@ class RecoveryPolicy:
     unhealthy_after: int = 3
     max_restarts: int = 3
     backoff: float = 30.0
+    # As `megatui wait`: an image's first boot may take minutes.
+    ready_timeout: float = 600.0
 
 
 def _recovery_tables(body: Any, origin: str) -> dict[str, dict[str, Any]]:

@@ -10,11 +10,12 @@ line (with the new count) instead of adding one.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import urllib.parse
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from megatui.api import ActionError
 from megatui.clock import Clock
@@ -29,6 +30,20 @@ log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 KINDS = ("pod", "node", "application")
+T = TypeVar("T")
+
+
+async def detached(coro: Coroutine[Any, Any, T]) -> T:
+    """Await `coro` run in an empty context instead of the caller's.
+
+    A screen asks from its worker, whose context variables hold the Worker and so
+    the screen. The API client's pooled connection (its socket reader handle) and
+    aiohttp's timers keep the context they were created in: a request made in the
+    worker's context kept each closed detail screen, with every strip it drew,
+    alive for as long as the connection stayed in the pool, and the full GC pauses
+    grew with every open. Cancelling the caller cancels the request.
+    """
+    return await asyncio.get_running_loop().create_task(coro, context=contextvars.Context())
 
 
 def object_path(kind: str, namespace: str, name: str) -> str:
@@ -124,6 +139,9 @@ class DrillDown:
 
     async def get_object(self, kind: str, namespace: str, name: str) -> JSON:
         """GET one object; ActionError with the API's one line (404, 403...)."""
+        return await detached(self._get_object(kind, namespace, name))
+
+    async def _get_object(self, kind: str, namespace: str, name: str) -> JSON:
         from megatui.sources.kube_logs import status_line
 
         resp = await self._fetch(object_path(kind, namespace, name), [], stream=False)
@@ -146,6 +164,7 @@ class DrillDown:
             raise ActionError(f"the API server sent an unreadable {kind}")
         return data
 
+    # Monitor.follow_pod_logs's signature (MonitorAPI), to which it hands the call.
     async def follow_logs(
         self,
         namespace: str,
@@ -161,8 +180,17 @@ class DrillDown:
         async def fetch(path: str, query: list[tuple[str, Any]]) -> Any:
             return await self._fetch(path, query, stream=True)
 
+        # The stream runs detached (see `detached`); the lines are handed over in the
+        # caller's context, where the screen's own calls (timers, `app`) work.
+        caller = contextvars.copy_context()
+
+        def arrived(lines: list[LogLine]) -> None:
+            caller.run(on_lines, lines)
+
         try:
-            await follow(fetch, namespace, pod, container, buffer, on_lines, previous=previous)
+            await detached(
+                follow(fetch, namespace, pod, container, buffer, arrived, previous=previous)
+            )
         except LogError as exc:
             raise ActionError(str(exc), status=exc.status) from None
 

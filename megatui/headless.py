@@ -46,7 +46,7 @@ def build_transport(settings: Settings) -> Transport:
         from megatui.remote import HostSpecError, RemoteTransport
 
         try:
-            return RemoteTransport(settings.host)
+            return RemoteTransport(settings.host, settings.remote())
         except HostSpecError as exc:
             raise ConfigError(str(exc)) from None
     from megatui.transport import LocalTransport
@@ -78,19 +78,16 @@ def build_backend(settings: Settings) -> VMBackend | None:
     config = orchard_config(settings)
     if config is None:
         return None
-    from megatui.backends.orchard import OrchardBackend, default_proxy_prefix
+    from megatui.backends.orchard import OrchardBackend
     from megatui.sources.orchard import OrchardClient, OrchardError
 
     try:
         client = OrchardClient(config, timeout=ORCHARD_TIMEOUT)
     except OrchardError as exc:
         raise ConfigError(str(exc)) from None
-    prefix = None
-    if settings.orchard_token and settings.config_path is not None:
-        # The token is in megatui's config: the user's ssh finds it there (the
-        # file's path, never the token, is in the ProxyCommand).
-        prefix = [*default_proxy_prefix(), "--config", str(settings.config_path)]
-    return OrchardBackend(client, proxy_prefix=prefix)
+    # The token is in megatui's config: the user's ssh finds it there.
+    holds_token = settings.orchard_token and settings.config_path is not None
+    return OrchardBackend(client, config_path=settings.config_path if holds_token else None)
 
 
 def build_monitor(
@@ -120,7 +117,8 @@ def _with_silent_sources(snap: Snapshot, enabled: Iterable[str], timeout: float)
     """Name the sources that gave no answer at all, rather than leave them out."""
     sources = dict(snap.sources)
     for source in enabled:
-        for key in SOURCE_STATUSES.get(source, (source,)):
+        keys = (snap.vm_source,) if source == "tart" else SOURCE_STATUSES.get(source, (source,))
+        for key in keys:
             if key not in sources:
                 sources[key] = SourceStatus(
                     key,
@@ -210,7 +208,7 @@ async def wait(
         listed: set[str] = set()
         while True:
             snap = monitor.snapshot
-            tart = snap.sources.get("tart")
+            tart = snap.vm_status()
             tart_error = tart.error if tart is not None and not tart.ok else None
             if tart_error and monitor.tart_hopeless():
                 raise HeadlessError(tart_error, 2)

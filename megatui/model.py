@@ -11,14 +11,24 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 # The names of the per-source statuses in `Snapshot.sources` (and in status --json).
-SOURCE_TART = "tart"
+SOURCE_TART = "tart"  # the VMs' source with a tart backend: see `vm_source`
 SOURCE_SSH = "ssh"
 SOURCE_KUBERNETES = "kubernetes"  # nodes and the ArgoCD namespace's pods
 SOURCE_APPLICATIONS = "applications"  # ArgoCD Applications
 SOURCE_DOCKER = "docker"
 SOURCE_HOST = "host"  # the SSH connection to the Mac host, with --host
 
+
+def vm_source(backend: str) -> str:
+    """The name of the source that lists the VMs, as users see it (its key in
+    `Snapshot.sources` and status --json, its `source` metrics label, the TUI's and
+    doctor's lines): the backend's name. "tart" for local and --host tart, as it
+    always was; "orchard" for a controller, which is not tart. The one rule."""
+    return backend
+
+
 #: The statuses each enabled source (a `--sources` name) reports: "kube" is two.
+#: "tart" (the VMs' source) reports under `vm_source(backend)`: Snapshot.vm_source.
 SOURCE_STATUSES: dict[str, tuple[str, ...]] = {
     "tart": (SOURCE_TART,),
     "ssh": (SOURCE_SSH,),
@@ -312,12 +322,18 @@ class Snapshot:
     #: Why the session is read-only when it was not asked to be (an account without
     #: compute:write), for the header.
     readonly_reason: str | None = None
+    #: The key of the VMs' source in `sources`: `vm_source(backend)`.
+    vm_source: str = SOURCE_TART
 
     def vm(self, name: str) -> VM | None:
         for vm in self.vms:
             if vm.name == name:
                 return vm
         return None
+
+    def vm_status(self) -> SourceStatus | None:
+        """The status of the source that lists the VMs, whatever the backend."""
+        return self.sources.get(self.vm_source)
 
 
 # --- VM backends (megatui.backends): local tart, tart over --host, Orchard ----------------

@@ -42,12 +42,14 @@ from megatui.model import (
     Snapshot,
     SourceStatus,
     StatusKind,
+    vm_source,
 )
 from megatui.phases import BootHistory, PhaseEngine
 from megatui.sources.hostkeys import HostKeyStore, HostKeyStoreError, default_path
 from megatui.sources.pod_why import next_why_due, with_why
 from megatui.sources.ssh_probe import SSHProber
 from megatui.sources.tart import TartCLI
+from megatui.subscribers import Subscribers
 from megatui.timeline import diff_events
 from megatui.transport import LocalTransport, Transport
 from megatui.vm_tracker import (
@@ -116,6 +118,8 @@ class Monitor:
                 clock=self.clock,
             )
         self.backend: VMBackend = backend
+        #: The VMs' source's name (status key, metrics label): the backend's.
+        self.vm_source = vm_source(backend.name)
         self.hostkeys = HostKeyStore(default_path())
         self._history_path = data_dir() / "boot_history.json"
         self.engine = PhaseEngine(self.clock, BootHistory.load(self._history_path))
@@ -131,9 +135,10 @@ class Monitor:
             host=self._label(),
             readonly=settings.readonly,
             kube_context=settings.kube_context,
+            vm_source=self.vm_source,
         )
         self._events: deque[Event] = deque(maxlen=MAX_EVENTS)
-        self._subscribers: list[Callable[[Snapshot], None]] = []
+        self._subscribers: Subscribers[Snapshot] = Subscribers("snapshot subscriber")
         self._tasks: list[asyncio.Task[None]] = []
         self._wake_docker = asyncio.Event()
         self._docker_refreshed = False  # `r` was pressed: forget the docker backoff
@@ -184,6 +189,8 @@ class Monitor:
         return self.settings.readonly or self.vms.readonly_reason is not None
 
     # --- MonitorAPI ------------------------------------------------------------------
+    # (Its signatures stand again in api.py and serve/client.py: a Protocol's methods
+    # are spelt out in each implementation.)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -194,13 +201,7 @@ class Monitor:
         return tuple(self._events)
 
     def subscribe(self, callback: Callable[[Snapshot], None]) -> Callable[[], None]:
-        self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.subscribe(callback)
 
     async def start(self) -> None:
         if self._started:
@@ -645,6 +646,7 @@ class Monitor:
             readonly=self.readonly,
             workers=self.vms.workers,
             readonly_reason=self.vms.readonly_reason,
+            vm_source=self.vm_source,
         )
         self._arm_why_timer(snap.pods, snap.generated_at)
         old = self._snapshot
@@ -654,11 +656,7 @@ class Monitor:
         self._events.extend(self.outage.source_events(diff_events(old, snap), masked))
         self.outage.masked = masked
         self._snapshot = snap
-        for callback in list(self._subscribers):
-            try:
-                callback(snap)
-            except Exception:  # a consumer's bug must not stop the monitor
-                log.exception("snapshot subscriber failed")
+        self._subscribers.publish(snap)
 
     def _arm_why_timer(self, pods: tuple[Pod, ...], now: float) -> None:
         """One timer, for the earliest pod whose not-Ready grace (STUCK_AFTER) runs out:

@@ -11,18 +11,16 @@ because they are shown to people and written to JSON.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
 import statistics
-import tempfile
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from megatui.clock import Clock
+from megatui.files import write_atomic
 from megatui.model import (
     BOOT_PHASES,
     DEFAULT_PHASE_SECONDS,
@@ -81,6 +79,11 @@ PRE_BOOT_SECONDS: dict[Phase, float] = {
     Phase.PULLING: 600.0,
     Phase.CLONING: 60.0,
 }
+#: Phases only learned samples can estimate: an image pull takes seconds or an hour
+#: depending on the image, the registry and the link, and Orchard's status_message
+#: gives no progress (orchard.md §3.3). Without samples of this key (the image) it
+#: has no ETA: its bar holds still and the hint waits for the typical duration.
+UNGUESSABLE: frozenset[Phase] = frozenset({Phase.PULLING})
 _STAGE_PHASES: dict[PreBootStage, Phase] = {
     PreBootStage.SCHEDULING: Phase.SCHEDULING,
     PreBootStage.PULLING: Phase.PULLING,
@@ -196,11 +199,15 @@ class BootHistory:
                 for value in values:
                     self._add(vm, phase, value)
 
-    def expected(self, vm: str, phase: Phase) -> float:
+    def expected(self, vm: str, phase: Phase) -> float | None:
         """Expected seconds in `phase` for this VM: its learned median, else that of
-        the last boots of any VM, else the default."""
+        the last boots of any VM, else the default. None for an UNGUESSABLE phase
+        this key has no samples of (an image's first pull)."""
         _require_boot_phase(phase)
-        learned = self._samples.get(vm, {}).get(phase) or self._recent.get(phase)
+        own = self._samples.get(vm, {}).get(phase)
+        if phase in UNGUESSABLE:
+            return max(float(statistics.median(own)), MIN_EXPECTED_SECONDS) if own else None
+        learned = own or self._recent.get(phase)
         if not learned:
             return max(_default_seconds(phase) * self._pace(), MIN_EXPECTED_SECONDS)
         return max(float(statistics.median(learned)), MIN_EXPECTED_SECONDS)
@@ -275,18 +282,7 @@ class BootHistory:
 
         Raises OSError; the caller decides whether a failed save is worth reporting.
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(self.to_json())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomic(path, self.to_json())
 
     def _add(self, vm: object, phase: Phase, value: object) -> None:
         # Silently skips bad input: used for untrusted JSON; `record` validates first.
@@ -353,6 +349,8 @@ class _Track:
     # start is a real phase start (to within one poll), not the moment megatui looked.
     clean: bool
     weights: tuple[float, ...]  # expected seconds per boot phase, frozen for this boot
+    # Indexes of phases with no estimate (weight 0): no ETA while in them.
+    unknown: frozenset[int]
     before: tuple[float, ...]  # weights[:i] summed, per index
     # weights[i+1:] summed, per index. Kept rather than computed as total - before - w,
     # which float rounding can push below zero and so make the ETA negative.
@@ -446,6 +444,7 @@ class PhaseEngine:
             regular=False,
             clean=False,
             weights=(),
+            unknown=frozenset(),
             before=(),
             after=(),
             total=0.0,
@@ -552,13 +551,15 @@ class PhaseEngine:
             self._begin_boot(name, track, regular=False)
 
     def _begin_boot(self, name: str, track: _Track, *, regular: bool) -> None:
-        weights = tuple(self._history.expected(track.key or name, p) for p in track.phases)
+        expected = [self._history.expected(track.key or name, p) for p in track.phases]
+        weights = tuple(e or 0.0 for e in expected)
         before = tuple(sum(weights[:i]) for i in range(len(weights)))
         after = tuple(sum(weights[i + 1 :]) for i in range(len(weights)))
         track.boot = _Boot.BOOTING
         track.regular = regular
         track.clean = False
         track.weights = weights
+        track.unknown = frozenset(i for i, e in enumerate(expected) if e is None)
         track.before = before
         track.after = after
         track.total = sum(weights)
@@ -575,6 +576,8 @@ class PhaseEngine:
             expected = track.weights[index]
             done = track.before[index] + min(elapsed, PHASE_PROGRESS_CAP * expected)
             track.high_water = max(track.high_water, min(done / track.total, BELOW_DONE))
+            if index in track.unknown:
+                return track.high_water, None  # e.g. "pulling", for as long as it takes
             return track.high_water, max(expected - elapsed, 0.0) + track.after[index]
         if phase is Phase.ERROR and track.boot is not _Boot.DONE:
             return track.high_water, None
@@ -587,7 +590,10 @@ class PhaseEngine:
         if phase is Phase.STOPPING:
             expected = STOP_EXPECTED_SECONDS
         elif phase in track.index and track.boot is _Boot.BOOTING:
-            expected = track.weights[track.index[phase]]
+            index = track.index[phase]
+            # No estimate: only a wait beyond the typical one is worth a hint.
+            unknown = index in track.unknown
+            expected = _default_seconds(phase) if unknown else track.weights[index]
         else:
             return None
         if elapsed <= max(HINT_FACTOR * expected, HINT_MIN_SECONDS):

@@ -293,6 +293,22 @@ class RecoveryEngine:
             attempts.popleft()
         return attempts
 
+    # --- memory kept across restarts (recovery_history.py reads and writes it) --------
+
+    def memory(self) -> dict[str, tuple[tuple[float, ...], tuple[Record, ...]]]:
+        """Per VM: the attempt times max_restarts counts, and the records."""
+        return {
+            name: (tuple(memory.attempts_at), tuple(memory.history))
+            for name, memory in self._memory.items()
+        }
+
+    def restore(self, memory: Mapping[str, tuple[Sequence[float], Sequence[Record]]]) -> None:
+        """Take up what an earlier run remembered (before the first evaluation)."""
+        for name, (attempts, records) in memory.items():
+            kept = self._memory.setdefault(name, _Memory())
+            kept.attempts_at.extend(attempts)
+            kept.history.extend(records)
+
     # --- what the API and the metrics show -------------------------------------------
 
     def restarts_last_hour(self, name: str) -> int:
@@ -370,6 +386,8 @@ def status_from_json(doc: object) -> RecoveryStatus | None:
             unhealthy_after=int(raw["unhealthy_after"]),
             max_restarts=int(raw["max_restarts"]),
             backoff=float(raw["backoff_seconds"]),
+            # Absent from servers older than the key.
+            ready_timeout=float(raw.get("ready_timeout_seconds", 600.0)),
         )
     except (KeyError, TypeError, ValueError):
         return None

@@ -126,6 +126,8 @@ def snapshot_json(snap: Snapshot, vms: Iterable[VM] | None = None) -> dict[str, 
     return {
         "generated_at": iso(snap.generated_at),
         "host": snap.host,
+        # Which of `sources` lists the VMs: "tart", or "orchard" for a controller.
+        "vm_source": snap.vm_source,
         "sources": {
             name: {
                 "ok": s.ok,

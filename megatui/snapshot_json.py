@@ -14,11 +14,13 @@ doc` holds for every document `encode` makes, while `decode(encode(snap))` equal
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from megatui import report
 from megatui.model import (
+    SOURCE_TART,
     VM,
     Application,
     ArgoSummary,
@@ -55,7 +57,6 @@ def encode(snap: Snapshot, retry_in: Callable[[str], float | None] | None = None
     doc["readonly"] = snap.readonly
     doc["argocd"] = _argo_json(snap.argocd)
     doc["readonly_reason"] = snap.readonly_reason
-    doc["workers"] = [_worker_json(w) for w in snap.workers]
     for vm, out in zip(snap.vms, doc["vms"], strict=True):
         out["port"] = vm.port
         out["backend"] = vm.backend
@@ -92,49 +93,13 @@ def _argo_json(argo: ArgoSummary | None) -> dict[str, Any] | None:
     }
 
 
-def _worker_json(worker: Worker) -> dict[str, Any]:
-    return {
-        "name": worker.name,
-        "online": worker.online,
-        "last_seen": report.iso(worker.last_seen),
-        "scheduling_paused": worker.scheduling_paused,
-        "vms_running": worker.vms_running,
-        "vm_capacity": worker.vm_capacity,
-        "cpu_used": worker.cpu_used,
-        "cpu_total": worker.cpu_total,
-        "memory_used_mib": worker.memory_used_mib,
-        "memory_total_mib": worker.memory_total_mib,
-        "failure": worker.failure,
-    }
-
-
 def encode_kube_event(ev: KubeEvent) -> dict[str, Any]:
     """A pod's Kubernetes Event, for GET /api/v1/pods/{ns}/{name}/events."""
-    return {
-        "namespace": ev.namespace,
-        "name": ev.name,
-        "type": ev.type,
-        "reason": ev.reason,
-        "message": ev.message,
-        "object_kind": ev.object_kind,
-        "object_name": ev.object_name,
-        "object_uid": ev.object_uid,
-        "field_path": ev.field_path,
-        "count": ev.count,
-        "first": report.iso(ev.first),
-        "last": report.iso(ev.last),
-        "source": ev.source,
-    }
+    return _write(ev, _KUBE_EVENT)
 
 
 def encode_event(event: Event) -> dict[str, Any]:
-    return {
-        "at": report.iso(event.at),
-        "kind": event.kind,
-        "subject": event.subject,
-        "message": event.message,
-        "severity": event.severity,
-    }
+    return _write(event, _EVENT)
 
 
 # --- decoding ------------------------------------------------------------------------
@@ -210,6 +175,101 @@ class _Reader:
             raise SnapshotFormatError(f"{self._path(key)}: unknown value {text!r}") from None
 
 
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """How one field of a flat record is read from (and written to) the document."""
+
+    read: Callable[[_Reader, str], Any]
+    write: Callable[[Any], Any] = lambda value: value
+
+
+TEXT = _Kind(_Reader.text)
+OPT_TEXT = _Kind(_Reader.opt_text)
+#: Text that documents written before the field existed do not have.
+TEXT_OR_EMPTY = _Kind(lambda r, key: r.opt_text(key) or "")
+INT = _Kind(lambda r, key: r.get(key, int))
+OPT_INT = _Kind(_Reader.opt_int)
+BOOL = _Kind(lambda r, key: r.get(key, bool))
+#: A flag that documents written before it existed do not have.
+FLAG = _Kind(lambda r, key: bool(r.get(key, bool, optional=True)))
+TIME = _Kind(_Reader.time, report.iso)
+OPT_TIME = _Kind(_Reader.opt_time, report.iso)
+
+# The flat records: dataclass field -> kind, in the document's key order. The keys of
+# workers, nodes, pods and applications are `report`'s (the `status --json` contract,
+# which writes them) plus the viewer's keys `encode` adds.
+_EVENT = {"at": TIME, "kind": TEXT, "subject": TEXT, "message": TEXT, "severity": TEXT}
+_KUBE_EVENT = {
+    "namespace": TEXT,
+    "name": TEXT,
+    "type": TEXT,
+    "reason": TEXT,
+    "message": TEXT,
+    "object_kind": TEXT,
+    "object_name": TEXT,
+    "object_uid": TEXT,
+    "field_path": TEXT,
+    "count": INT,
+    "first": OPT_TIME,
+    "last": OPT_TIME,
+    "source": TEXT,
+}
+_WORKER = {
+    "name": TEXT,
+    "online": BOOL,
+    "last_seen": OPT_TIME,
+    "scheduling_paused": BOOL,
+    "vms_running": INT,
+    "vm_capacity": INT,
+    "cpu_used": INT,
+    "cpu_total": INT,
+    "memory_used_mib": INT,
+    "memory_total_mib": INT,
+    "failure": OPT_TEXT,
+}
+_NODE = {
+    "name": TEXT,
+    "status": TEXT,
+    "roles": TEXT,
+    "version": TEXT,
+    "created": OPT_TIME,
+    "container_state": OPT_TEXT,
+    "internal_ip": OPT_TEXT,
+    "container_exit_code": OPT_INT,
+    "container_restarts": OPT_INT,
+}
+_POD = {
+    "name": TEXT,
+    "namespace": TEXT,
+    "ready": TEXT,
+    "status": TEXT,
+    "restarts": TEXT,
+    "node": TEXT,
+    "created": OPT_TIME,
+    "component": OPT_TEXT,
+    "running_ready": FLAG,
+    "why": OPT_TEXT,
+}
+_APP = {
+    "name": TEXT,
+    "namespace": TEXT,
+    "project": TEXT,
+    "sync": TEXT,
+    "health": TEXT,
+    "operation": TEXT,
+    "message": TEXT,
+    "revision": TEXT_OR_EMPTY,
+}
+
+
+def _read(r: _Reader, table: Mapping[str, _Kind]) -> dict[str, Any]:
+    return {key: kind.read(r, key) for key, kind in table.items()}
+
+
+def _write(record: object, table: Mapping[str, _Kind]) -> dict[str, Any]:
+    return {key: kind.write(getattr(record, key)) for key, kind in table.items()}
+
+
 def decode(doc: object) -> tuple[Snapshot, dict[str, float]]:
     """The snapshot in `doc`, and each failing source's seconds until its next retry.
     Raises SnapshotFormatError."""
@@ -245,54 +305,22 @@ def decode(doc: object) -> tuple[Snapshot, dict[str, float]]:
         readonly=bool(r.get("readonly", bool, optional=True)),
         readonly_reason=r.opt_text("readonly_reason"),
         workers=tuple(_worker(w) for w in r.items("workers", optional=True)),
+        # Documents from before it was there listed VMs with tart.
+        vm_source=r.opt_text("vm_source") or SOURCE_TART,
     )
     return snap, retry
 
 
 def decode_event(doc: object) -> Event:
-    r = _Reader(doc, "event")
-    return Event(
-        at=r.time("at"),
-        kind=r.text("kind"),
-        subject=r.text("subject"),
-        message=r.text("message"),
-        severity=r.text("severity"),
-    )
+    return Event(**_read(_Reader(doc, "event"), _EVENT))
 
 
 def decode_kube_event(doc: object, where: str = "event") -> KubeEvent:
-    r = _Reader(doc, where)
-    return KubeEvent(
-        namespace=r.text("namespace"),
-        name=r.text("name"),
-        type=r.text("type"),
-        reason=r.text("reason"),
-        message=r.text("message"),
-        object_kind=r.text("object_kind"),
-        object_name=r.text("object_name"),
-        object_uid=r.text("object_uid"),
-        field_path=r.text("field_path"),
-        count=r.get("count", int),
-        first=r.opt_time("first"),
-        last=r.opt_time("last"),
-        source=r.text("source"),
-    )
+    return KubeEvent(**_read(_Reader(doc, where), _KUBE_EVENT))
 
 
 def _worker(r: _Reader) -> Worker:
-    return Worker(
-        name=r.text("name"),
-        online=r.get("online", bool),
-        last_seen=r.opt_time("last_seen"),
-        scheduling_paused=r.get("scheduling_paused", bool),
-        vms_running=r.get("vms_running", int),
-        vm_capacity=r.get("vm_capacity", int),
-        cpu_used=r.get("cpu_used", int),
-        cpu_total=r.get("cpu_total", int),
-        memory_used_mib=r.get("memory_used_mib", int),
-        memory_total_mib=r.get("memory_total_mib", int),
-        failure=r.opt_text("failure"),
-    )
+    return Worker(**_read(r, _WORKER))
 
 
 def _vm(r: _Reader) -> VM:
@@ -322,45 +350,15 @@ def _vm(r: _Reader) -> VM:
 
 
 def _node(r: _Reader) -> Node:
-    return Node(
-        name=r.text("name"),
-        status=r.text("status"),
-        roles=r.text("roles"),
-        version=r.text("version"),
-        created=r.opt_time("created"),
-        container_state=r.opt_text("container_state"),
-        internal_ip=r.opt_text("internal_ip"),
-        container_exit_code=r.opt_int("container_exit_code"),
-        container_restarts=r.opt_int("container_restarts"),
-    )
+    return Node(**_read(r, _NODE))
 
 
 def _pod(r: _Reader) -> Pod:
-    return Pod(
-        name=r.text("name"),
-        namespace=r.text("namespace"),
-        ready=r.text("ready"),
-        status=r.text("status"),
-        restarts=r.text("restarts"),
-        node=r.text("node"),
-        created=r.opt_time("created"),
-        component=r.opt_text("component"),
-        running_ready=bool(r.get("running_ready", bool, optional=True)),
-        why=r.opt_text("why"),
-    )
+    return Pod(**_read(r, _POD))
 
 
 def _app(r: _Reader) -> Application:
-    return Application(
-        name=r.text("name"),
-        namespace=r.text("namespace"),
-        project=r.text("project"),
-        sync=r.text("sync"),
-        health=r.text("health"),
-        operation=r.text("operation"),
-        message=r.text("message"),
-        revision=r.opt_text("revision") or "",
-    )
+    return Application(**_read(r, _APP))
 
 
 def _docker(value: dict[str, Any] | None) -> DockerStatus | None:

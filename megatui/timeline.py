@@ -48,7 +48,7 @@ def _vm_events(old: Snapshot, new: Snapshot, at: float) -> Iterator[Event]:
     for vm in new.vms:
         prev = before.pop(vm.name, None)
         if prev is None:
-            if old.sources.get("tart") is not None:
+            if old.vm_status() is not None:
                 yield Event(at, "vm", vm.name, f"appeared ({vm.phase})")
             continue
         if prev.phase != vm.phase:

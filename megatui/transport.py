@@ -107,6 +107,7 @@ class LocalTransport:
     label = "local"
     is_remote = False
 
+    # Transport.run's signature, as each implementation (and RemoteTransport) spells it.
     async def run(
         self,
         argv: Sequence[str],

@@ -58,7 +58,7 @@ async def _known(monitor: Monitor, name: str) -> None:
     await monitor.wait_first_round(LIST_TIMEOUT)
     known = monitor.known_vm_names()
     if known is None:
-        status = monitor.snapshot.sources.get("tart")
+        status = monitor.snapshot.vm_status()
         reason = status.error if status is not None and status.error else "no answer"
         raise HeadlessError(
             f"cannot list the VMs of {monitor.backend.label}: {reason}",

@@ -16,11 +16,11 @@ import fcntl
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from megatui.config import state_dir
+from megatui.files import write_atomic
 from megatui.recovery import Intent
 
 log = logging.getLogger(__name__)
@@ -132,13 +132,6 @@ def _read(path: Path) -> dict[str, Intent]:
 
 
 def _write(path: Path, intents: dict[str, Intent]) -> None:
-    body = json.dumps({n: {"action": i.action, "at": i.at} for n, i in intents.items()})
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(body)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(
+        path, json.dumps({n: {"action": i.action, "at": i.at} for n, i in intents.items()})
+    )

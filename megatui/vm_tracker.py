@@ -15,18 +15,16 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from megatui.api import ActionError
 from megatui.backends.base import BackendError, BackendErrorKind, NewVMSpec, VMBackend
+from megatui.files import write_atomic
 from megatui.model import (
     SOURCE_SSH,
-    SOURCE_TART,
     VM,
     BackendVM,
     Event,
@@ -131,6 +129,7 @@ class VMTracker:
             self._uids = load_uids(self._uids_path)
         self.wake = asyncio.Event()
         self.probe_tasks: dict[str, asyncio.Task[None]] = {}
+        self._resolving = False  # addresses are being looked up (see _resolve_ips)
         self._probe_ips: dict[str, str] = {}  # the address each probe task probes
         self.wake_probes: dict[str, asyncio.Event] = {}
         self._watches: dict[str, asyncio.Task[None]] = {}
@@ -154,7 +153,8 @@ class VMTracker:
     def _fail_list(self, exc: BackendError) -> float:
         self.failure = exc.kind
         delay = self.backoff.next_delay()
-        self.monitor._fail(SOURCE_TART, str(exc), delay, _KINDS.get(exc.kind, StatusKind.ERROR))
+        kind = _KINDS.get(exc.kind, StatusKind.ERROR)
+        self.monitor._fail(self.monitor.vm_source, str(exc), delay, kind)
         statuses = self.monitor._statuses
         if "ssh" in self.monitor.enabled and SOURCE_SSH not in statuses:
             # Say why nothing was probed, not "no answer" from a source never asked.
@@ -179,7 +179,7 @@ class VMTracker:
         self._take(vms)
         self.workers = tuple(sorted(workers or (), key=lambda w: w.name))
         self.listed = True
-        monitor._ok(SOURCE_TART)
+        monitor._ok(monitor.vm_source)
         if "ssh" in monitor.enabled and "asyncssh" not in sys.modules and self._any_running():
             # Its import (in a thread) overlaps the address lookups: the probes need it.
             self._in_background(load_asyncssh())
@@ -191,6 +191,8 @@ class VMTracker:
         await self._resolve_ips()
         self._sync_probe_tasks()
         self._sync_watches()
+        if self.probe_tasks:
+            self._mark_probed()  # the probes started early may all have answered already
         if "ssh" in monitor.enabled and not self.probe_tasks:
             monitor._ok(SOURCE_SSH, note="no running VM with an address to probe")
         monitor._publish_now()
@@ -309,9 +311,20 @@ class VMTracker:
 
         async def one(name: str) -> str | None:
             async with limit:
-                return await self.backend.ip(name)
+                ip = await self.backend.ip(name)
+            if ip is not None:
+                # Probe it now, while the other lookups run: with many running VMs the
+                # lookups (a `tart ip` process each) and the logins overlap, which is
+                # most of what `status` waits for (benchmarks/bench_scale.py).
+                self.ips[name] = ip
+                self._sync_probe_tasks()
+            return ip
 
-        results = await asyncio.gather(*(one(n) for n in wanted), return_exceptions=True)
+        self._resolving = True
+        try:
+            results = await asyncio.gather(*(one(n) for n in wanted), return_exceptions=True)
+        finally:
+            self._resolving = False
         for name, result in zip(wanted, results, strict=True):
             if isinstance(result, asyncio.CancelledError):
                 raise result
@@ -454,7 +467,12 @@ class VMTracker:
             self.monitor._ok(SOURCE_SSH)
         if previous is None or previous.stage != result.stage or previous.error != result.error:
             self.monitor._publish_now()
-        if all(n in self.probes for n in self.probe_tasks):
+        self._mark_probed()
+
+    def _mark_probed(self) -> None:
+        """The first round of probes is done once every VM with an address has an
+        answer; not while addresses are still being looked up (more probes to come)."""
+        if not self._resolving and all(n in self.probes for n in self.probe_tasks):
             self.monitor._mark_first("ssh")
 
     async def _watch_ready(self, name: str, ip: str, host: str, port: int) -> ProbeResult | None:
@@ -650,16 +668,7 @@ def load_uids(path: Path) -> dict[str, str]:
 
 def save_uids(path: Path, uids: dict[str, str]) -> None:
     """Atomically (a temp file renamed over), so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(dict(sorted(uids.items())), out, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, json.dumps(dict(sorted(uids.items())), indent=1))
 
 
 def _reach_of(backend: VMBackend) -> object:

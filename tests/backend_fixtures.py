@@ -82,7 +82,7 @@ async def orchard_fleet(root: Path) -> FakeOrchard:
 
 def orchard_backend(lab: FakeOrchard, account: tuple[str, str] = ADMIN) -> OrchardBackend:
     config = OrchardConfig(lab.url, account[0], account[1], lab.certificate_pem)
-    return OrchardBackend(OrchardClient(config, timeout=5.0), clock=lab.clock, probe_wait=1)
+    return OrchardBackend(OrchardClient(config, timeout=5.0), clock=lab.clock)
 
 
 async def _orchard_case(tmp_path: Path) -> AsyncIterator[BackendCase]:

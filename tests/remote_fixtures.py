@@ -28,7 +28,8 @@ import pytest
 import pytest_asyncio
 from sshd_fixtures import RealSSHD, SSHDFactory, real_sshd_fixture  # noqa: F401
 
-from megatui.config import Settings, load_settings
+from megatui.config import RemoteSettings, Settings, load_settings, toml_value
+from megatui.headless import build_transport
 from megatui.lab.demo import DemoLab
 from megatui.lab.tartlab import LabVMSpec
 from megatui.remote import RemoteTransport
@@ -127,16 +128,17 @@ class LoopbackHost:
 
 
 def make_transport(host: LoopbackHost, **kwargs: Any) -> RemoteTransport:
-    """A RemoteTransport to the loopback host with test-friendly backoff."""
+    """A RemoteTransport to the loopback host with test-friendly [remote] settings
+    (`kwargs` are RemoteSettings fields)."""
     options: dict[str, Any] = {
         "known_hosts": str(host.known_hosts),
-        "config_paths": [str(host.ssh_config)],
+        "ssh_config": str(host.ssh_config),
         "connect_timeout": 5.0,
-        "backoff_base": 0.05,
-        "backoff_cap": 0.4,
+        "reconnect_delay": 0.05,
+        "reconnect_max_delay": 0.4,
     }
     options.update(kwargs)
-    return RemoteTransport(host.spec, **options)
+    return RemoteTransport(host.spec, RemoteSettings(**options))
 
 
 class StateWatch:
@@ -225,7 +227,13 @@ class HostLab:
         toml = lab.tart.megatui_config_toml().replace(
             f'path = "{lab.tart.tart_path}"', 'path = "tart"'
         )
-        self.config.write_text(toml + f'\n[kube]\ncontext = "{settings.kube_context}"\n')
+        self.config.write_text(
+            toml
+            + f'\n[kube]\ncontext = "{settings.kube_context}"\n'
+            + "\n[remote]\nconnect_timeout = 5.0\n"
+            + f"known_hosts = {toml_value(str(self.known_hosts))}\n"
+            + f"ssh_config = {toml_value(str(self.ssh_config))}\n"
+        )
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MEGATUI_", "SSH_"))}
         self.env.update(HOME=str(self.local_home), TMPDIR=str(tmpdir), **lab.environ())
 
@@ -246,14 +254,12 @@ class HostLab:
     def settings(self, **overrides: Any) -> Settings:
         return load_settings(self.config, overrides, environ={})
 
-    def transport(self, **kwargs: Any) -> RemoteTransport:
-        options: dict[str, Any] = {
-            "known_hosts": str(self.known_hosts),
-            "config_paths": [str(self.ssh_config)],
-            "connect_timeout": 5.0,
-        }
-        options.update(kwargs)
-        return RemoteTransport(self.spec, **options)
+    def transport(self, **overrides: Any) -> RemoteTransport:
+        """The transport `megatui --host` builds from this lab's config (its [remote]
+        table) with `overrides` (Settings attributes) on top."""
+        transport = build_transport(self.settings(**{"host": self.spec, **overrides}))
+        assert isinstance(transport, RemoteTransport)
+        return transport
 
     def private_dirs(self) -> list[Path]:
         return sorted(self.tmpdir.glob("megatui-*"))

@@ -256,6 +256,22 @@ async def test_workers_capacity_cpu_memory(fleet: FakeOrchard, backend: OrchardB
     assert not one.online and one.failure == MSG_OFFLINE
 
 
+async def test_every_list_asks_the_controller_even_if_the_clock_stood_still(
+    fleet: FakeOrchard, backend: OrchardBackend
+) -> None:
+    """A list must never answer from the fetch before it: with a clock that did not
+    move in between (the lab's, or a coarse one) `age <= 0` held and every later list
+    returned the same old VMs (test_monitor_orchard's failed VM that never showed)."""
+    fleet.add_worker("mini-1")
+    await backend.create(NewVMSpec("a", IMAGE, restart_policy="Never"))
+    advance(fleet, 60)
+    before = {v.name: v for v in await backend.list_vms()}
+    assert before["a"].stage is None, "running"
+    fleet.fail_vm("a", "tart run exited with 1")  # the clock does not move
+    after = {v.name: v for v in await backend.list_vms()}
+    assert after["a"].stage is PreBootStage.FAILED
+
+
 async def test_pulling_and_cloning_seen_through_the_backend(
     fleet: FakeOrchard, backend: OrchardBackend
 ) -> None:
@@ -412,12 +428,13 @@ async def test_html_answer_is_bad_response(fleet: FakeOrchard, backend: OrchardB
     fleet.answer_html(None)
 
 
-def test_label_names_the_context() -> None:
+def test_label_names_the_context(monkeypatch: pytest.MonkeyPatch) -> None:
     from megatui.sources.orchard import OrchardClient
     from megatui.sources.orchard_config import OrchardConfig
 
+    monkeypatch.setattr("megatui.backends.orchard.shutil.which", lambda _name: "megatui")
     config = OrchardConfig("https://orchard.example:6120", "ci", "t0k", context="prod")
-    backend = OrchardBackend(OrchardClient(config), proxy_prefix=["megatui"])
+    backend = OrchardBackend(OrchardClient(config))
     assert backend.label == "orchard prod"
     command = backend.ssh_command("vm-1", None, 22)
     assert command.options == (

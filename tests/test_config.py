@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from megatui.config import ConfigError, load_settings
+from megatui.config import ConfigError, RemoteSettings, load_settings
+from megatui.headless import build_transport
+from megatui.remote import RemoteTransport
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -73,6 +75,13 @@ def test_env_var_names_config_file(tmp_path: Path) -> None:
         ('[keys]\nhelp = "/"\n', "'keys.help': slash is already bound to keys.filter"),
         ('[keys]\nquit = "2"\n', "'keys.quit': 2 is already bound to focus panel 2"),
         ('[keys]\nstart = "g"\nstop = "G,g"\n', "'keys.stop': g is already bound to keys.start"),
+        (
+            "[remote]\nkeepalive_count = 0\n",
+            "'remote.keepalive_count': expected a whole number of 1",
+        ),
+        ("[remote]\nkeepalive_interval = 0\n", "'remote.keepalive_interval': expected a positive"),
+        ("[remote]\nmax_sessions = 0\n", "'remote.max_sessions': expected a whole number of 1"),
+        ("[remote]\nretry = 1\n", "unknown key 'remote.retry'"),
         ("[tart\n", "invalid TOML"),
         ('tart = "x"\n', "'tart' must be a table"),
     ],
@@ -83,6 +92,31 @@ def test_bad_config_is_one_line_naming_the_key(tmp_path: Path, text: str, messag
         load_settings(path, environ={})
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_remote_section_reaches_the_host_connection(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "[remote]\nkeepalive_interval = 10\nkeepalive_count = 5\nreconnect_delay = 2\n"
+        'reconnect_max_delay = 60\nmax_sessions = 4\nknown_hosts = "~/kh"\nssh_config = "~/cfg"\n',
+    )
+    settings = load_settings(path, {"host": "admin@mac"}, environ={})
+    assert settings.remote() == RemoteSettings(
+        keepalive_interval=10.0,
+        keepalive_count=5,
+        reconnect_delay=2.0,
+        reconnect_max_delay=60.0,
+        max_sessions=4,
+        known_hosts="~/kh",
+        ssh_config="~/cfg",
+    )
+    transport = build_transport(settings)
+    assert isinstance(transport, RemoteTransport)
+    assert transport.settings == settings.remote()
+    # Without the section: 12 s to notice a frozen host, backoff from 1 s to 30 s.
+    assert load_settings(environ={}).remote() == RemoteSettings(
+        keepalive_interval=4.0, keepalive_count=2, reconnect_delay=1.0, reconnect_max_delay=30.0
+    )
 
 
 def test_bad_env_value_names_the_variable() -> None:

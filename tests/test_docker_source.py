@@ -441,7 +441,9 @@ async def test_the_requests_of_one_poll_share_its_deadline(docker_sock_dir: Path
                 return
             body = b'{"ApiVersion": "1.41", "Version": "20.10.24"}'
             if path.endswith(b"/containers/json"):
-                await asyncio.sleep(0.8)  # a slow daemon, most of the 1 s budget
+                # A slow daemon: most of the 2 s budget, leaving a loaded machine 1.4 s
+                # for the version and networks requests to be asked at all.
+                await asyncio.sleep(0.6)
                 body = b"[]"
             writer.write(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
@@ -451,15 +453,15 @@ async def test_the_requests_of_one_poll_share_its_deadline(docker_sock_dir: Path
             await writer.drain()
 
     async with raw_server(docker_sock_dir / "slow.sock", handler) as server:
-        source = DockerSource(server.url, timeout=1.0)
+        source = DockerSource(server.url, timeout=2.0)
         try:
             first = await source.poll()
             second = await source.poll()
         finally:
             await source.close()
-    assert first == second == unreachable(server.url, "timed out after 1 s")
-    # Had the networks request got a full second of its own, the first worker would still
-    # be stuck at the second poll, which would then not have asked anything.
+    assert first == second == unreachable(server.url, "timed out after 2 s")
+    # Had the networks request got a full 2 s of its own, the first worker would still
+    # be stuck (until 2.6 s) at the second poll, which would then not have asked anything.
     assert seen.count(b"/v1.41/networks") == 2
 
 

@@ -48,10 +48,10 @@ BEHIND = ("tart", "ssh", "kubernetes", "applications", "docker")
 VM = "runner"
 
 #: Reconnect backoff for runs without `r`: recovery is bounded by its cap.
-QUICK_BACKOFF = {"backoff_base": 0.5, "backoff_cap": 2.0}
+QUICK_BACKOFF = {"remote_reconnect_delay": 0.5, "remote_reconnect_max_delay": 2.0}
 #: For runs with `r`: the next attempt would be 16 s or more away, so a recovery
 #: within the bound proves that refresh retried at once.
-SLOW_BACKOFF = {"backoff_base": 20.0, "backoff_cap": 20.0}
+SLOW_BACKOFF = {"remote_reconnect_delay": 20.0, "remote_reconnect_max_delay": 20.0}
 
 
 def _fds() -> dict[str, str]:
@@ -311,12 +311,8 @@ async def test_wrong_address(host_lab: HostLab) -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         port = silent.getsockname()[1]
-        transport = RemoteTransport(
-            f"admin@127.0.0.1:{port}",
-            known_hosts=str(host_lab.known_hosts),
-            config_paths=[str(host_lab.ssh_config)],
-            connect_timeout=2.0,
-            **QUICK_BACKOFF,
+        transport = host_lab.transport(
+            host=f"admin@127.0.0.1:{port}", remote_connect_timeout=2.0, **QUICK_BACKOFF
         )
         monitor = Monitor(host_lab.settings(**FAST), transport=transport)
         await monitor.start()

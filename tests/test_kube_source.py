@@ -304,28 +304,23 @@ async def test_a_wrong_ca_is_a_verification_error(tmp_path: Path) -> None:
 
 async def test_a_tunnelled_server_still_verifies_the_certificate_name(tmp_path: Path) -> None:
     """The certificate names only kind-control-plane (as with `kind get kubeconfig
-    --internal`); the API is reached through a local port, verified by that name."""
+    --internal`); the API is reached through a local port, verified by that name: the
+    kubeconfig `--host` writes (remote/host_setup.py, through apply_override)."""
     certs = generate_certs(("kind-control-plane",))
     server = FakeKubeAPI(ssl_context=server_ssl_context(certs, tmp_path / "pki"))
     populate(server.store)
     await server.start()
     try:
-        path = write_kubeconfig(
-            tmp_path / "kubeconfig",
-            kubeconfig_dict("https://kind-control-plane:6443", certs=certs),
-        )
+        config = kubeconfig_dict("https://kind-control-plane:6443", certs=certs)
+        apply_override(config["clusters"][0]["cluster"], f"127.0.0.1:{server.port}")
+        assert config["clusters"][0]["cluster"]["tls-server-name"] == "kind-control-plane"
+        path = write_kubeconfig(tmp_path / "kubeconfig", config)
         rec = Recorder()
         settings = Settings(kubeconfig=str(path), kube_request_timeout=2.0)
         from megatui.clock import SystemClock
         from megatui.sources.kube import KubeSource
 
-        source = KubeSource(
-            settings,
-            SystemClock(),
-            rec,
-            api_server_override=f"127.0.0.1:{server.port}",
-            timing=FAST,
-        )
+        source = KubeSource(settings, SystemClock(), rec, timing=FAST)
         async with running(source):
             await rec.wait_for(loaded)
     finally:

@@ -5,44 +5,22 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cluster_fixtures import kube_monitor, kube_monitor_fixture, lab_cluster_fixture  # noqa: F401
 from monitor_helpers import wait_snapshot
 
 from megatui import report
 from megatui.api import ActionError
-from megatui.config import load_settings
-from megatui.lab.cluster import LabCluster, start_lab_cluster
+from megatui.lab.cluster import LabCluster
 from megatui.lab.kube_api import EVENTS, PODS
 from megatui.monitor import Monitor
 from megatui.sources.kube_logs import LogBuffer
 from megatui.sources.pod_why import STUCK_AFTER
 
 REPO_POD = "argocd-repo-server-6c46b7867b-2x59w"
-
-
-@pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[LabCluster]:
-    cluster = await start_lab_cluster(tls=False, animate=False, workdir=tmp_path / "kube")
-    try:
-        yield cluster
-    finally:
-        await cluster.stop()
-
-
-@pytest.fixture
-async def monitor(lab: LabCluster, tmp_path: Path) -> AsyncIterator[Monitor]:
-    config = tmp_path / "megatui.toml"
-    config.write_text(f'[kube]\nkubeconfig = "{lab.kubeconfig_path}"\n')
-    mon = Monitor(load_settings(config, environ={}), sources={"kube"})
-    await mon.start()
-    try:
-        yield mon
-    finally:
-        await mon.stop()
 
 
 async def test_first_round_has_why_and_status_json_says_it(monitor: Monitor) -> None:
@@ -136,15 +114,9 @@ async def test_pod_events_objects_and_logs_through_the_monitor(
 
 async def test_forbidden_events_leave_the_rest_working(lab: LabCluster, tmp_path: Path) -> None:
     lab.api.forbid("events")
-    config = tmp_path / "megatui.toml"
-    config.write_text(f'[kube]\nkubeconfig = "{lab.kubeconfig_path}"\n')
-    mon = Monitor(load_settings(config, environ={}), sources={"kube"})
-    await mon.start()
-    try:
+    async with kube_monitor(lab, tmp_path) as mon:
         await wait_snapshot(mon, lambda s: len(s.pods) == 7 and mon.events_problem() is not None)
         problem = mon.events_problem()
         assert problem is not None and 'cannot list resource "events"' in problem
         repo = next(p for p in mon.snapshot.pods if p.name == REPO_POD)
         assert repo.why == "argocd-repo-server: Error, exit code 1"  # the pod's own clue
-    finally:
-        await mon.stop()

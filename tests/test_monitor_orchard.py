@@ -15,6 +15,7 @@ import pytest
 from backend_fixtures import orchard_backend
 from monitor_helpers import FAST_SETTINGS, wait_snapshot
 from orchard_fixtures import ADMIN, FAST, advance, validate_exchange
+from prometheus_client import CollectorRegistry, generate_latest
 
 from megatui import readiness, report, vm_tracker
 from megatui.api import ActionError
@@ -24,6 +25,7 @@ from megatui.config import Settings
 from megatui.lab.orchard import FakeOrchard, Timings
 from megatui.model import Phase, Snapshot
 from megatui.monitor import Monitor
+from megatui.serve.metrics import SnapshotCollector
 from megatui.sources.orchard import NewVM
 
 IMAGE = "ghcr.io/cirruslabs/macos-tahoe-base:latest"
@@ -134,6 +136,19 @@ async def test_fleet_reaches_ready_through_the_port_forward(fleet: FakeOrchard) 
     assert ADMIN[1] not in data and ADMIN[1] not in " ".join(argv)
     workers = json.loads(data)["workers"]
     assert {w["name"] for w in workers} == set(WORKERS)
+    # The VMs' source is named for what it is: the controller, not tart.
+    assert snap.vm_source == "orchard" and "tart" not in snap.sources
+    assert json.loads(data)["vm_source"] == "orchard"
+    assert json.loads(data)["sources"]["orchard"]["ok"] is True
+    scrape = generate_latest(_registry(snap)).decode()
+    assert 'megatui_source_up{source="orchard"} 1.0' in scrape
+    assert 'source="tart"' not in scrape
+
+
+def _registry(snap: Snapshot) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(SnapshotCollector(lambda: snap, lambda: None, lambda: (0, 0)))
+    return registry
 
 
 async def test_failed_vm_and_offline_worker(fleet: FakeOrchard) -> None:
@@ -182,13 +197,11 @@ async def test_wait_rides_out_an_onfailure_restart(fleet: FakeOrchard) -> None:
         async with clock_running(fleet):
             await wait_snapshot(monitor, all_in(("r",), Phase.READY), timeout=30)
         unsubscribe = monitor.subscribe(
-            lambda s: verdicts.append(
-                readiness.decide("r", s.vm("r"), s.sources.get("tart")).verdict
-            )
+            lambda s: verdicts.append(readiness.decide("r", s.vm("r"), s.vm_status()).verdict)
         )
         fleet.fail_vm("r", "tart run exited with 1")
         failed = await wait_snapshot(monitor, lambda s: phases(s)["r"] is Phase.ERROR)
-        decision = readiness.decide("r", failed.vm("r"), failed.sources.get("tart"))
+        decision = readiness.decide("r", failed.vm("r"), failed.vm_status())
         async with clock_running(fleet):
             snap = await wait_snapshot(
                 monitor,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -112,8 +113,12 @@ async def _forwards_closed(lab: FakeOrchard) -> None:
             await asyncio.sleep(0.02)
 
 
-async def test_openssh_logs_in_through_the_proxy(fleet: FakeOrchard, tmp_path: Path) -> None:
+async def test_openssh_logs_in_through_the_proxy(
+    fleet: FakeOrchard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ssh = require_binary("ssh", "/usr/bin/ssh")
+    # No installed `megatui` on PATH: the ProxyCommand runs this Python's (this tree's).
+    monkeypatch.setattr("megatui.backends.orchard.shutil.which", lambda _name: None)
     await _running(fleet, "a")
     # The guest takes our key; its host key goes into megatui's known_hosts form.
     local = str(fleet.store.get_vm("a").fields["localName"])
@@ -131,8 +136,9 @@ async def test_openssh_logs_in_through_the_proxy(fleet: FakeOrchard, tmp_path: P
 
     home = _home(tmp_path, fleet)
     config = resolve(context="lab", env={"ORCHARD_HOME": str(home)})
-    backend = OrchardBackend(OrchardClient(config), proxy_prefix=PYTHON)
+    backend = OrchardBackend(OrchardClient(config))
     command = backend.ssh_command("a", None, 22)
+    assert command.options[1].startswith("ProxyCommand=" + shlex.join(PYTHON))
     await backend.close()
     assert ADMIN[1] not in " ".join(command.options)
     argv = [

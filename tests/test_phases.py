@@ -900,3 +900,28 @@ def test_pre_boot_phases_are_learned_history_phases() -> None:
     history = BootHistory()
     history.record(IMAGE, Phase.PULLING, 42.0)
     assert BootHistory.from_json(history.to_json()).samples(IMAGE, Phase.PULLING) == (42.0,)
+
+
+def test_an_images_first_pull_has_no_eta(clock: FakeClock) -> None:
+    """Nothing learned about this image's pull: `pulling` with no made-up ETA and a
+    bar that holds still; the phases after it are estimated again."""
+    engine = PhaseEngine(clock)
+    other = "ghcr.io/cirruslabs/macos-sequoia-xcode:latest"
+    engine.history.record(other, Phase.PULLING, 30.0)  # another image's pull says nothing
+    assert engine.history.expected(IMAGE, Phase.PULLING) is None
+    engine.observe(NAME, replace(stopped(), scheduled=True, start_requested=True), key=IMAGE)
+    clock.advance(1.0)
+    first = engine.observe(NAME, staged(PreBootStage.PULLING, "pulling VM image..."), key=IMAGE)
+    clock.advance(300.0)
+    later = engine.observe(NAME, staged(PreBootStage.PULLING, "pulling VM image..."), key=IMAGE)
+    assert first.phase is Phase.PULLING and first.eta_seconds is None
+    assert later.eta_seconds is None and later.progress == first.progress
+    assert later.hint is None, "no hint before the typical pull (600 s) is well past"
+    clock.advance(2 * 600.0)
+    late = engine.observe(NAME, staged(PreBootStage.PULLING, "pulling VM image..."), key=IMAGE)
+    assert late.hint is not None and late.hint.startswith("the worker is still pulling")
+    clock.advance(1.0)
+    cloning = engine.observe(NAME, staged(PreBootStage.CLONING, "cloning VM..."), key=IMAGE)
+    assert cloning.eta_seconds is not None and cloning.progress >= later.progress
+    # The pull it watched (1501 s) is the image's estimate from now on.
+    assert engine.history.expected(IMAGE, Phase.PULLING) == pytest.approx(1501.0)

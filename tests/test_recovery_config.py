@@ -25,12 +25,13 @@ def test_star_is_the_default_and_a_vm_table_overrides_it_key_by_key(tmp_path: Pa
     path = write(
         tmp_path,
         '[recovery."*"]\nrestart = "on-exit"\nmax_restarts = 5\n\n'
-        '[recovery.builder]\nrestart = "unhealthy"\nunhealthy_after = 2\nbackoff = 5\n',
+        '[recovery.builder]\nrestart = "unhealthy"\nunhealthy_after = 2\nbackoff = 5\n'
+        "ready_timeout = 90\n",
     )
     settings = load_settings(path, environ={})
     assert settings.recovery_policy("other") == RecoveryPolicy(restart="on-exit", max_restarts=5)
     assert settings.recovery_policy("builder") == RecoveryPolicy(
-        restart="unhealthy", unhealthy_after=2, max_restarts=5, backoff=5.0
+        restart="unhealthy", unhealthy_after=2, max_restarts=5, backoff=5.0, ready_timeout=90.0
     )
 
 
@@ -61,6 +62,10 @@ def test_without_recovery_no_vm_is_managed(tmp_path: Path) -> None:
             "'recovery.vm1.backoff': expected a number (got \"soon\")",
         ),
         ("[recovery.vm1]\nretries = 3\n", "unknown key 'recovery.vm1.retries'"),
+        (
+            "[recovery.vm1]\nready_timeout = 0\n",
+            "'recovery.vm1.ready_timeout': expected a positive number (got 0)",
+        ),
         ("[recovery]\nrestart = 3\n", "'recovery.restart' must be a table"),
         ('recovery = "on-exit"\n', "'recovery' must be a table of [recovery.NAME] tables"),
     ],

@@ -37,7 +37,7 @@ from remote_fixtures import (  # noqa: F401
 from sshd_fixtures import RealSSHD, SSHDFactory, real_sshd_fixture  # noqa: F401
 
 from megatui.backoff import backoff_delay
-from megatui.config import Settings, load_settings
+from megatui.config import RemoteSettings, Settings, load_settings
 from megatui.keychain import KEYCHAIN_HINT, keychain_hint, keychain_locked
 from megatui.lab.tartlab import create_tart_lab, process_alive
 from megatui.remote import (
@@ -422,7 +422,7 @@ async def test_forward_unix_tries_paths_in_order(
 async def test_dropped_connection_fails_fast_then_reconnects(
     loopback_host: LoopbackHost,
 ) -> None:
-    t = make_transport(loopback_host, backoff_base=0.5, backoff_cap=0.5)
+    t = make_transport(loopback_host, reconnect_delay=0.5, reconnect_max_delay=0.5)
     watch = StateWatch(t)
     server, port = await _echo_server()
     unix_server = await asyncio.start_unix_server(_echo, path=str(loopback_host.home / "echo.sock"))
@@ -481,7 +481,7 @@ async def test_dropped_connection_fails_fast_then_reconnects(
 
 async def test_a_frozen_host_is_noticed_by_keepalives(loopback_host: LoopbackHost) -> None:
     # A Mac that sleeps or a network that vanishes sends no reset: only keepalives tell.
-    t = make_transport(loopback_host, keepalive_interval=0.2, keepalive_count_max=2)
+    t = make_transport(loopback_host, keepalive_interval=0.2, keepalive_count=2)
     watch = StateWatch(t)
     await t.connect()
     frozen = loopback_host.connection_pids()
@@ -506,7 +506,7 @@ async def test_a_frozen_host_is_noticed_by_keepalives(loopback_host: LoopbackHos
 
 
 async def test_reconnect_backs_off_while_the_host_is_down(loopback_host: LoopbackHost) -> None:
-    t = make_transport(loopback_host, backoff_base=0.05, backoff_cap=0.2)
+    t = make_transport(loopback_host, reconnect_delay=0.05, reconnect_max_delay=0.2)
     failures: list[str] = []
     t.add_listener(lambda tr: failures.append(tr.last_error or "") if not tr.connected else None)
     watch = StateWatch(t)
@@ -611,9 +611,7 @@ async def test_the_known_key_is_chosen_among_several(
     config.write_text(f"Host *\n    IdentityFile {sshd.client_key_path}\n    IdentitiesOnly yes\n")
     t = RemoteTransport(
         f"{sshd.user}@{sshd.host}:{sshd.port}",
-        known_hosts=str(known),
-        config_paths=[str(config)],
-        connect_timeout=5,
+        RemoteSettings(known_hosts=str(known), ssh_config=str(config), connect_timeout=5),
     )
     try:
         await t.connect()
@@ -632,7 +630,8 @@ async def test_changed_key_in_the_default_known_hosts_is_refused(
         f"[{loopback_host.address}]:{loopback_host.port} {other}\n"
     )
     t = RemoteTransport(
-        loopback_host.spec, config_paths=[str(loopback_host.ssh_config)], connect_timeout=5
+        loopback_host.spec,
+        RemoteSettings(ssh_config=str(loopback_host.ssh_config), connect_timeout=5),
     )
     with pytest.raises(HostKeyChanged) as info:
         await t.connect()
@@ -649,7 +648,9 @@ async def test_ssh_config_cannot_turn_host_key_checking_off(
         loopback_host.ssh_config.read_text()
         + "    UserKnownHostsFile none\n    StrictHostKeyChecking no\n"
     )
-    t = RemoteTransport(loopback_host.spec, config_paths=[str(config)], connect_timeout=5)
+    t = RemoteTransport(
+        loopback_host.spec, RemoteSettings(ssh_config=str(config), connect_timeout=5)
+    )
     with pytest.raises(HostKeyUnknown) as info:
         await t.connect()
     assert "~/.ssh/known_hosts" in str(info.value)
@@ -670,7 +671,7 @@ async def test_default_known_hosts_and_ssh_config_alias(
         f"    User {loopback_host.user}\n"
         + "".join(line + "\n" for line in loopback_host.ssh_config.read_text().splitlines()[1:])
     )
-    t = RemoteTransport("mymac", config_paths=[str(config)], connect_timeout=5)
+    t = RemoteTransport("mymac", RemoteSettings(ssh_config=str(config), connect_timeout=5))
     try:
         await t.connect()
         assert t.label == f"{loopback_host.user}@mymac"
@@ -683,7 +684,9 @@ async def test_unreachable_host_is_one_line() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    t = RemoteTransport(f"me@127.0.0.1:{port}", known_hosts=os.devnull, connect_timeout=3)
+    t = RemoteTransport(
+        f"me@127.0.0.1:{port}", RemoteSettings(known_hosts=os.devnull, connect_timeout=3)
+    )
     with pytest.raises(HostUnreachable) as info:
         await t.connect()
     assert str(info.value) == (
@@ -705,7 +708,7 @@ async def test_rejected_key_is_login_refused(loopback_host: LoopbackHost, tmp_pa
     key.chmod(0o600)
     config = tmp_path / "stranger_config"
     config.write_text(f"Host *\n    IdentityFile {key}\n    IdentitiesOnly yes\n")
-    t = make_transport(loopback_host, config_paths=[str(config)])
+    t = make_transport(loopback_host, ssh_config=str(config))
     with pytest.raises(LoginRefused) as info:
         await t.connect()
     assert "refused our login" in str(info.value) and "\n" not in str(info.value)

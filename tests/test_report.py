@@ -99,8 +99,11 @@ def test_json_has_the_documented_keys() -> None:
         "workers",
         "readonly",
         "readonly_reason",
+        # Which source lists the VMs: "tart", or "orchard" (model.vm_source).
+        "vm_source",
     }
     assert data["workers"] == []
+    assert data["vm_source"] == "tart"
     assert data["vms"][0]["backend"] == "tart"
     assert {"worker", "restart_policy", "restart_count"} <= set(data["vms"][0])
     assert data["generated_at"] == "2026-05-28T20:26:40Z"

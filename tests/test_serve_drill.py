@@ -10,39 +10,18 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from cluster_fixtures import kube_monitor, kube_monitor_fixture, lab_cluster_fixture  # noqa: F401
 from serve_fixtures import TOKEN, Served, serve, until
 
 from megatui.api import ActionError
 from megatui.config import load_settings
-from megatui.lab.cluster import LabCluster, start_lab_cluster
+from megatui.lab.cluster import LabCluster
 from megatui.monitor import Monitor
 from megatui.serve.client import RemoteMonitor, Target
 from megatui.sources.kube_logs import LogBuffer, LogLine
 
 REPO = "argocd-repo-server-6c46b7867b-2x59w"
 SERVER = "argocd-server-7b67dbdff8-2xzs9"
-
-
-@pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[LabCluster]:
-    cluster = await start_lab_cluster(tls=False, animate=False, workdir=tmp_path / "kube")
-    try:
-        yield cluster
-    finally:
-        await cluster.stop()
-
-
-@pytest.fixture
-async def monitor(lab: LabCluster, tmp_path: Path) -> AsyncIterator[Monitor]:
-    config = tmp_path / "megatui.toml"
-    config.write_text(f'[kube]\nkubeconfig = "{lab.kubeconfig_path}"\n')
-    mon = Monitor(load_settings(config, environ={}), sources={"kube"})
-    await mon.start()
-    try:
-        assert await mon.wait_first_round(15)
-        yield mon
-    finally:
-        await mon.stop()
 
 
 @pytest.fixture
@@ -54,7 +33,6 @@ async def served(monitor: Monitor) -> AsyncIterator[Served]:
 @pytest.fixture
 async def remote(served: Served) -> AsyncIterator[RemoteMonitor]:
     viewer = RemoteMonitor(Target.parse(served.url, TOKEN))
-    viewer.log_retry_delay = 0.05
     await viewer.start()
     try:
         yield viewer
@@ -102,11 +80,7 @@ async def test_pod_events_and_objects_as_the_local_monitor_has_them(
 
 async def test_forbidden_events_are_the_same_one_line(lab: LabCluster, tmp_path: Path) -> None:
     lab.api.forbid("events")  # before the watch starts: its first list is refused
-    config = tmp_path / "megatui.toml"
-    config.write_text(f'[kube]\nkubeconfig = "{lab.kubeconfig_path}"\n')
-    mon = Monitor(load_settings(config, environ={}), sources={"kube"})
-    await mon.start()
-    try:
+    async with kube_monitor(lab, tmp_path) as mon:
         await until(lambda: mon.events_problem() is not None, 20, "the watch to be refused")
         async with serve(token=TOKEN, monitor=mon) as s:
             viewer = RemoteMonitor(Target.parse(s.url, TOKEN))
@@ -118,8 +92,6 @@ async def test_forbidden_events_are_the_same_one_line(lab: LabCluster, tmp_path:
                 assert 'cannot list resource "events"' in (viewer.events_problem() or "")
             finally:
                 await viewer.stop()
-    finally:
-        await mon.stop()
 
 
 async def test_logs_of_a_crash_looping_pod_with_previous_and_refusals(

@@ -14,16 +14,19 @@ from lab_fixtures import TartLabFactory, fast_vm, tart_lab_fixture  # noqa: F401
 from monitor_helpers import FAST_SETTINGS, wait_snapshot
 from serve_fixtures import serve
 
+from megatui import recovery_history
 from megatui.config import Settings, load_settings
 from megatui.lab.tartlab import TartLab
 from megatui.model import Phase, TartState
 from megatui.monitor import Monitor
-from megatui.recovery import USER_STOPPED
+from megatui.recovery import USER_STOPPED, ActionKind, Result
 from megatui.serve.client import RemoteMonitor, Target
 from megatui.serve.recovery_runner import RecoveryRunner
 
 ROOT = Path(__file__).resolve().parent.parent
-POLICY = '[recovery.alpha]\nrestart = "on-exit"\nmax_restarts = 3\nbackoff = 1\n'
+POLICY = (
+    '[recovery.alpha]\nrestart = "on-exit"\nmax_restarts = 3\nbackoff = 1\nready_timeout = 30\n'
+)
 
 
 def recovery_settings(lab: TartLab, tmp_path: Path, policy: str = POLICY) -> Settings:
@@ -50,7 +53,7 @@ async def test_a_crashed_vm_is_restarted_and_a_vm_the_user_stopped_is_left_stopp
     lab = tart_lab([fast_vm("alpha", initial="running")])
     settings = recovery_settings(lab, tmp_path)
     monitor = Monitor(settings, sources={"tart", "ssh"})
-    runner = RecoveryRunner(monitor, settings, ready_timeout=30)
+    runner = RecoveryRunner(monitor, settings)
     await monitor.start()
     try:
         async with serve(monitor=monitor, allow_actions=True, recovery=runner) as s:
@@ -106,6 +109,13 @@ async def test_a_crashed_vm_is_restarted_and_a_vm_the_user_stopped_is_left_stopp
     finally:
         await monitor.stop()
     assert runner._loop_task is None and not runner._actions  # cleaned up with the server
+    # The server restarts: the hour's attempt and the history are still there (#13).
+    again = RecoveryRunner(monitor, settings)
+    assert again.engine.restarts_last_hour("alpha") == 1
+    assert [(r.action, r.result) for r in again.engine.history("alpha")] == [
+        (ActionKind.START, Result.OK)
+    ]
+    assert recovery_history.default_path().stat().st_mode & 0o777 == 0o600
 
 
 STOP_FROM_ANOTHER_PROCESS = textwrap.dedent(
@@ -134,7 +144,7 @@ async def test_a_stop_made_by_another_megatui_process_is_not_fought(
     lab = tart_lab([fast_vm("alpha", initial="running")])
     settings = recovery_settings(lab, tmp_path)
     monitor = Monitor(settings, sources={"tart", "ssh"})
-    runner = RecoveryRunner(monitor, settings, ready_timeout=30)
+    runner = RecoveryRunner(monitor, settings)
     await monitor.start()
     try:
         async with serve(monitor=monitor, recovery=runner):

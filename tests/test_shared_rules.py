@@ -1,7 +1,8 @@
 """The rules that live in one place and have several users: backoff with jitter
 (megatui.backoff), one-line errors (megatui.text), the locked-keychain markers and
-hint (megatui.keychain), and pointing a kubeconfig cluster at another address
-(sources/kubeconfig.apply_override). Each test checks that the users see the same rule."""
+hint (megatui.keychain), pointing a kubeconfig cluster at another address
+(sources/kubeconfig.apply_override), and writing our own files (megatui.files). Each
+test checks that the users see the same rule."""
 
 from __future__ import annotations
 
@@ -152,3 +153,44 @@ async def test_a_server_that_is_not_http_is_left_alone() -> None:
     cluster = {"server": "unix:///var/run/k8s.sock"}
     await _forward_server(forwarder, cluster)  # type: ignore[arg-type]
     assert cluster == {"server": "unix:///var/run/k8s.sock"} and not forwarder.asked
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+def test_every_file_of_ours_is_written_whole_and_private(tmp_path: Path) -> None:
+    from megatui import recovery_history, vm_intents
+    from megatui.actions import write_known_hosts
+    from megatui.phases import BootHistory
+    from megatui.vm_tracker import save_uids
+
+    writers = {
+        "known_hosts": lambda p: write_known_hosts(p, {"alpha": "ssh-ed25519 AAAA"}),
+        "uids.json": lambda p: save_uids(p, {"alpha": "u1"}),
+        "boot.json": lambda p: BootHistory().save(p),
+        "intents.json": lambda p: vm_intents.record("alpha", "stop", 1.0, p),
+        "history.json": lambda p: recovery_history.save(p, {"alpha": ([1.0], [])}, 2.0),
+    }
+    for name, write in writers.items():
+        path = tmp_path / "new-dir" / name
+        write(path)
+        assert path.stat().st_mode & 0o777 == 0o600, name
+    leftovers = [p.name for p in (tmp_path / "new-dir").iterdir() if p.name not in writers]
+    assert leftovers == ["intents.json.lock"]  # vm_intents' flock, not a temp file
+
+
+def test_a_failed_atomic_write_leaves_the_old_file_and_no_temp_file(tmp_path: Path) -> None:
+    from megatui.files import write_atomic
+
+    target = tmp_path / "file"
+    target.write_text("old")
+
+    def full_disk(_fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("megatui.files.os.fsync", full_disk)
+        with pytest.raises(OSError, match="No space"):
+            write_atomic(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]

@@ -76,6 +76,16 @@ def test_round_trip_of_a_rich_snapshot() -> None:
     assert snap.vms[1].backend == "tart" and not snap.vms[1].stale
 
 
+def test_the_vm_source_round_trips_and_defaults_to_tart() -> None:
+    orchard = replace(rich(), vm_source="orchard")
+    doc = json.loads(json.dumps(encode(orchard)))
+    assert doc["vm_source"] == "orchard"
+    assert decode(doc)[0].vm_source == "orchard"
+    # A document from before the key: its VMs were listed by tart.
+    del doc["vm_source"]
+    assert decode(doc)[0].vm_source == "tart"
+
+
 def test_kube_events_round_trip_and_are_shape_checked() -> None:
     ev = KubeEvent(
         "argocd", "repo.1", "Warning", "BackOff", "Back-off restarting failed container",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -97,3 +99,61 @@ async def test_application_detail_to_its_pod(lab: LabCluster, tmp_path: Path) ->
         resources.select_key(f"Pod/argocd/{REPO}")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, PodDetailScreen), "the pod")
+
+
+async def test_closed_detail_and_logs_screens_are_freed(lab: LabCluster, tmp_path: Path) -> None:
+    """Opening and closing a pod's detail and its logs leaves nothing of them alive.
+
+    Two leaks made the heap (and so the full GC pauses) grow with every open: the
+    API client's pooled connection kept the context of the screen worker that
+    opened it (the Worker, so the screen), and Textual's style cache (an
+    `lru_cache` on a method) kept every closed widget's drawn lines.
+    """
+    settings = settings_for(lab, tmp_path)
+    monitor = Monitor(settings, sources={"kube"})
+    app = MegatuiApp(monitor, settings)
+    app.animation_level = "none"
+    screens: list[weakref.ref[object]] = []
+    caches: list[weakref.ref[object]] = []
+
+    def remember(screen: object) -> None:
+        assert isinstance(screen, PodDetailScreen | LogsScreen)
+        screens.append(weakref.ref(screen))
+        caches.extend(weakref.ref(w._styles_cache) for w in screen.walk_children(with_self=True))
+
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.query_one("#pod-table", KeyedTable)
+        await until(pilot, lambda: f"argocd/{REPO}" in table.keys, "the pods")
+        for _ in range(3):
+            table.focus()
+            table.select_key(f"argocd/{REPO}")
+            await pilot.press("d")
+            await until(
+                pilot,
+                lambda: isinstance(app.screen, PodDetailScreen) and app.screen.obj is not None,
+                "the detail with its pod",
+            )
+            await pilot.pause()
+            remember(app.screen)
+            await pilot.press("l")
+            await until(
+                pilot,
+                lambda: (
+                    isinstance(app.screen, LogsScreen) and "level=fatal" in app.screen.view.text
+                ),
+                "the logs",
+            )
+            await pilot.pause()
+            remember(app.screen)
+            await pilot.press("escape", "escape")
+            await until(
+                pilot,
+                lambda: not isinstance(app.screen, PodDetailScreen | LogsScreen),
+                "both closed",
+            )
+        await pilot.pause()
+        gc.collect()
+        alive = [type(s).__name__ for s in (ref() for ref in screens) if s is not None]
+        assert alive == []
+        kept = sum(ref() is not None for ref in caches)
+        assert kept == 0, f"{kept} of {len(caches)} closed widgets' line caches kept"

@@ -51,3 +51,29 @@ async def test_control_glyphs_and_markup_are_literal() -> None:
         view.append(["[bold]not markup[/bold] \u241b[31m"])
         await pilot.pause()
         assert shown(app)[0].startswith("[bold]not markup[/bold] \u241b[31m")
+
+
+async def test_wrapped_rows_follow_appends_and_drops_as_a_full_cut_would() -> None:
+    app = ViewApp()
+    async with app.run_test(size=(20, 10)) as pilot:
+        view = app.query_one(LogView)
+        view.append([f"{i}:" + "x" * (i % 50) for i in range(60)])
+        view.set_wrap(True)
+        for batch in range(6):  # 60 + 150 lines through a buffer of 100
+            view.append([f"{batch}-{i}:" + "y" * (i * 7 % 45) for i in range(25)])
+        await pilot.pause()
+        await pilot.pause()  # the scrollbar took a column: cut again for that width
+        assert view._rows_width == view.scrollable_content_region.width == 19
+        for batch in range(2):
+            view.append([f"{batch}+{i}:" + "z" * (i * 11 % 45) for i in range(25)])
+        incremental = list(view._rows)
+        view._wrap_rows()  # what a cut from scratch gives
+        assert incremental == view._rows
+        assert view.virtual_size.height == len(view._rows)
+        assert view._rows[0][0] == view._base == 160  # 260 lines went through 100
+        await pilot.press("end")
+        await pilot.pause()
+        assert shown(app)[-1].startswith("z")  # the last row of the last line
+        view.set_wrap(False)
+        view.set_wrap(True)  # no re-cut: the rows are kept for the width
+        assert view._rows == incremental

@@ -5,6 +5,7 @@ the fleet's widgets stay hidden and its columns absent there."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 
@@ -33,7 +34,7 @@ from megatui.ui.app import MegatuiApp
 from megatui.ui.panels import VMPanel
 from megatui.ui.screens import DetailScreen
 from megatui.ui.table import KeyedTable
-from megatui.ui.vm_dialogs import ConfirmDeleteScreen, CreateVMScreen, name_problem, parse_spec
+from megatui.ui.vm_dialogs import ConfirmDeleteScreen, CreateVMScreen, parse_spec
 
 SnapCompare = Callable[..., bool]
 RunBefore = Callable[[Pilot[None]], Awaitable[None]]
@@ -260,15 +261,6 @@ async def test_readonly_reason_in_header_and_create_delete_refused(
 # --- create and delete ------------------------------------------------------------
 
 
-def test_name_rule_is_orchards_literal_set() -> None:
-    assert name_problem("ci-vm_1.2:x") is None
-    assert name_problem("") == "the name is empty"
-    # Literal characters, not the regex range ":-_" (which would let "@" and "[" in).
-    for bad in ("a@b", "a[b", "a b", "a/b", "é"):
-        problem = name_problem(bad)
-        assert problem is not None and "letters, digits and : - _ ." in problem, bad
-
-
 def test_parse_spec() -> None:
     spec = parse_spec(" ci-1 ", " img:latest ", "4", "8192", "OnFailure")
     assert not isinstance(spec, str)
@@ -406,3 +398,22 @@ async def test_readonly_reason_told_once(monkeypatch: pytest.MonkeyPatch) -> Non
         assert app.readonly
         assert notes.messages("warning") == [f"read-only: {NO_WRITE}"]
         assert "READ-ONLY" in str(app.header.text)
+
+
+async def test_a_failing_controller_is_named_orchard_not_tart() -> None:
+    """The VMs' source is the controller's (model.vm_source): its failure and an empty
+    fleet say "orchard"."""
+    app, monitor = fleet_app()
+    refused = "orchard lab: list VMs: 401 unauthorized"
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        snap = sample_fleet_snapshot(NOW)
+        sources = dict(snap.sources)
+        sources["orchard"] = replace(sources["orchard"], ok=False, error=refused)
+        monitor.push(replace(snap, sources=sources))
+        await until(pilot, lambda: refused in screen_text(app), "the controller's failure")
+        text = screen_text(app)
+        assert "orchard" in text.split(refused)[0].splitlines()[-1]
+        assert not re.search(r"\btart\b", text), "the fleet's screen names no tart"
+        monitor.push(replace(snap, vms=(), workers=()))
+        await until(pilot, lambda: "no VMs: orchard list is empty" in screen_text(app), "empty")

@@ -140,6 +140,27 @@ async def test_a_changed_cell_repaints_its_line_only(monkeypatch: pytest.MonkeyP
         assert not table.sync(changed)  # the same again changes nothing
 
 
+async def test_update_changes_known_rows_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = TableApp(rows(20))
+    async with app.run_test(size=(40, 10)) as pilot:
+        await pilot.pause()
+        table = app.table
+        table.cursor_row = 2
+        await pilot.pause()
+        spy = LineSpy(table, monkeypatch)
+        down = Row("r003", (Text("r003"), Text("down")))
+        same = Row("r001", (Text("r001"), Text("up")))
+        unknown = Row("zzz", (Text("zzz"), Text("down")))
+        assert table.update([down, same, unknown])
+        await pilot.pause()
+        assert spy.take() == [4]  # row 3 alone; an equal row writes nothing
+        assert table.cell_writes == 2 * 20 + 1
+        assert table.get_row("r003")[1].plain == "down"
+        assert table.keys == [f"r{i:03d}" for i in range(20)]  # nothing added
+        assert table.cursor_key == "r002"
+        assert not table.update([down])  # the very same row again
+
+
 async def test_a_restyle_that_changes_nothing_keeps_rendered_rows(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

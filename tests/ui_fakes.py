@@ -692,8 +692,14 @@ def sample_fleet_vms(now: float = NOW) -> tuple[VM, ...]:
 
 
 def sample_fleet_snapshot(now: float = NOW, *, readonly_reason: str | None = None) -> Snapshot:
+    base = sample_snapshot(now)
+    sources = dict(base.sources)
+    # The VMs' source is the controller's (model.vm_source).
+    sources["orchard"] = replace(sources.pop("tart"), name="orchard")
     return replace(
-        sample_snapshot(now),
+        base,
+        sources=sources,
+        vm_source="orchard",
         vms=sample_fleet_vms(now),
         workers=sample_workers(now),
         readonly_reason=readonly_reason,

@@ -25,6 +25,7 @@ import shutil
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from megatui.backends.base import (
@@ -55,9 +56,18 @@ RECREATED_NOTE = (
     "recreated from its spec: a new machine (Orchard cannot restart a stopped VM), "
     "its host key will be learned anew"
 )
-#: The port-forward's `wait` for readiness probes: the controller retries the dial
-#: about once a second within it, so a booting guest answers as soon as sshd does.
-PROBE_WAIT = 2
+#: Readiness probes through the port-forward (docs/orchard.md, "Readiness"). The
+#: controller retries its dial of the VM's port about once a second within a
+#: request's `wait` (orchard.md §5), so one waiting request connects up to 1 s after
+#: sshd comes up. A probe therefore sends up to PROBE_REQUESTS requests started
+#: PROBE_STAGGER apart, each waiting PROBE_WAIT s: together they sample the 1 s
+#: retry grid every 1/3 s. The first to connect wins; the others are cancelled.
+PROBE_WAIT = 3
+PROBE_REQUESTS = 3
+PROBE_STAGGER = 1.0 / 3
+#: The controller's answers that mean "not yet" (nothing on the port, the VM not
+#: running yet, the worker not answering): the other requests of a probe go on.
+_NOT_YET = frozenset({408, 500, 503})
 #: `/ip`'s `wait`: with 0 a real controller may answer 500 before the worker could
 #: (docs/facts/orchard.md §5.2); one second lets a running VM's worker answer.
 IP_WAIT = 1
@@ -292,21 +302,73 @@ def default_proxy_prefix() -> list[str]:
 # ------------------------------------------------------------------ the backend
 
 
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
 class _PortForwardReach:
     """SSHReach through the controller: `host` is the VM's name."""
 
-    def __init__(self, client: OrchardClient, wait: int) -> None:
+    def __init__(self, client: OrchardClient) -> None:
         self._client = client
-        self._wait = wait
 
-    async def open_connection(
-        self, host: str, port: int, *, timeout: float
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def open_connection(self, host: str, port: int, *, timeout: float) -> Streams:
         async with asyncio.timeout(timeout):
-            return await self._client.open_port_forward(host, port, wait=self._wait)
+            return await staggered_port_forward(self._client, host, port)
 
     def ssh_tunnel(self) -> Any:
-        return self._client.ssh_tunnel(wait=self._wait)
+        # Used once the port answered: the controller's first dial connects.
+        return self._client.ssh_tunnel(wait=PROBE_WAIT)
+
+
+async def staggered_port_forward(client: OrchardClient, vm: str, port: int) -> Streams:
+    """A stream to `port` of `vm` from the first of up to PROBE_REQUESTS
+    port-forwards, started PROBE_STAGGER apart, each waiting PROBE_WAIT s inside
+    the controller.
+
+    A further request starts only while an earlier one is still waiting: a
+    controller that answers at once (no retry within `wait`) gets one request per
+    call, as without staggering. Raises the last "not yet" error once every request
+    gave up, and any other refusal at once. The losers are cancelled and, if they
+    connected meanwhile, closed."""
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[Streams]] = set()
+    started = 0
+    next_at = loop.time()
+    last: BaseException | None = None
+    try:
+        while True:
+            if started < PROBE_REQUESTS and (started == 0 or pending) and loop.time() >= next_at:
+                opening = client.open_port_forward(vm, port, wait=PROBE_WAIT)
+                pending.add(asyncio.create_task(opening))
+                started += 1
+                next_at = loop.time() + PROBE_STAGGER
+            if not pending:
+                assert last is not None
+                raise last
+            more = started < PROBE_REQUESTS
+            done, _ = await asyncio.wait(
+                pending,
+                timeout=max(next_at - loop.time(), 0.0) if more else None,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            for task in done:
+                pending.discard(task)
+                exc = task.exception()
+                if exc is None:
+                    return task.result()
+                if not (isinstance(exc, OrchardPortForwardError) and exc.status in _NOT_YET):
+                    raise exc
+                last = exc
+    finally:
+        await _discard(pending)
+
+
+async def _discard(tasks: set[asyncio.Task[Streams]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+        if isinstance(outcome, tuple):  # connected before the cancel reached it
+            outcome[1].close()
 
 
 class OrchardBackend:
@@ -318,13 +380,15 @@ class OrchardBackend:
         client: OrchardClient,
         *,
         clock: Clock | None = None,
-        proxy_prefix: Sequence[str] | None = None,
-        probe_wait: int = PROBE_WAIT,
+        config_path: Path | None = None,
     ) -> None:
+        """`config_path`: megatui's config file when it holds the token, for the
+        user's ssh to read in `orchard-proxy` (its path, never the token, goes in
+        the ProxyCommand)."""
         self.client = client
         self.clock: Clock = clock or SystemClock()
-        self._proxy_prefix = list(proxy_prefix) if proxy_prefix else default_proxy_prefix()
-        self._reach = _PortForwardReach(client, probe_wait)
+        self._config_path = config_path
+        self._reach = _PortForwardReach(client)
         self._vms: list[OrchardVM] = []
         self._workers: list[OrchardWorker] = []
         self._fleet_at: float | None = None  # monotonic
@@ -338,9 +402,12 @@ class OrchardBackend:
 
     # ------------------------------------------------------------ reading
 
-    async def _fleet(self, max_age: float) -> None:
+    async def _fleet(self, max_age: float | None) -> None:
+        """Fetch the VMs and workers, unless a fetch at most `max_age` s old is
+        there to reuse. None: always fetch. (Not `max_age=0`: a clock that did not
+        move since the last fetch, a test's or a coarse one, would reuse it forever.)"""
         at = self._fleet_at
-        if at is not None and self.clock.monotonic() - at <= max_age:
+        if max_age is not None and at is not None and self.clock.monotonic() - at <= max_age:
             return
         try:
             vms, workers = await asyncio.gather(self.client.list_vms(), self.client.list_workers())
@@ -358,7 +425,7 @@ class OrchardBackend:
 
     async def list_vms(self) -> list[BackendVM]:
         """One `GET /v1/vms` (and one of the workers, for stages and staleness)."""
-        await self._fleet(max_age=0.0)
+        await self._fleet(max_age=None)
         workers, usage, now = self._context()
         return [vm_view(vm, workers, usage, now, self.name) for vm in self._vms]
 
@@ -578,7 +645,10 @@ class OrchardBackend:
             ["--orchard-context", config.context] if config.context else ["--orchard", config.url]
         )
         account = ["--service-account", config.service_account] if config.service_account else []
-        return [*self._proxy_prefix, "orchard-proxy", *where, *account, name, str(port)]
+        prefix = default_proxy_prefix()
+        if self._config_path is not None:
+            prefix += ["--config", str(self._config_path)]
+        return [*prefix, "orchard-proxy", *where, *account, name, str(port)]
 
     def ssh_command(self, name: str, address: str | None, port: int) -> SSHCommand:
         # ssh expands %-tokens in ProxyCommand: a literal % must be doubled.

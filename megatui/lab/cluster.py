@@ -697,6 +697,53 @@ def load_pods(
     return pods
 
 
+def load_applications(count: int, *, created: float, now: float) -> list[JSON]:
+    """`count` extra Argo CD Applications for scale benchmarks: mostly synced and
+    healthy, some out of sync or degraded, as a big install looks."""
+    apps = []
+    for i in range(count):
+        bad = i % 37 == 0
+        apps.append(
+            application_object(
+                f"load-app-{i:05d}",
+                sync="OutOfSync" if bad or i % 11 == 0 else "Synced",
+                health="Degraded" if bad else "Progressing" if i % 53 == 0 else "Healthy",
+                created=created,
+                now=now,
+                path=f"apps/load-{i % 100:02d}",
+                operation="Failed" if bad else "Succeeded",
+                message=f'Deployment "load-app-{i:05d}" exceeded its progress deadline'
+                if bad
+                else None,
+            )
+        )
+    return apps
+
+
+async def _churn(cluster: LabCluster, rate: float, clock: Callable[[], float]) -> None:
+    """Change `rate` load pods a second (a restart each), round-robin, forever: the
+    scale benchmark's steady stream of snapshots."""
+    names = sorted(
+        obj["metadata"]["name"]
+        for obj in cluster.store.objects(PODS, NAMESPACE)
+        if obj["metadata"]["name"].startswith("load-")
+    )
+    if not names or rate <= 0:
+        return
+    i = 0
+    while True:
+        await asyncio.sleep(1 / rate)
+        stored = cluster.pod(names[i % len(names)])
+        i += 1
+        if stored is None:
+            continue
+        obj = json.loads(json.dumps(stored))  # the store's own object stays as it was
+        for status in obj.get("status", {}).get("containerStatuses", []):
+            status["restartCount"] = status.get("restartCount", 0) + 1
+        obj["metadata"].pop("resourceVersion", None)
+        cluster.set_object(PODS, obj)
+
+
 # --------------------------------------------------------------------------- the cluster
 
 
@@ -953,6 +1000,8 @@ async def start_lab_cluster(
     animate: bool = True,
     speed: float = 1.0,
     extra_pods: int = 0,
+    extra_apps: int = 0,
+    churn: float = 0.0,
     bookmark_interval: float | None = 5.0,
     history_size: int = 1000,
     clock: Callable[[], float] = time.time,
@@ -962,7 +1011,8 @@ async def start_lab_cluster(
     `animate`: the seven Argo CD pods start from scratch and go through their
     states over a few seconds (divided by `speed`), then the repo-server keeps
     crash-looping; without it the cluster is settled and only tests change it.
-    `extra_pods`: that many more pods in the Argo CD namespace (benchmarks)."""
+    `extra_pods`, `extra_apps`: that many more pods and Applications in the Argo CD
+    namespace; `churn`: that many of those pods restart a second (benchmarks)."""
     workdir = workdir or Path(tempfile.mkdtemp(prefix="megatui-lab-kube-"))
     workdir.mkdir(parents=True, exist_ok=True)
     store = KubeStore(history_size=history_size, clock=clock)
@@ -1002,6 +1052,8 @@ async def start_lab_cluster(
         drill_scenario.seed(api, now)
     for pod in load_pods(extra_pods, created=now - 3600, now=now, cluster=name):
         store.set(PODS, pod)
+    for app in load_applications(extra_apps, created=now - 3600, now=now):
+        store.set(APPLICATIONS, app)
     url = await api.start(host, port)
     context = f"kind-{name}"
     kubeconfig = write_kubeconfig(
@@ -1012,6 +1064,8 @@ async def start_lab_cluster(
     )
     if animate:
         cluster._tasks.append(asyncio.create_task(_drive(cluster, now, speed, clock)))
+    if churn > 0:
+        cluster._tasks.append(asyncio.create_task(_churn(cluster, churn, clock)))
     return cluster
 
 
@@ -1028,6 +1082,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--http", action="store_true", help="plain http instead of mutual TLS")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--pods", type=int, default=0, help="extra pods in the argocd namespace")
+    parser.add_argument("--apps", type=int, default=0, help="extra Applications (benchmarks)")
+    parser.add_argument("--churn", type=float, default=0.0, help="extra pods restarted a second")
     parser.add_argument("--settled", action="store_true", help="no start-up animation")
     parser.add_argument("--speed", type=float, default=1.0)
     return parser.parse_args(argv)
@@ -1042,6 +1098,8 @@ async def _serve(args: argparse.Namespace, ready: Callable[[JSON], Awaitable[Non
         animate=not args.settled,
         speed=args.speed,
         extra_pods=args.pods,
+        extra_apps=args.apps,
+        churn=args.churn,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -128,6 +128,7 @@ def parse_time(value: Any) -> float | None:
         return None
 
 
+# A second transcription on purpose: the lab does not import the rules it tests.
 def human_duration(seconds: float) -> str:
     """k8s.io/apimachinery/pkg/util/duration.HumanDuration, as kubectl's AGE shows it."""
     s = int(seconds)

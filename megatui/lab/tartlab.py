@@ -75,6 +75,22 @@ class LabVMSpec:
             raise ValueError(f"lab VM {self.name}: need 0 <= port_after <= login_after")
 
 
+def many_vms(count: int, running: int = 0) -> tuple[LabVMSpec, ...]:
+    """`count` Linux VMs (no macOS limit), the first `running` of them running and
+    quick to boot, the rest stopped: a big local host, for scale benchmarks."""
+    return tuple(
+        LabVMSpec(
+            f"vm-{i:03d}",
+            initial="running" if i < running else "stopped",
+            ip_after=0.2,
+            port_after=0.4,
+            login_after=0.6,
+            os="linux",
+        )
+        for i in range(count)
+    )
+
+
 def process_alive(pid: int) -> bool:
     """Whether pid is a live process (a zombie counts as dead: it can do nothing)."""
     if pid <= 0:

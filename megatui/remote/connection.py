@@ -28,6 +28,7 @@ from typing import Any
 import asyncssh
 
 from megatui.backoff import backoff_delay
+from megatui.config import RemoteSettings
 from megatui.remote.command import (
     NOT_FOUND,
     Completed,
@@ -47,6 +48,7 @@ from megatui.remote.errors import (
 )
 from megatui.remote.forwards import Forwards
 from megatui.remote.login import HostClient, client_options, connect_error, host_key_algs
+from megatui.subscribers import Subscribers
 from megatui.text import one_line
 from megatui.transport import (
     CommandResult,
@@ -58,43 +60,23 @@ from megatui.transport import (
 log = logging.getLogger(__name__)
 
 
+def _config_paths(path: str | None) -> Sequence[str] | None:
+    """`ssh -F`: one file instead of ~/.ssh/config; None keeps asyncssh's default."""
+    return [os.path.expanduser(path)] if path else None
+
+
 class RemoteTransport:
     """`transport.Transport` on a Mac host over one asyncssh connection."""
 
     is_remote = True
 
-    def __init__(
-        self,
-        host_spec: str,
-        *,
-        known_hosts: str | None = None,
-        config_paths: Sequence[str] | None = None,
-        connect_timeout: float = 10.0,
-        # asyncssh sends a keepalive after `interval` s with nothing received and drops
-        # the connection after `count_max` unanswered ones: a frozen Mac (asleep, sshd
-        # stopped, traffic blackholed) is declared lost (count_max + 1) * interval =
-        # 12 s after it went silent, before VM probes through it would time out.
-        keepalive_interval: float = 4.0,
-        keepalive_count_max: int = 2,
-        backoff_base: float = 1.0,
-        backoff_cap: float = 30.0,
-        max_sessions: int = 8,
-        rand: random.Random | None = None,
-    ) -> None:
+    def __init__(self, host_spec: str, settings: RemoteSettings | None = None) -> None:
         self.spec = parse_host_spec(host_spec)
-        self._known_hosts = known_hosts
-        self._config_paths = tuple(config_paths) if config_paths is not None else None
-        self._connect_timeout = connect_timeout
-        self._keepalive_interval = keepalive_interval
-        self._keepalive_count_max = keepalive_count_max
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
-        self._rand = rand or random.Random()
+        self.settings = settings or RemoteSettings()
+        self._connect_timeout = self.settings.connect_timeout
+        self._rand = random.Random()
         self._user = self.spec.user or getpass.getuser()
-        # OpenSSH's MaxSessions (10 by default, also on macOS) caps concurrent
-        # exec channels per connection; beyond it sshd refuses the channel. Stay
-        # below it and keep room for the kill of a timed-out command.
-        self._sessions = asyncio.Semaphore(max_sessions)
+        self._sessions = asyncio.Semaphore(self.settings.max_sessions)
         self._busy = 0
 
         self._conn: asyncssh.SSHClientConnection | None = None
@@ -107,8 +89,8 @@ class RemoteTransport:
         self._drop_reason: str | None = None
         self._needs_user = False
         self._closed = False
-        self._listeners: list[Callable[[RemoteTransport], None]] = []
-        self._forwards = Forwards(self, connect_timeout=connect_timeout)
+        self._listeners: Subscribers[RemoteTransport] = Subscribers("transport listener")
+        self._forwards = Forwards(self, connect_timeout=self._connect_timeout)
         self._forward_dir: str | None = None
 
         self.connections_opened = 0
@@ -147,13 +129,7 @@ class RemoteTransport:
 
     def add_listener(self, callback: Callable[[RemoteTransport], None]) -> Callable[[], None]:
         """Call `callback(self)` whenever `connected` or `last_error` changes."""
-        self._listeners.append(callback)
-
-        def remove() -> None:
-            with contextlib.suppress(ValueError):
-                self._listeners.remove(callback)
-
-        return remove
+        return self._listeners.subscribe(callback)
 
     def status_line(self) -> str:
         """One line for a status bar: connected, or why not and when the next try is."""
@@ -162,11 +138,7 @@ class RemoteTransport:
         return self.lost_message()
 
     def _notify(self) -> None:
-        for callback in list(self._listeners):
-            try:
-                callback(self)
-            except Exception:  # a consumer's bug must not break the connection logic
-                log.exception("transport listener failed")
+        self._listeners.publish(self)
 
     def problem(self) -> str | None:
         """One line without a countdown (that is `reconnect_in`), None while connected:
@@ -257,11 +229,11 @@ class RemoteTransport:
         try:
             options = await client_options(
                 self.spec,
-                known_hosts=self._known_hosts,
-                config_paths=self._config_paths,
+                known_hosts=self.settings.known_hosts,
+                config_paths=_config_paths(self.settings.ssh_config),
                 connect_timeout=self._connect_timeout,
-                keepalive_interval=self._keepalive_interval,
-                keepalive_count_max=self._keepalive_count_max,
+                keepalive_interval=self.settings.keepalive_interval,
+                keepalive_count_max=self.settings.keepalive_count,
             )
         except (asyncssh.Error, OSError, ValueError) as exc:
             raise RemoteError(
@@ -323,7 +295,12 @@ class RemoteTransport:
     async def _reconnect_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while not self._closed and self._conn is None:
-            delay = backoff_delay(self._failures, self._backoff_base, self._backoff_cap, self._rand)
+            delay = backoff_delay(
+                self._failures,
+                self.settings.reconnect_delay,
+                self.settings.reconnect_max_delay,
+                self._rand,
+            )
             self._next_attempt = loop.time() + delay
             self._notify()  # a new countdown: listeners may show it
             self._wake_reconnect.clear()
@@ -504,6 +481,7 @@ class RemoteTransport:
                 chan.close()
                 await session.closed
 
+    # Transport.run's signature (transport.py), as each implementation spells it.
     async def run(
         self,
         argv: Sequence[str],

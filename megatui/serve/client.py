@@ -34,6 +34,7 @@ from megatui.recovery import RecoveryStatus, status_from_json
 from megatui.serve import remote_logs
 from megatui.snapshot_json import SnapshotFormatError, decode, decode_event, decode_kube_event
 from megatui.sources.kube_logs import LogBuffer, LogLine
+from megatui.subscribers import Subscribers
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ class RemoteMonitor:
         self._events: deque[Event] = deque(maxlen=MAX_EVENTS)
         self._retry: dict[str, float] = {}
         self._retry_base = time.monotonic()
-        self._subscribers: list[Callable[[Snapshot], None]] = []
+        self._subscribers: Subscribers[Snapshot] = Subscribers("snapshot subscriber")
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_id: str | None = None
@@ -188,11 +189,10 @@ class RemoteMonitor:
         self._events_tasks: dict[tuple[str, str, str], asyncio.Task[None]] = {}
         self._events_problem: str | None = None
         self._events_error: str | None = None
-        #: How a broken log stream is resumed (tests make it quicker).
-        self.log_retries = 5
-        self.log_retry_delay = 1.0
 
     # --- MonitorAPI ------------------------------------------------------------------
+    # (Its signatures stand again in api.py and monitor.py: a Protocol's methods are
+    # spelt out in each implementation.)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -203,13 +203,7 @@ class RemoteMonitor:
         return tuple(self._events)
 
     def subscribe(self, callback: Callable[[Snapshot], None]) -> Callable[[], None]:
-        self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.subscribe(callback)
 
     async def start(self) -> None:
         if self._task is None:
@@ -347,8 +341,6 @@ class RemoteMonitor:
             buffer,
             on_lines,
             previous=previous,
-            retries=self.log_retries,
-            retry_delay=self.log_retry_delay,
         )
 
     # --- HTTP --------------------------------------------------------------------------
@@ -441,11 +433,7 @@ class RemoteMonitor:
 
     def _publish(self, snap: Snapshot) -> None:
         self._snapshot = snap
-        for callback in list(self._subscribers):
-            try:
-                callback(snap)
-            except Exception:  # a consumer's bug must not stop the stream
-                log.exception("snapshot subscriber failed")
+        self._subscribers.publish(snap)
 
 
 def _quote(segment: str) -> str:

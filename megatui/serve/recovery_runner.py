@@ -12,20 +12,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Protocol
 
-from megatui import report, vm_intents
+from megatui import recovery_history, report, vm_intents
 from megatui.api import ActionError, MonitorAPI
 from megatui.clock import Clock, SystemClock
 from megatui.config import RecoveryPolicy, Settings
-from megatui.model import SOURCE_TART, Event, Phase, Snapshot, TartState
+from megatui.model import Event, Phase, Snapshot, TartState
 from megatui.readiness import Verdict, decide
 from megatui.recovery import Action, ActionKind, RecoveryEngine, Result
 
 log = logging.getLogger(__name__)
 
-READY_TIMEOUT = 600.0  # as `megatui wait`: how long a started VM may take to be ready
 STOP_TIMEOUT = 60.0
 IDLE_RECHECK = 60.0  # evaluate at least this often (a config-free safety net)
 
@@ -41,16 +39,14 @@ class RecoveryRunner:
         settings: Settings,
         *,
         clock: Clock | None = None,
-        intents_path: Path | None = None,
-        ready_timeout: float = READY_TIMEOUT,
-        engine: RecoveryEngine | None = None,
     ) -> None:
         self.monitor = monitor
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.engine = engine or RecoveryEngine(self.clock)
-        self._intents = vm_intents.Reader(intents_path)
-        self.ready_timeout = ready_timeout
+        self.engine = RecoveryEngine(self.clock)
+        self._intents = vm_intents.Reader()
+        # max_restarts per hour counts the attempts of earlier runs too.
+        self.engine.restore(recovery_history.load(None, self.clock.now()))
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()  # a new snapshot, for actions waiting on one
         self._unsubscribe: Callable[[], None] | None = None
@@ -124,17 +120,21 @@ class RecoveryRunner:
         for action in plan.actions:
             policy = policies[action.vm]
             self.engine.begin(action, policy)
+            self._save_history()
             self._actions[action.vm] = asyncio.create_task(
-                self._execute(action), name=f"recovery {action.vm}"
+                self._execute(action, policy), name=f"recovery {action.vm}"
             )
         return plan.wake_at
+
+    def _save_history(self) -> None:
+        recovery_history.save(None, self.engine.memory(), self.clock.now())
 
     def _event(self, vm: str, message: str, severity: str = "info") -> None:
         self.monitor.add_event(Event(self.clock.now(), "vm", vm, message, severity))
 
     # --- one action ------------------------------------------------------------------
 
-    async def _execute(self, action: Action) -> None:
+    async def _execute(self, action: Action, policy: RecoveryPolicy) -> None:
         count = self.engine.restarts_last_hour(action.vm)
         verb = "restarting" if action.kind is ActionKind.RESTART else "starting"
         self._event(
@@ -145,9 +145,10 @@ class RecoveryRunner:
         )
         started = self.clock.monotonic()
         try:
-            result, detail = await self._carry_out(action)
+            result, detail = await self._carry_out(action, policy)
         except asyncio.CancelledError:
             self.engine.finish(action, Result.FAILED, "cancelled: megatui serve stopped")
+            self._save_history()
             raise
         except Exception as exc:  # a bug here must not end recovery for every VM
             log.exception("recovery of %s failed", action.vm)
@@ -156,13 +157,14 @@ class RecoveryRunner:
             self._actions.pop(action.vm, None)
             self._wake.set()
         self.engine.finish(action, result, detail)
+        self._save_history()
         took = self.clock.monotonic() - started
         if result is Result.OK:
             self._event(action.vm, f"recovery: {action.kind}: ready again after {took:.0f} s")
         else:
             self._event(action.vm, f"recovery: {action.kind} failed: {detail}", "error")
 
-    async def _carry_out(self, action: Action) -> tuple[Result, str]:
+    async def _carry_out(self, action: Action, policy: RecoveryPolicy) -> tuple[Result, str]:
         name = action.vm
         with vm_intents.acting():
             if action.kind is ActionKind.RESTART:
@@ -179,14 +181,14 @@ class RecoveryRunner:
         verdict: list[Any] = []
 
         def settled(snap: Snapshot) -> bool:
-            decision = decide(name, snap.vm(name), snap.sources.get(SOURCE_TART))
+            decision = decide(name, snap.vm(name), snap.vm_status())
             if decision.verdict is Verdict.WAITING:
                 return False
             verdict.append(decision)
             return True
 
-        if not await self._until(settled, self.ready_timeout):
-            return Result.FAILED, f"not ready within {self.ready_timeout:.0f} s"
+        if not await self._until(settled, policy.ready_timeout):
+            return Result.FAILED, f"not ready within {policy.ready_timeout:.0f} s"
         decision = verdict[-1]
         if decision.verdict is Verdict.READY:
             return Result.OK, "ready"
@@ -243,4 +245,5 @@ def _policy_json(policy: RecoveryPolicy | None) -> dict[str, object] | None:
         "unhealthy_after": policy.unhealthy_after,
         "max_restarts": policy.max_restarts,
         "backoff_seconds": policy.backoff,
+        "ready_timeout_seconds": policy.ready_timeout,
     }

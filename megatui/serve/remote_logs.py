@@ -23,6 +23,8 @@ from megatui.sources.kube_logs import MAX_LINE_BYTES, LogBuffer, LogLine, inert
 
 READ_IDLE = 45.0  # the server sends a keepalive every 15 s: silence this long is a dead link
 MAX_JSON_LINE = 8 * MAX_LINE_BYTES  # a line's JSON, escapes and all
+RETRIES = 5  # reopenings of a broken stream in a row, none bringing a new line
+RETRY_DELAY = 1.0
 _STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z$")
 
 
@@ -137,6 +139,7 @@ def _take(data: dict[str, Any], batch: list[LogLine], keep: Callable[[LogLine], 
     return False
 
 
+# MonitorAPI.follow_pod_logs's signature on purpose: RemoteMonitor hands the call on.
 async def follow(
     session: aiohttp.ClientSession,
     namespace: str,
@@ -146,10 +149,10 @@ async def follow(
     on_lines: Callable[[list[LogLine]], None],
     *,
     previous: bool = False,
-    retries: int = 5,
-    retry_delay: float = 1.0,
 ) -> None:
-    """The log through the server, as `Monitor.follow_pod_logs` reads it locally."""
+    """The log through the server, as `Monitor.follow_pod_logs` reads it locally:
+    a broken stream is opened again after RETRY_DELAY, up to RETRIES times in a row
+    without a new line."""
     params = {"container": container, "previous": str(previous).lower(), "follow": "true"}
     path = logs_path(namespace, pod)
     failures = 0
@@ -163,7 +166,7 @@ async def follow(
         except _Broken as exc:
             # A link that carried lines before it broke is worth trying again anew.
             failures = 1 if len(buffer.lines) + buffer.dropped > held else failures + 1
-            if failures > retries:
+            if failures > RETRIES:
                 raise ActionError(f"the log stream broke off: {exc}") from None
         first = False
-        await asyncio.sleep(retry_delay)
+        await asyncio.sleep(RETRY_DELAY)

@@ -19,12 +19,12 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from megatui.config import data_dir
+from megatui.files import write_atomic
 
 _FORMAT_VERSION = 1
 DEFAULT_FILENAME = "vm_host_keys.json"
@@ -127,24 +127,13 @@ class HostKeyStore:
 
     def _write(self, keys: dict[str, str]) -> None:
         document = {"version": _FORMAT_VERSION, "keys": dict(sorted(keys.items()))}
-        payload = (json.dumps(document, indent=2) + "\n").encode("utf-8")
         directory = self._path.parent
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{self._path.name}.", dir=directory)
         try:
-            with os.fdopen(fd, "wb") as tmp:
-                tmp.write(payload)
-                tmp.flush()
-                # Durable before the rename, or a power cut can leave an empty file.
-                os.fsync(tmp.fileno())
-            os.replace(tmp_name, self._path)
-        except BaseException as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
-            if isinstance(exc, OSError):
-                raise HostKeyStoreError(
-                    f"cannot write host key store {self._path}: {exc.strerror}"
-                ) from None
-            raise
+            write_atomic(self._path, json.dumps(document, indent=2) + "\n")
+        except OSError as exc:
+            raise HostKeyStoreError(
+                f"cannot write host key store {self._path}: {exc.strerror}"
+            ) from None
         with contextlib.suppress(OSError):
             dir_fd = os.open(directory, os.O_RDONLY)
             try:

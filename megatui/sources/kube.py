@@ -192,14 +192,12 @@ class KubeSource:
         clock: Clock,
         on_change: Callable[[KubeState], None],
         *,
-        api_server_override: str | None = None,
         timing: KubeTiming | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.on_change = on_change
-        self.api_server_override = api_server_override
         self.timing = timing or DEFAULT_TIMING
         self._rng = rng or random.Random()
         ns = urllib.parse.quote(settings.namespace, safe="")
@@ -391,7 +389,7 @@ class KubeSource:
             while True:
                 generation = self._generation
                 try:
-                    client = await connect(self.settings, self.api_server_override)
+                    client = await connect(self.settings)
                 except KubeError as exc:
                     failures += 1
                     delay = self._delay(failures)

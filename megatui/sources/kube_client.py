@@ -111,9 +111,9 @@ def encode_query(query: list[tuple[str, Any]]) -> str:
     return "&".join(parts)
 
 
-async def connect(settings: Settings, override: str | None = None) -> KubeClient:
+async def connect(settings: Settings) -> KubeClient:
     """A client for the chosen context of the merged kubeconfig."""
-    chosen = await asyncio.to_thread(choose_cluster, settings, override)
+    chosen = await asyncio.to_thread(choose_cluster, settings)
     where = chosen.where
     user = chosen.user or {}
     if not isinstance(user, dict):

@@ -133,7 +133,6 @@ class EventsSource(KubeSource):
         clock: Clock,
         on_events: Callable[[EventsState], None],
         *,
-        api_server_override: str | None = None,
         timing: KubeTiming | None = None,
         rng: random.Random | None = None,
         api: str = "v1",
@@ -142,7 +141,6 @@ class EventsSource(KubeSource):
             settings,
             clock,
             self._report,
-            api_server_override=api_server_override,
             timing=timing,
             rng=rng,
         )

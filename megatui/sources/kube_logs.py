@@ -147,6 +147,7 @@ def log_path(namespace: str, pod: str) -> str:
     return f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}/log"
 
 
+# MonitorAPI.follow_pod_logs's signature on purpose: drill.py hands the call on.
 async def follow(
     fetch: Fetch,
     namespace: str,

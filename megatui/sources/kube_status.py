@@ -203,6 +203,19 @@ def _labels(meta: Mapping[str, Any]) -> Mapping[str, Any]:
     return labels
 
 
+def _sections(obj: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    """An object's metadata, spec and status, each an object (absent reads as empty)."""
+    return _obj(obj, "metadata"), _obj(obj, "spec"), _obj(obj, "status")
+
+
+def _names(meta: Mapping[str, Any]) -> tuple[str, str]:
+    """`metadata.name` and `metadata.namespace` ("" when absent)."""
+    try:
+        return _str(meta, "name"), _str(meta, "namespace")
+    except ShapeError as exc:
+        raise exc.within("metadata") from None
+
+
 def object_key(obj: Mapping[str, Any], *, namespaced: bool) -> str:
     """The cache key of an object: its name, or "namespace/name"."""
     meta = _obj(obj, "metadata")
@@ -239,13 +252,18 @@ def _last_finished(status: Mapping[str, Any]) -> float | None:
         raise exc.within("lastState.terminated") from None
 
 
+def _check_strings(items: list[Mapping[str, Any]], where: str, keys: tuple[str, ...]) -> None:
+    """Each item's `keys` are strings or absent (`where` names the list in errors)."""
+    for index, item in enumerate(items):
+        try:
+            for key in keys:
+                _str(item, key)
+        except ShapeError as exc:
+            raise exc.within(f"{where}[{index}]") from None
+
+
 def _check_conditions(conditions: list[Mapping[str, Any]]) -> None:
-    for index, condition in enumerate(conditions):
-        for key in ("type", "status", "reason"):
-            try:
-                _str(condition, key)
-            except ShapeError as exc:
-                raise exc.within(f"conditions[{index}]") from None
+    _check_strings(conditions, "conditions", ("type", "status", "reason"))
 
 
 def _condition_true(conditions: Iterable[Mapping[str, Any]], kind: str) -> bool:
@@ -324,12 +342,9 @@ def pod_row(obj: dict[str, Any], now: float) -> Pod:
     every container counted in READY is ready. Raises ShapeError for a field of the wrong
     JSON type.
     """
-    meta = _obj(obj, "metadata")
-    spec = _obj(obj, "spec")
-    status = _obj(obj, "status")
+    meta, spec, status = _sections(obj)
+    name, namespace = _names(meta)
     try:
-        name = _str(meta, "name")
-        namespace = _str(meta, "namespace")
         created = parse_time(_str(meta, "creationTimestamp"))
         deleting = bool(meta.get("deletionTimestamp"))
         labels = _labels(meta)
@@ -339,12 +354,7 @@ def pod_row(obj: dict[str, Any], now: float) -> Pod:
         node_name = _str(spec, "nodeName")
         containers = _objs(spec, "containers")
         init_specs = _objs(spec, "initContainers")
-        for index, init in enumerate(init_specs):
-            try:
-                _str(init, "name")
-                _str(init, "restartPolicy")
-            except ShapeError as exc:
-                raise exc.within(f"initContainers[{index}]") from None
+        _check_strings(init_specs, "initContainers", ("name", "restartPolicy"))
     except ShapeError as exc:
         raise exc.within("spec") from None
     try:
@@ -464,9 +474,7 @@ def pod_row(obj: dict[str, Any], now: float) -> Pod:
 def node_row(obj: dict[str, Any]) -> Node:
     """A node as `kubectl get nodes` shows it (printNode, §11.7), plus its InternalIP.
     Raises ShapeError for a field of the wrong JSON type."""
-    meta = _obj(obj, "metadata")
-    spec = _obj(obj, "spec")
-    status = _obj(obj, "status")
+    meta, spec, status = _sections(obj)
     try:
         name = _str(meta, "name")
         created = parse_time(_str(meta, "creationTimestamp"))
@@ -550,14 +558,8 @@ def application_row(obj: dict[str, Any]) -> Application:
     The revision is `status.sync.revision`, or the multi-source `revisions` joined by ",".
     Raises ShapeError for a field of the wrong JSON type.
     """
-    meta = _obj(obj, "metadata")
-    spec = _obj(obj, "spec")
-    status = _obj(obj, "status")
-    try:
-        name = _str(meta, "name")
-        namespace = _str(meta, "namespace")
-    except ShapeError as exc:
-        raise exc.within("metadata") from None
+    meta, spec, status = _sections(obj)
+    name, namespace = _names(meta)
     try:
         project = _str(spec, "project")
     except ShapeError as exc:
@@ -567,11 +569,7 @@ def application_row(obj: dict[str, Any]) -> Application:
         health = _obj(status, "health")
         operation = _obj(status, "operationState")
         conditions = _objs(status, "conditions")
-        for index, condition in enumerate(conditions):
-            try:
-                _str(condition, "message")
-            except ShapeError as exc:
-                raise exc.within(f"conditions[{index}]") from None
+        _check_strings(conditions, "conditions", ("message",))
     except ShapeError as exc:
         raise exc.within("status") from None
     try:

@@ -163,10 +163,9 @@ class ChosenCluster:
     user: JSON | None
 
 
-def choose_cluster(settings: Settings, override: str | None = None) -> ChosenCluster:
+def choose_cluster(settings: Settings) -> ChosenCluster:
     """Load the kubeconfig files and pick the context (`--context`, else the current
-    one) and its cluster; `override` points that cluster elsewhere. Reads files:
-    call it in a thread."""
+    one) and its cluster. Reads files: call it in a thread."""
     paths = kubeconfig_paths(settings)
     signature = kubeconfig_signature(paths)
     config, where = load_kubeconfig(paths)
@@ -184,8 +183,6 @@ def choose_cluster(settings: Settings, override: str | None = None) -> ChosenClu
         )
     if not isinstance(cluster.get("server"), str) or not cluster["server"]:
         raise KubeconfigError(f"cluster '{cluster_name}' in {where} has no server address")
-    if override:
-        apply_override(cluster, override)
     server = str(cluster["server"]).rstrip("/")
     user = _entry(config, "users", str(ctx.get("user")))
     return ChosenCluster(config, str(context), server, where, signature, cluster, user)

@@ -25,6 +25,27 @@ WORKER_OFFLINE_AFTER = 180.0
 
 WatchType = Literal["ADDED", "MODIFIED", "DELETED"]
 
+#: Orchard's name rule (simplename.Validate, orchard.md §6): the set `[A-Za-z0-9:-_.]`
+#: taken as the literal characters it lists, not as a regex range (`:-_` would
+#: also let `;`, `@`, `[` ... through).
+NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:-_.")
+
+
+def restricted_chars(name: str) -> list[str]:
+    """The characters of `name` the controller refuses, sorted, each once."""
+    return sorted({ch for ch in name if ch not in NAME_CHARS})
+
+
+def name_problem(name: str) -> str | None:
+    """Why the controller would refuse `name` (412), in one line for the user, or None."""
+    if not name:
+        return "the name is empty"
+    bad = restricted_chars(name)
+    if bad:
+        shown = " ".join(repr(ch) for ch in bad[:5])
+        return f"the name may only use letters, digits and : - _ . (not {shown})"
+    return None
+
 
 class OrchardError(Exception):
     """Every client failure: `str()` is one line fit for the user."""

@@ -457,7 +457,7 @@ class MegatuiApp(App[None]):
         instead of calling tart. Only while tart's data is fresh: with a failing source
         the phase may be out of date, and tart itself is the better judge."""
         vm = self.snapshot.vm(name)
-        tart = self.snapshot.sources.get("tart")
+        tart = self.snapshot.vm_status()
         if vm is None or (tart is not None and not tart.ok):
             return False
         idle = vm.phase in (Phase.STOPPED, Phase.SUSPENDED)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from megatui.ui.heap import freeze_long_lived
 from megatui.ui.table import KeyedTable
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ def open_detail(app: MegatuiApp) -> bool:
     if found is None:
         return False
     table, key = found
+    freeze_long_lived()
     snap = app.snapshot
     now = app.clock.now()
     if table == "pod-table":
@@ -57,6 +59,7 @@ def open_logs(app: MegatuiApp) -> bool:
         return False
     from megatui.ui.logs import LogsScreen
 
+    freeze_long_lived()
     namespace, name = found[1].split("/", 1)
     app.push_screen(LogsScreen(app.monitor, namespace, name, []))
     return True

@@ -23,6 +23,7 @@ from megatui.api import ActionError, MonitorAPI
 from megatui.model import Snapshot
 from megatui.sources.pod_why import one_line
 from megatui.ui import describe, render
+from megatui.ui.heap import forget_closed_widgets
 from megatui.ui.panels import TextLine
 from megatui.ui.render import literal
 from megatui.ui.screens import LiveScreen
@@ -31,7 +32,8 @@ from megatui.ui.table import Column, KeyedTable, Row
 JSON = dict[str, Any]
 
 _CSS = """
-    %s { align: center middle; }
+    /* opaque: it covers the whole screen, so the one below is neither drawn nor dimmed */
+    %s { align: center middle; background: $background; }
     .kube-detail {
         width: 100%%; height: 1fr; border: round $accent; background: $surface; padding: 0 1;
     }
@@ -63,6 +65,9 @@ class _ObjectScreen(LiveScreen, ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.load()
+
+    def on_unmount(self) -> None:
+        forget_closed_widgets()
 
     @work(group="kube-detail-load", exclusive=True, exit_on_error=False)
     async def load(self) -> None:

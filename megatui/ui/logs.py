@@ -28,6 +28,7 @@ from megatui.api import ActionError, MonitorAPI
 from megatui.config import state_dir
 from megatui.sources.kube_logs import MAX_LINES, LogBuffer, LogLine, search
 from megatui.ui import render
+from megatui.ui.heap import forget_closed_widgets
 from megatui.ui.log_view import LogView
 from megatui.ui.panels import TextLine
 from megatui.ui.render import literal
@@ -38,7 +39,8 @@ _KEYS_WHILE_TYPING = frozenset({"close"})
 class LogsScreen(ModalScreen[None]):
     FLUSH = 0.1  # seconds between two appends to the text
     DEFAULT_CSS = """
-    LogsScreen { align: center middle; }
+    /* opaque: it covers the whole screen, so the one below is neither drawn nor dimmed */
+    LogsScreen { align: center middle; background: $background; }
     #logs { width: 100%; height: 1fr; border: round $accent; background: $surface; }
     #logs-status { height: 1; padding: 0 1; }
     #logs-text { height: 1fr; border: none; }
@@ -94,6 +96,9 @@ class LogsScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         self._status()
         self.stream()
+
+    def on_unmount(self) -> None:
+        forget_closed_widgets()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # While the search box has the focus, letters are typed, not keys.

@@ -7,6 +7,7 @@ nothing else: it never talks to the monitor, so a pilot test can feed it any sta
 from __future__ import annotations
 
 import functools
+import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -27,15 +28,18 @@ from megatui.model import (
     SOURCE_KUBERNETES,
     SOURCE_SSH,
     SOURCE_TART,
+    VM,
+    Application,
     Event,
     Phase,
     Pod,
     Snapshot,
     SourceStatus,
+    Worker,
 )
-from megatui.sources.kube_status import age as kube_age
 from megatui.ui import render, workers_panel
 from megatui.ui.render import literal
+from megatui.ui.row_keeper import N, RowKeeper, age_changes_at, namespaced_key
 from megatui.ui.table import Column, KeyedTable, Row, RowCache
 
 
@@ -269,9 +273,13 @@ class Panel(Vertical):
     def matches(self, search: str) -> bool:
         return not self.filter_text or self.filter_text.casefold() in search.casefold()
 
+    def source_names(self, snap: Snapshot) -> tuple[str, ...]:
+        """The sources whose failure this panel's stale line names."""
+        return self.SOURCES
+
     def _show_sources(self, view: View) -> None:
         failing: dict[str | None, list[SourceStatus]] = {}
-        for name in self.SOURCES:
+        for name in self.source_names(view.snapshot):
             status = view.snapshot.sources.get(name)
             if status is not None and not status.ok:
                 failing.setdefault(status.error, []).append(status)
@@ -371,6 +379,10 @@ class Panel(Vertical):
                 self.set_filter(self.filter_text + lines[0])
 
 
+#: Phases whose progress cell does not depend on the time (render.progress_cell).
+SETTLED_PHASES = frozenset((Phase.STOPPED, Phase.SUSPENDED, Phase.READY, Phase.ERROR))
+
+
 class VMPanel(Panel):
     """The VMs and, for a controller's fleet (Orchard), its workers: a second table
     in the same panel, reached with Tab, so the panel keys stay 1 to 4."""
@@ -380,17 +392,19 @@ class VMPanel(Panel):
     SOURCES = (SOURCE_TART, SOURCE_SSH)
     FILTER_HINT = "filter VMs by name"
     FLEET_FILTER_HINT = "filter VMs and workers by name"
-    COLUMNS = (
-        Column("name", "NAME", 18),
-        Column("phase", "PHASE", 11),
-        Column("progress", "PROGRESS", 26),
-        Column("ip", "IP", 15),
-        Column("state", "STATE", 9),
-        Column("note", "NOTE", 60),
-    )
+
+    def __init__(self, *, id: str) -> None:
+        super().__init__(id=id)
+        self._rows: RowKeeper[VM] = RowKeeper(lambda vm: vm.name, self._vm_cells)
+        #: The fleet's workers by name (None for one Mac), for the cells being built.
+        self._workers: dict[str, Worker] | None = None
+        self._synced_filter: str | None = None
+
+    def source_names(self, snap: Snapshot) -> tuple[str, ...]:
+        return (snap.vm_source, SOURCE_SSH)
 
     def compose_body(self) -> ComposeResult:
-        yield KeyedTable(self.COLUMNS, id="vm-table")
+        yield KeyedTable(workers_panel.VM_COLUMNS, id="vm-table")
         yield TextLine(id="vm-line")
         yield TextLine(id="worker-line")
         yield KeyedTable(workers_panel.WORKER_COLUMNS, id="worker-table")
@@ -425,30 +439,31 @@ class VMPanel(Panel):
         self.FILTER_HINT = self.FLEET_FILTER_HINT if shown else type(self).FILTER_HINT
         self.show_focus(self._active)
 
+    def _vm_cells(self, vm: VM, now: float) -> tuple[tuple[Text, ...], float]:
+        cells = workers_panel.vm_cells(vm, now, self._workers)
+        # A moving VM's progress shows the time it has spent in its phase.
+        return cells, math.inf if vm.phase in SETTLED_PHASES else now
+
     def draw(self, view: View) -> None:
         snap = view.snapshot
         fleet = workers_panel.is_fleet(snap)
-        workers = {worker.name: worker for worker in snap.workers}
-        self.table.set_columns(workers_panel.FLEET_VM_COLUMNS if fleet else self.COLUMNS)
-        rows = [
-            Row(
-                vm.name,
-                workers_panel.fleet_vm_cells(vm, view.now, workers)
-                if fleet
-                else (
-                    literal(vm.name, "bold"),
-                    render.phase_cell(vm),
-                    render.progress_cell(vm, view.now),
-                    render.ip_cell(vm),
-                    render.state_cell(vm),
-                    render.note_cell(vm),
-                ),
+        self._workers = {worker.name: worker for worker in snap.workers} if fleet else None
+        self.table.set_columns(workers_panel.vm_columns(fleet))
+        # Rows are rebuilt only for VMs that changed or move (200 VMs: bench_scale.py).
+        changed = self._rows.refresh(snap.vms, view.now, (fleet, snap.workers))
+        # A filter finds VMs by their worker too, which can change: it syncs in full.
+        if changed is not None and not self.filter_text and self._synced_filter == "":
+            self.table.update(changed)
+        else:
+            self._synced_filter = self.filter_text
+            self.table.sync(
+                [
+                    row
+                    for row, vm in zip(self._rows.rows, self._rows.items, strict=True)
+                    # A fleet's filter also finds the VMs of a worker by the worker's name.
+                    if self.matches(vm.name) or (fleet and vm.worker and self.matches(vm.worker))
+                ]
             )
-            for vm in snap.vms
-            # A fleet's filter also finds the VMs of a worker by the worker's name.
-            if self.matches(vm.name) or (fleet and vm.worker and self.matches(vm.worker))
-        ]
-        self.table.sync(rows)
         self._show_selected()
         self._draw_workers(view)
 
@@ -476,19 +491,20 @@ class VMPanel(Panel):
         name = self.selected
         vm = view.snapshot.vm(name) if name is not None else None
         host = view.snapshot.sources.get(SOURCE_HOST)
+        listing, lister = view.snapshot.vm_status(), view.snapshot.vm_source
         if vm is not None:
             workers = {worker.name: worker for worker in view.snapshot.workers}
             line.show(render.vm_line(vm, view.now, workers_panel.stale_reason(vm, workers)))
         elif not view.snapshot.vms and host is not None and not host.ok:
             # No VMs because the host is out of reach (d shows the reason and the fix).
             line.show(literal("no VMs until the host answers · d: why, and the fix", render.BAD))
-        elif not view.snapshot.vms and "tart" not in view.snapshot.sources:
-            line.show(literal("waiting for tart…", render.MUTED))
-        elif not view.snapshot.vms and not view.snapshot.sources["tart"].ok:
-            # tart failed: its error says it all; "the list is empty" would be a guess.
-            line.show(literal(view.snapshot.sources["tart"].error or "tart failed", render.BAD))
+        elif not view.snapshot.vms and listing is None:
+            line.show(literal(f"waiting for {lister}…", render.MUTED))
+        elif not view.snapshot.vms and listing is not None and not listing.ok:
+            # The list failed: its error says it all; "the list is empty" would be a guess.
+            line.show(literal(listing.error or f"{lister} failed", render.BAD))
         elif not view.snapshot.vms:
-            line.show(literal("no VMs: tart list is empty", render.MUTED))
+            line.show(literal(f"no VMs: {lister} list is empty", render.MUTED))
         else:
             line.show(literal("no VM matches the filter", render.MUTED))
 
@@ -562,7 +578,10 @@ class ArgoPanel(Panel):
 
     def __init__(self, *, id: str) -> None:
         super().__init__(id=id)
-        self._pod_rows = RowCache()
+        self._pod_rows: RowKeeper[Pod] = RowKeeper(namespaced_key, self._pod_cells)
+        self._app_rows: RowKeeper[Application] = RowKeeper(namespaced_key, self._app_cells)
+        #: The filter each table was last synced with: a new one syncs it in full.
+        self._synced: dict[str, str | None] = {"pod-table": None, "app-table": None}
         self._narrow = False
 
     def compose_body(self) -> ComposeResult:
@@ -602,10 +621,9 @@ class ArgoPanel(Panel):
             return status.note  # the Applications CRD is not installed: say so, calmly
         return super().empty_text(table)
 
-    @staticmethod
-    def _pod_cells(pod: Pod, now: float, narrow: bool) -> tuple[Text, ...]:
-        note = () if narrow else (literal(pod.why or "", render.WARN),)
-        return (
+    def _pod_cells(self, pod: Pod, now: float) -> tuple[tuple[Text, ...], float]:
+        note = () if self._narrow else (literal(pod.why or "", render.WARN),)
+        cells = (
             literal(pod.name, "bold"),
             literal(pod.ready),
             render.pod_status_cell(pod),
@@ -614,46 +632,51 @@ class ArgoPanel(Panel):
             *note,
             literal(pod.node or "<none>"),
         )
+        return cells, math.inf if pod.created is None else age_changes_at(pod.created, now)
+
+    @staticmethod
+    def _app_cells(app: Application, now: float) -> tuple[tuple[Text, ...], float]:
+        cells = (
+            literal(app.name, "bold"),
+            render.sync_cell(app),
+            render.health_cell(app),
+            render.operation_cell(app),
+            literal(app.message, render.MUTED),
+        )
+        return cells, math.inf
 
     def draw(self, view: View) -> None:
         snap = view.snapshot
         self.query_one("#argocd-line", TextLine).show(
             render.argocd_line(snap.argocd, len(snap.pods))
         )
-        now = snap.generated_at
         narrow = self._narrow
-        pods = []
-        # Thousands of pods: rebuild only the rows whose pod or age changed, and keep
-        # the filtered-out ones too, so clearing the filter builds nothing.
-        for pod in snap.pods:
-            age = kube_age(pod.created, now) if pod.created is not None else None
-            row = self._pod_rows.row(
-                f"{pod.namespace}/{pod.name}",
-                (pod, age, narrow),
-                functools.partial(self._pod_cells, pod, now, narrow),
-            )
-            if self.matches(pod.name):
-                pods.append(row)
-        self._pod_rows.done()
+        # Ages are kubectl's, taken at the snapshot: they move when data arrives.
+        changed = self._pod_rows.refresh(snap.pods, snap.generated_at, narrow)
         table = self.query_one("#pod-table", KeyedTable)
         table.set_columns(self.NARROW_POD_COLUMNS if narrow else self.POD_COLUMNS)
-        table.sync(pods)
+        self._show_rows(table, self._pod_rows, changed)
         self._show_selected_pod()
-        apps = [
-            Row(
-                f"{app.namespace}/{app.name}",
-                (
-                    literal(app.name, "bold"),
-                    render.sync_cell(app),
-                    render.health_cell(app),
-                    render.operation_cell(app),
-                    literal(app.message, render.MUTED),
-                ),
-            )
-            for app in snap.applications
-            if self.matches(app.name)
-        ]
-        self.query_one("#app-table", KeyedTable).sync(apps)
+        changed = self._app_rows.refresh(snap.applications, snap.generated_at)
+        self._show_rows(self.query_one("#app-table", KeyedTable), self._app_rows, changed)
+
+    def _show_rows(
+        self, table: KeyedTable, keeper: RowKeeper[N], changed: list[Row] | None
+    ) -> None:
+        """Thousands of rows: the table takes only the changed ones while every row
+        stayed in place under the same filter, else the whole (filtered) list."""
+        name = table.id or ""
+        if changed is not None and self._synced.get(name) == self.filter_text:
+            table.update(changed)
+            return
+        self._synced[name] = self.filter_text
+        rows = keeper.rows
+        if self.filter_text:
+            # The keeper keeps the filtered-out rows too: clearing the filter builds nothing.
+            rows = [
+                row for row, item in zip(rows, keeper.items, strict=True) if self.matches(item.name)
+            ]
+        table.sync(rows)
 
 
 class EventsPanel(Panel):
@@ -670,11 +693,17 @@ class EventsPanel(Panel):
     def __init__(self, *, id: str) -> None:
         super().__init__(id=id)
         self._rows = RowCache()
+        #: The events and filter of the last draw: the same again draws nothing.
+        self._drawn: tuple[Sequence[Event], str] = ((), "")
 
     def compose_body(self) -> ComposeResult:
         yield KeyedTable(self.COLUMNS, id="event-table", follow_head=True)
 
     def draw(self, view: View) -> None:
+        events, filter_text = self._drawn
+        if filter_text == self.filter_text and _same_objects(events, view.events):
+            return  # most snapshots bring no event: 500 of them are not walked again
+        self._drawn = (tuple(view.events), self.filter_text)
         seen: Counter[tuple[float, str, str, str]] = Counter()
         rows = []
         for event in view.events:
@@ -688,3 +717,7 @@ class EventsPanel(Panel):
         self._rows.done()
         rows.reverse()  # newest first: the top of a short panel is what matters
         self.query_one("#event-table", KeyedTable).sync(rows)
+
+
+def _same_objects(a: Sequence[object], b: Sequence[object]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))

@@ -21,6 +21,7 @@ from textual.widgets import Footer, Static
 from megatui.api import ActionError, MonitorAPI
 from megatui.model import Pod, Snapshot
 from megatui.ui import describe, render
+from megatui.ui.heap import forget_closed_widgets
 from megatui.ui.panels import TextLine
 from megatui.ui.render import literal
 from megatui.ui.screens import LiveScreen
@@ -30,7 +31,8 @@ JSON = dict[str, Any]
 
 class PodDetailScreen(LiveScreen, ModalScreen[None]):
     DEFAULT_CSS = """
-    PodDetailScreen { align: center middle; }
+    /* opaque: it covers the whole screen, so the one below is neither drawn nor dimmed */
+    PodDetailScreen { align: center middle; background: $background; }
     #pod-detail {
         width: 100%; height: 1fr; border: round $accent; background: $surface; padding: 0 1;
     }
@@ -83,6 +85,9 @@ class PodDetailScreen(LiveScreen, ModalScreen[None]):
     def on_mount(self) -> None:
         self._draw()
         self.load()
+
+    def on_unmount(self) -> None:
+        forget_closed_widgets()
 
     @work(group="pod-detail-load", exclusive=True, exit_on_error=False)
     async def load(self) -> None:

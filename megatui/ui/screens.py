@@ -192,7 +192,7 @@ class WaitScreen(LiveScreen, ModalScreen[bool]):
         if vm is None:
             status.show(literal("The VM is no longer in tart list.", render.BAD))
             return
-        decision = readiness.decide(self.vm_name, vm, self._snapshot.sources.get("tart"))
+        decision = readiness.decide(self.vm_name, vm, self._snapshot.vm_status())
         if decision.verdict is Verdict.READY and self.waiting:
             self._finish(True)
             return

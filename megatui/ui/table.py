@@ -373,15 +373,7 @@ class KeyedTable(ScrollView, can_focus=True):
                 self.cell_writes += len(row.cells)
                 dirty.append(key)
                 continue
-            kept = tuple(
-                before if cell_signature(before) == cell_signature(after) else after
-                for before, after in zip(old, row.cells, strict=True)
-            )
-            writes = sum(a is not b for a, b in zip(kept, old, strict=True))
-            if writes:
-                self.cell_writes += writes
-                dirty.append(key)
-            cells[key] = kept
+            cells[key] = self._diff_cells(key, old, row, dirty)
         gone = [key for key in self._cells if key not in cells]
         order = list(wanted)
         moved = order != self._order
@@ -403,6 +395,38 @@ class KeyedTable(ScrollView, can_focus=True):
                 self._refresh_row(self._index[key])
         self._place_cursor(cursor_key)
         return True
+
+    def update(self, rows: Sequence[Row]) -> bool:
+        """Change the cells of rows the table already shows, in place: for a snapshot
+        that kept every row and its order (ui/row_keeper.py), so a few changed rows of
+        thousands cost those rows, not a walk over all. Keys it does not show are
+        ignored (`sync` adds rows). Returns whether anything changed."""
+        dirty: list[str] = []
+        for row in rows:
+            old = self._cells.get(row.key)
+            if old is None or self._given.get(row.key) is row:
+                continue
+            self._given[row.key] = row
+            self._cells[row.key] = self._diff_cells(row.key, old, row, dirty)
+        for key in dirty:
+            self._strips.pop(key, None)
+            self._refresh_row(self._index[key])
+        return bool(dirty)
+
+    def _diff_cells(
+        self, key: str, old: tuple[Text, ...], row: Row, dirty: list[str]
+    ) -> tuple[Text, ...]:
+        """The row's new cells, keeping the old Text of every cell that looks the
+        same (so its rendering stays valid); `key` goes to `dirty` if any changed."""
+        kept = tuple(
+            before if cell_signature(before) == cell_signature(after) else after
+            for before, after in zip(old, row.cells, strict=True)
+        )
+        writes = sum(a is not b for a, b in zip(kept, old, strict=True))
+        if writes:
+            self.cell_writes += writes
+            dirty.append(key)
+        return kept
 
     def _resize(self, rows: int) -> None:
         size = Size(self._width, rows + 1)

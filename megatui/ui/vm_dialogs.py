@@ -19,25 +19,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from megatui.backends.base import NewVMSpec
+from megatui.sources.orchard_model import name_problem
 from megatui.ui import render
 from megatui.ui.panels import TextLine
 from megatui.ui.render import literal
 
-#: Orchard's name rule (simplename.Validate): the set `[A-Za-z0-9:-_.]` taken as
-#: the literal characters it lists, not as a regex range.
-NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:-_.")
 RESTART_POLICIES: tuple[Literal["Never", "OnFailure"], ...] = ("Never", "OnFailure")
-
-
-def name_problem(name: str) -> str | None:
-    """Why the controller would refuse `name`, in one line, or None."""
-    if not name:
-        return "the name is empty"
-    bad = sorted({ch for ch in name if ch not in NAME_CHARS})
-    if bad:
-        shown = " ".join(repr(ch) for ch in bad[:5])
-        return f"the name may only use letters, digits and : - _ . (not {shown})"
-    return None
 
 
 def _positive(text: str, what: str) -> tuple[int | None, str | None]:

@@ -1,8 +1,9 @@
-"""The fleet part of the VMs panel: a controller's workers (Orchard) and the VM
-columns that only a fleet has (WORKER, RESTARTS).
+"""The VMs panel's tables: the VMs' columns and cells, one Mac's or a fleet's, and a
+controller's workers (Orchard).
 
-A session with one Mac (tart) has no workers, and none of this shows: the VMs panel
-then looks exactly as it always did. Pure functions of the snapshot, like render.py.
+A fleet's VM table adds the columns only a fleet has (WORKER, RESTARTS); a session
+with one Mac (tart) has no workers, and the panel then looks exactly as it always
+did. Pure functions of the snapshot, like render.py.
 """
 
 from __future__ import annotations
@@ -18,21 +19,28 @@ from megatui.ui import render
 from megatui.ui.render import literal
 from megatui.ui.table import Column, Row
 
-#: The VMs table of a fleet: WORKER and RESTARTS before IP, so that both still show
-#: at 80 columns next to the boot bar.
-FLEET_VM_COLUMNS = (
+_HEAD = (
     Column("name", "NAME", 18),
     Column("phase", "PHASE", 11),
     Column("progress", "PROGRESS", 26),
+)
+_TAIL = (Column("ip", "IP", 15), Column("state", "STATE", 9))
+#: The VMs table of one Mac.
+VM_COLUMNS = (*_HEAD, *_TAIL, Column("note", "NOTE", 60))
+#: The VMs table of a fleet: WORKER and RESTARTS before IP, so that both still show
+#: at 80 columns next to the boot bar.
+FLEET_VM_COLUMNS = (
+    *_HEAD,
     Column("worker", "WORKER", 12),
     Column("restarts", "RESTARTS", 8),
-    Column("ip", "IP", 15),
-    Column("state", "STATE", 9),
+    *_TAIL,
     # Short enough that the table fits in 160 columns without a scrollbar; the
     # line under the table has the whole note of the selected VM.
     Column("note", "NOTE", 36),
 )
 
+# Alike in shape with panels.py's node, pod and Application columns on purpose:
+# each table declares its own columns as data.
 WORKER_COLUMNS = (
     Column("name", "WORKER", 18),
     Column("status", "STATUS", 16),
@@ -62,15 +70,21 @@ def stale_reason(vm: VM, workers: Mapping[str, Worker]) -> str | None:
     return f"stale: worker {vm.worker} is offline" if vm.worker else None
 
 
-def fleet_vm_cells(vm: VM, now: float, workers: Mapping[str, Worker]) -> tuple[Text, ...]:
+def vm_columns(fleet: bool) -> tuple[Column, ...]:
+    return FLEET_VM_COLUMNS if fleet else VM_COLUMNS
+
+
+def vm_cells(vm: VM, now: float, workers: Mapping[str, Worker] | None) -> tuple[Text, ...]:
+    """A VM's row under `vm_columns`: `workers` is the fleet's, None for one Mac."""
+    head = (literal(vm.name, "bold"), render.phase_cell(vm), render.progress_cell(vm, now))
+    tail = (render.ip_cell(vm), render.state_cell(vm))
+    if workers is None:
+        return (*head, *tail, render.note_cell(vm))
     cells = (
-        literal(vm.name, "bold"),
-        render.phase_cell(vm),
-        render.progress_cell(vm, now),
+        *head,
         literal(vm.worker or "—", "" if vm.worker else render.MUTED),
         render.restarts_count_cell(vm),
-        render.ip_cell(vm),
-        render.state_cell(vm),
+        *tail,
         render.note_cell(vm, stale_reason(vm, workers)),
     )
     if vm.stale:

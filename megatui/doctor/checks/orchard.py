@@ -12,6 +12,8 @@ so doctor cannot disagree with the Workers and VMs panels.
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from megatui.backends.base import BackendError
@@ -22,7 +24,7 @@ from megatui.backends.orchard import (
     worker_view,
 )
 from megatui.doctor.outcome import Outcome, failed, ok, plural, skipped, warn
-from megatui.doctor.runner import Context
+from megatui.doctor.runner import CheckFn, Context
 from megatui.sources.orchard import (
     OrchardAPIError,
     OrchardClient,
@@ -79,6 +81,23 @@ async def _fleet(ctx: Context) -> Fleet:
         return fleet
 
 
+def _on_fleet(check: Callable[[Fleet], Awaitable[Outcome]]) -> CheckFn:
+    """A check of the run's one read of workers and VMs: skipped without a controller,
+    the controller's one line when it refuses the read."""
+
+    @functools.wraps(check)
+    async def run(ctx: Context) -> Outcome:
+        if ctx.orchard is None:
+            return skipped(NOT_CONFIGURED)
+        try:
+            fleet = await _fleet(ctx)
+        except OrchardError as exc:
+            return failed(str(exc))
+        return await check(fleet)
+
+    return run
+
+
 def _account(ctx: Context) -> str:
     assert ctx.orchard is not None
     return ctx.orchard.service_account or "(none)"
@@ -133,13 +152,8 @@ async def check_credentials(ctx: Context) -> Outcome:
     return ok(f"service account '{account}' has compute:read and compute:write")
 
 
-async def check_workers(ctx: Context) -> Outcome:
-    if ctx.orchard is None:
-        return skipped(NOT_CONFIGURED)
-    try:
-        fleet = await _fleet(ctx)
-    except OrchardError as exc:
-        return failed(str(exc))
+@_on_fleet
+async def check_workers(fleet: Fleet) -> Outcome:
     if not fleet.workers:
         return failed(
             "no worker has joined the controller",
@@ -163,13 +177,8 @@ async def check_workers(ctx: Context) -> Outcome:
     return ok(f"{plural(len(views), 'worker')} online")
 
 
-async def check_failed_vms(ctx: Context) -> Outcome:
-    if ctx.orchard is None:
-        return skipped(NOT_CONFIGURED)
-    try:
-        fleet = await _fleet(ctx)
-    except OrchardError as exc:
-        return failed(str(exc))
+@_on_fleet
+async def check_failed_vms(fleet: Fleet) -> Outcome:
     bad = [vm for vm in fleet.vms if vm.status == "failed"]
     if bad:
         listed = "; ".join(
@@ -186,13 +195,8 @@ async def check_failed_vms(ctx: Context) -> Outcome:
     return ok(f"no failed VMs ({plural(len(fleet.vms), 'VM')})")
 
 
-async def check_pending_vms(ctx: Context) -> Outcome:
-    if ctx.orchard is None:
-        return skipped(NOT_CONFIGURED)
-    try:
-        fleet = await _fleet(ctx)
-    except OrchardError as exc:
-        return failed(str(exc))
+@_on_fleet
+async def check_pending_vms(fleet: Fleet) -> Outcome:
     usage = usage_by_worker(fleet.vms)
     unscheduled = [vm for vm in fleet.vms if vm.status == "pending" and not vm.worker]
     stuck = [

@@ -54,7 +54,7 @@ def _tart_unlisted(ctx: Context) -> Outcome | None:
     """The outcome of VM checks when `tart list` never answered."""
     if ctx.monitor.known_vm_names() is not None:
         return None
-    status = ctx.monitor.snapshot.sources.get("tart")
+    status = ctx.monitor.snapshot.vm_status()
     error = status.error if status and status.error else "no answer"
     return skipped(f"{ctx.monitor.backend.name} list failed: {error}")
 
@@ -73,7 +73,7 @@ async def check_vms_exist(ctx: Context) -> Outcome:
     known = ctx.monitor.known_vm_names()
     lister = ctx.monitor.backend.name
     if known is None:
-        status = snap.sources.get("tart")
+        status = snap.vm_status()
         return failed(
             f"{lister} list failed: {status.error if status and status.error else 'no answer'}"
         )
@@ -109,7 +109,7 @@ async def _wait_running_vms(ctx: Context) -> Snapshot:
                 snap = ctx.monitor.snapshot
                 running = [vm for vm in snap.vms if _in_scope(ctx, vm)]
                 # The same stop rule as `megatui wait` and the TUI's wait dialog.
-                tart = snap.sources.get("tart")
+                tart = snap.vm_status()
                 hopeless = ctx.monitor.tart_hopeless()
                 waiting = [
                     vm

@@ -22,6 +22,7 @@ from typing import Any
 
 from megatui.clock import Clock
 from megatui.lab.orchard import gojson
+from megatui.sources.orchard_model import restricted_chars
 
 TART_VMS = "org.cirruslabs.tart-vms"
 LOGICAL_CORES = "org.cirruslabs.logical-cores"
@@ -31,7 +32,6 @@ ROLES = ("compute:read", "compute:write", "compute:connect", "admin:read", "admi
 
 MSG_OFFLINE = "VM is assigned to a worker that lost connection with the controller"
 MSG_GONE = "VM is assigned to a worker that doesn't exist anymore"
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:-_.")
 
 #: Keys of the Go VMSpec struct: the only part a PUT can change (§3.5).
 _SPEC_KEYS = (
@@ -290,7 +290,7 @@ class OrchardStore:
         name = spec.get("name") or ""
         if not name:
             raise ApiError(412, "VM name is empty")
-        if any(ch not in _NAME_CHARS for ch in name):
+        if restricted_chars(name):
             raise ApiError(
                 412,
                 "VM name name contains restricted characters, please only use [A-Za-z0-9:-_.]",

@@ -688,7 +688,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # SIGTERM/SIGHUP end the run through the same cleanup
+    raise KeyboardInterrupt  # every way to stop the run goes through the same cleanup
 
 
 def main() -> int:
@@ -707,7 +707,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.lab_child:
         return lab_child(Path(args.lab_child), args.vms, args.running, args.pods)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
     sizes = [parse_size(s) for s in args.sizes.split(",")]
     quiet = args.quiet / 1000

@@ -32,6 +32,7 @@ import argparse
 import contextlib
 import fcntl
 import json
+import math
 import os
 import pty
 import re
@@ -62,6 +63,7 @@ SNAPSHOT5_BUDGET_MS = 30.0
 FIRST_PAINT_BUDGET_S = 0.8
 POPULATED_BUDGET_S = 1.5
 TICK = 1.0  # the app's age timer (MegatuiApp.tick)
+BOOKMARK_INTERVAL = 60.0
 
 # Key bytes as an xterm sends them.
 KEYS: dict[str, bytes] = {
@@ -112,7 +114,16 @@ def lab_child(root: Path, vms: int, running: int, pods: int) -> int:
         )
         for i in range(vms)
     )
-    lab = DemoLab(root, specs, extra_pods=pods - ARGOCD_PODS, animate=False)
+    lab = DemoLab(
+        root,
+        specs,
+        extra_pods=pods - ARGOCD_PODS,
+        animate=False,
+        # The lab's default (5 s, to exercise bookmarks in tests) publishes a snapshot
+        # about every second over its four watches; a real apiserver sends about one a
+        # minute per watch.
+        bookmark_interval=BOOKMARK_INTERVAL,
+    )
     stopping = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -288,7 +299,15 @@ class Screen:
         return "\n".join("".join(line) for line in self.cells)
 
 
+#: --profile: megatui runs under cProfile, its statistics written here on exit.
+PROFILE: Path | None = None
+#: --escdelay: Textual's wait for a byte after a lone escape, in ms (None: its default).
+ESCDELAY: int | None = None
+
+
 def megatui_command() -> list[str]:
+    if PROFILE is not None:
+        return [sys.executable, "-m", "cProfile", "-o", str(PROFILE), "-m", "megatui"]
     script = Path(sys.executable).parent / "megatui"
     if script.is_file():
         return [str(script)]
@@ -305,6 +324,9 @@ class Terminal:
             child_env.pop(name, None)
         child_env.update(env)
         child_env["TERM"] = "xterm-256color"
+        child_env.pop("ESCDELAY", None)
+        if ESCDELAY is not None:
+            child_env["ESCDELAY"] = str(ESCDELAY)
         child_env.setdefault("LANG", "C.UTF-8")
         argv = [*megatui_command(), "--config", str(config)]
         self.output = bytearray()
@@ -467,13 +489,15 @@ class Session:
         if time.monotonic() > self.tick_at + self.BURST:
             self.sync_tick()
 
-    def press(self, key: str, cls: str | None) -> None:
-        """Press `key`; time it into class `cls` (None: an untimed setup key)."""
+    def press(self, key: str, cls: str | None, *, new_screen: bool = False) -> None:
+        """Press `key`; time it into class `cls` (None: an untimed setup key).
+        `new_screen`: the key changes screens, so the header's age shows in its own
+        output, and only the tick's expected time tells whether one overlapped."""
         self._ready()
         data = KEYS.get(key, key.encode())
         since = len(self.term.output)
         start = self.term.write(data)
-        self._time(cls, start, since)
+        self._time(cls, start, since, new_screen=new_screen)
 
     def snapshot(self, count: int, cls: str) -> None:
         """Change `count` pods on the lab's API server and time it to the repaint."""
@@ -488,7 +512,15 @@ class Session:
             return
         self._time(cls, changed, since, snapshot=True)
 
-    def _time(self, cls: str | None, start: float, since: int, *, snapshot: bool = False) -> None:
+    def _time(
+        self,
+        cls: str | None,
+        start: float,
+        since: int,
+        *,
+        snapshot: bool = False,
+        new_screen: bool = False,
+    ) -> None:
         # Wait for the first output, then for the output to settle.
         deadline = time.monotonic() + 3.0
         while len(self.term.output) == since and time.monotonic() < deadline:
@@ -504,6 +536,11 @@ class Session:
         ages = HEADER_AGE.findall(text)
         # A snapshot redraws the header as "(0 s ago)"; any other age is a tick.
         background = [a for a in ages if a != "(0 s ago)"] if snapshot else ages
+        if new_screen:
+            # The ticks come every TICK s after the one seen (Textual's timers do not
+            # drift); its work starts a little before its first output byte.
+            due = self.tick_at + math.ceil((start - self.tick_at) / TICK) * TICK - 0.05
+            background = [""] if due <= last else []
         if background:
             self.samples.skip(cls, self.samples.overlapped)
             self.sync_tick()
@@ -511,7 +548,13 @@ class Session:
         self.samples.add(cls, last - start)
 
 
-def run_keys(lab: Lab, size: tuple[int, int], n: int, quiet: float) -> Samples:
+#: The key blocks a session runs, by name (--only picks some).
+BLOCKS = ("snapshot", "cursor", "page", "tab", "focus", "filter", "detail")
+
+
+def run_keys(
+    lab: Lab, size: tuple[int, int], n: int, quiet: float, blocks: tuple[str, ...] = BLOCKS
+) -> Samples:
     """Every key class `n` times (cursor 3n) at `size`, on a fresh megatui."""
     samples = Samples()
     with terminal(lab.config, size, lab.env) as term:
@@ -523,37 +566,44 @@ def run_keys(lab: Lab, size: tuple[int, int], n: int, quiet: float) -> Samples:
         s = Session(term, lab, quiet, samples)
         s.sync_tick()
         s.press("3", None)
-        # Down the pod table until the first load pods (the ones the lab changes) show.
-        for _ in range(20):
-            if "load-0000-" in term.screen.text():
-                break
-            s.press("down", None)
-        samples.notes.append(
-            "changed pods in view: " + ("yes" if "load-0000-" in term.screen.text() else "no")
-        )
-        for _ in range(n):
-            s.snapshot(5, "snapshot, 5 pods changed")
-        for _ in range(n):
-            s.snapshot(500, "snapshot, 500 pods changed")
-        for i in range(3 * n):
-            s.press("down" if i % 4 < 2 else "up", "cursor (up/down)")
-        for i in range(n):
-            s.press("pagedown" if i % 4 < 2 else "pageup", "page (pgup/pgdn)")
-        for i in range(n):
-            s.press("tab" if i % 2 == 0 else "shift+tab", "Tab / shift+Tab")
-        for i in range(n):
-            s.press("1234"[i % 4], "focus (1-4)")
-        words = ("load", "argo", "0012", "serv")
-        for i in range(n):
+        if "snapshot" in blocks:
+            # Down the pod table until the first load pods (the ones the lab changes) show.
+            for _ in range(20):
+                if "load-0000-" in term.screen.text():
+                    break
+                s.press("down", None)
+            in_view = "load-0000-" in term.screen.text()
+            samples.notes.append("changed pods in view: " + ("yes" if in_view else "no"))
+            for _ in range(n):
+                s.snapshot(5, "snapshot, 5 pods changed")
+            for _ in range(n):
+                s.snapshot(500, "snapshot, 500 pods changed")
+        if "cursor" in blocks:
+            for i in range(3 * n):
+                s.press("down" if i % 4 < 2 else "up", "cursor (up/down)")
+        if "page" in blocks:
+            for i in range(n):
+                s.press("pagedown" if i % 4 < 2 else "pageup", "page (pgup/pgdn)")
+        if "tab" in blocks:
+            for i in range(n):
+                s.press("tab" if i % 2 == 0 else "shift+tab", "Tab / shift+Tab")
+        if "focus" in blocks:
+            for i in range(n):
+                s.press("1234"[i % 4], "focus (1-4)")
+        if "filter" in blocks:
+            words = ("load", "argo", "0012", "serv")
+            for i in range(n):
+                s.press("3", None)
+                s.press("slash", "/ (open filter)")
+                for char in words[i % len(words)]:
+                    s.press(char, "filter typing")
+                s.press("escape", "escape (clear filter)")
+        if "detail" in blocks:
             s.press("3", None)
-            s.press("slash", "/ (open filter)")
-            for char in words[i % len(words)]:
-                s.press(char, "filter typing")
-            s.press("escape", "escape (clear filter)")
-        s.press("3", None)
-        for i in range(n):
-            s.press("d" if i % 2 == 0 else "enter", "d / Enter (open pod detail)")
-            s.press("escape", "escape (back from detail)")
+            for i in range(n):
+                key = "d" if i % 2 == 0 else "enter"
+                s.press(key, "d / Enter (open pod detail)", new_screen=True)
+                s.press("escape", "escape (back from detail)", new_screen=True)
     return samples
 
 
@@ -613,7 +663,8 @@ def key_rows(result: Result, size: tuple[int, int], samples: Samples, quiet: flo
             f"snapshot inside the window, {samples.silent.get(cls, 0)} with no output"
         )
         if "escape" in cls:
-            note += "; includes Textual's 100 ms ESCDELAY wait for a byte after the escape"
+            wait = f"{ESCDELAY} ms (ESCDELAY set)" if ESCDELAY is not None else "100 ms"
+            note += f"; includes Textual's {wait} wait for a byte after the escape"
         measure = f"{cls} at {size[0]}x{size[1]}"
         if not values:
             result.add(
@@ -703,8 +754,25 @@ def main() -> int:
         "--quiet", type=float, default=60.0, help="quiet gap that ends a repaint (ms)"
     )
     parser.add_argument("--cold-runs", type=int, default=10, help="cold starts (0: none)")
+    parser.add_argument(
+        "--only", default=",".join(BLOCKS), help=f"key blocks to run, of {','.join(BLOCKS)}"
+    )
+    parser.add_argument(
+        "--escdelay", type=int, help="ESCDELAY (ms) for megatui; default: Textual's 100 ms"
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="PATH",
+        help="run megatui under cProfile and write its statistics to PATH (one size, no JSON)",
+    )
     add_json_argument(parser)
     args = parser.parse_args()
+    global PROFILE, ESCDELAY
+    PROFILE = Path(args.profile).resolve() if args.profile else None
+    ESCDELAY = args.escdelay
+    blocks = tuple(b for b in args.only.split(",") if b in BLOCKS)
+    if PROFILE is not None:  # profiled figures are no measurement: one size, nothing kept
+        args.cold_runs, args.sizes, args.json = 0, args.sizes.split(",")[0], None
     if args.lab_child:
         return lab_child(Path(args.lab_child), args.vms, args.running, args.pods)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -721,6 +789,8 @@ def main() -> int:
         f"rest stopped), {PODS:,} pods in the Argo CD namespace, 3 Applications, 4 nodes; "
         "megatui exec'd on a pty, TERM=xterm-256color."
     )
+    if ESCDELAY is not None:
+        result.notes.append(f"megatui ran with ESCDELAY={ESCDELAY} (Textual's default: 100 ms)")
     root = Path(tempfile.mkdtemp(prefix="mtbk-"))  # short: unix socket paths are limited
     lab: Lab | None = None
     try:
@@ -739,7 +809,7 @@ def main() -> int:
             cold_rows(result, runs, sizes[0])
         for size in sizes:
             load = os.getloadavg()[0]
-            samples = run_keys(lab, size, args.samples, quiet)
+            samples = run_keys(lab, size, args.samples, quiet, blocks)
             key_rows(result, size, samples, quiet)
             result.notes.append(
                 f"{size[0]}x{size[1]}: load average {load:.2f} -> {os.getloadavg()[0]:.2f}; "

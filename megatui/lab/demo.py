@@ -95,14 +95,17 @@ class DemoLab:
         fleet: bool = False,
         extra_pods: int = 0,
         animate: bool = True,
+        bookmark_interval: float | None = 5.0,
     ) -> None:
         """`extra_pods`: that many more pods in the Argo CD namespace; `animate=False`:
-        the cluster starts settled (both for benchmarks; see start_lab_cluster)."""
+        the cluster starts settled; `bookmark_interval`: seconds between watch bookmarks
+        (a real apiserver sends about one a minute). For benchmarks; see start_lab_cluster."""
         self.root = root
         self.specs = vms
         self.fleet = fleet
         self.extra_pods = extra_pods
         self.animate = animate
+        self.bookmark_interval = bookmark_interval
         self.orchard: Any = None
         self.tart: TartLab | None = None
         self._loop: _LoopThread | None = None
@@ -146,6 +149,7 @@ class DemoLab:
                 workdir=self.root / "kube",
                 animate=self.animate,
                 extra_pods=self.extra_pods,
+                bookmark_interval=self.bookmark_interval,
             )
         )
         self._docker = self._loop.call(start_fake_docker(self.root / "docker.sock"))

@@ -140,20 +140,23 @@ def lab_child(root: Path, vms: int, running: int, pods: int) -> int:
         for line in sys.stdin:
             words = line.split()
             if words[:1] == ["change"]:
-                count = int(words[1])
-                start = time.monotonic()
-                lab.call(_change_pods(lab.cluster, count))
-                print(f"changed {start:.6f} {time.monotonic():.6f}", flush=True)
+                start, end = lab.call(_change_pods(lab.cluster, int(words[1])))
+                print(f"changed {start:.6f} {end:.6f}", flush=True)
     finally:
         lab.stop()
     return 0
 
 
-async def _change_pods(cluster: Any, count: int) -> None:
+async def _change_pods(cluster: Any, count: int) -> tuple[float, float]:
     """Bump the restart count of the first `count` load pods by name: a RESTARTS cell
-    changes in the rows shown first (the seven Argo CD pods sort before them)."""
+    changes in the rows shown first (the seven Argo CD pods sort before them).
+
+    Returns (start, end) of the change, taken on the lab's loop: the watches send
+    nothing in between (the change does not yield), and they send at once after it,
+    before the thread that asked may even get the CPU back on a loaded machine."""
     from megatui.lab.kube_api import PODS as POD_RESOURCE
 
+    start = time.monotonic()
     names = [
         obj["metadata"]["name"]
         for obj in cluster.store.objects(POD_RESOURCE, "argocd")
@@ -164,6 +167,7 @@ async def _change_pods(cluster: Any, count: int) -> None:
         for status in pod["status"].get("containerStatuses", []):
             status["restartCount"] = status.get("restartCount", 0) + 1
         cluster.set_object(POD_RESOURCE, pod)
+    return start, time.monotonic()
 
 
 class Lab:

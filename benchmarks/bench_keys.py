@@ -511,8 +511,10 @@ class Session:
         """Change `count` pods on the lab's API server and time it to the repaint."""
         self.sync_tick()  # the change itself takes a while on the server (500 pods)
         since = len(self.term.output)
+        chunks = len(self.term.chunks)
         _begin, changed = self.lab.change(count, self.term)
-        if len(self.term.output) > since:
+        # The terminal was read while the lab answered, so its chunks' times are true.
+        if any(at < changed for at, _ in self.term.chunks[chunks:]):
             # Output before the change was complete on the server cannot be its own
             # (the lab applies it in one step on its loop): a tart poll or similar.
             self.samples.skip(cls, self.samples.early)

@@ -9,8 +9,8 @@ and the real monitor runs its sources on the app's loop while keys are timed.
 
 A key is timed from the write of its bytes to the pty until the terminal output
 settles: the last output byte before QUIET seconds with no output. That clock includes
-the input parser (for a lone escape byte, Textual waits ESCDELAY, 100 ms by default,
-for a following byte: a user feels that), the app's handling, the repaint and its
+the input parser (a lone escape byte is delivered only once Textual's input thread has
+waited ~100 ms for a following byte: a user feels that), the app's handling, the repaint and its
 encoding, and the pty. The header ages every second (the app's 1 s timer), so keys are
 pressed in bursts just after a tick has settled, and a sample whose window reaches the
 next expected tick is discarded and counted ("tick-overlapped"), not timed.
@@ -661,7 +661,8 @@ def key_clock(quiet_ms: float, snapshot: bool) -> str:
         )
     return (
         "from the write of the key's bytes to the pty " + end + "; includes Textual's input "
-        "parser (a lone escape waits ESCDELAY, 100 ms by default, for a following byte), the "
+        "parser (a lone escape is delivered after its input thread's ~100 ms wait for a "
+        "following byte), the "
         "app's handling on the loop it shares with the live monitor, the repaint, its "
         "encoding and the pty"
     )
@@ -683,8 +684,11 @@ def key_rows(result: Result, size: tuple[int, int], samples: Samples, quiet: flo
                 f"{samples.with_tick.get(cls, 0)}"
             )
         if "escape" in cls:
-            wait = f"{ESCDELAY} ms (ESCDELAY set)" if ESCDELAY is not None else "100 ms"
-            note += f"; includes Textual's {wait} wait for a byte after the escape"
+            wait = f"ESCDELAY={ESCDELAY}, " if ESCDELAY is not None else ""
+            note += (
+                f"; includes Textual's wait for a byte after the escape ({wait}~100 ms: its "
+                "input thread checks the ESCDELAY deadline when its select(0.1) times out)"
+            )
         measure = f"{cls} at {size[0]}x{size[1]}"
         if not values:
             result.add(

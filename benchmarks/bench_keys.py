@@ -30,27 +30,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import math
 import os
-import pty
 import re
 import select
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
-import termios
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from benchmarks.pty_terminal import Terminal, terminal, visible_text
 from benchmarks.results import Result, Row, add_json_argument
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +59,8 @@ SNAPSHOT5_BUDGET_MS = 30.0
 FIRST_PAINT_BUDGET_S = 0.8
 POPULATED_BUDGET_S = 1.5
 TICK = 1.0  # the app's age timer (MegatuiApp.tick)
+#: Cold starts run at this size whatever --sizes says: every panel's first rows fit on it.
+COLD_SIZE = (160, 48)
 BOOKMARK_INTERVAL = 60.0
 
 # Key bytes as an xterm sends them.
@@ -211,8 +209,9 @@ class Lab:
         self._in.flush()
         deadline = time.monotonic() + 30.0
         while term is not None and time.monotonic() < deadline:
-            ready, _, _ = select.select([self._out, term.fd], [], [], deadline - time.monotonic())
-            if self._out in ready:
+            lab_fd = self._out.fileno()
+            ready, _, _ = select.select([lab_fd, term.fd], [], [], deadline - time.monotonic())
+            if lab_fd in ready:
                 break
             term.pump(0)
         words = self._readline(max(0.0, deadline - time.monotonic())).split()
@@ -246,63 +245,6 @@ def _python_env() -> dict[str, str]:
 
 # --- megatui in a pseudo-terminal -----------------------------------------------------
 
-_ESCAPES = re.compile(
-    rb"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[()][0-9A-Za-z]|.)"
-)
-
-
-def visible_text(data: bytes) -> str:
-    """The printed characters of terminal output, escape sequences removed."""
-    return _ESCAPES.sub(b"", data).decode("utf-8", "replace")
-
-
-_SEQUENCE = re.compile(
-    rb"\x1b\[([0-9;?<>=]*)[ -/]*([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\\\)|\x1b[()][0-9A-Za-z]"
-    rb"|\x1b[^\[\]()]"
-)
-
-
-class Screen:
-    """Just enough of a terminal to read what is on screen: Textual positions every run
-    of text with CUP (ESC [ row ; col H) and styles it with SGR, which is ignored."""
-
-    def __init__(self, size: tuple[int, int]) -> None:
-        self.cols, self.rows = size
-        self.cells = [[" "] * self.cols for _ in range(self.rows)]
-        self.row = self.col = 0
-        self._pending = b""
-
-    def feed(self, data: bytes) -> None:
-        data, self._pending = self._pending + data, b""
-        pos = 0
-        while pos < len(data):
-            esc = data.find(b"\x1b", pos)
-            self._text(data[pos : len(data) if esc < 0 else esc])
-            if esc < 0:
-                return
-            match = _SEQUENCE.match(data, esc)
-            if match is None:  # an incomplete sequence: wait for the rest
-                self._pending = data[esc:]
-                return
-            if match.group(2) == b"H":
-                row, _, col = match.group(1).decode().partition(";")
-                self.row, self.col = int(row or 1) - 1, int(col or 1) - 1
-            pos = match.end()
-
-    def _text(self, data: bytes) -> None:
-        for char in data.decode("utf-8", "replace"):
-            if char == "\r":
-                self.col = 0
-            elif char == "\n":
-                self.row = min(self.row + 1, self.rows - 1)
-            elif char >= " " and 0 <= self.row < self.rows and 0 <= self.col < self.cols:
-                self.cells[self.row][self.col] = char
-                self.col += 1
-
-    def text(self) -> str:
-        return "\n".join("".join(line) for line in self.cells)
-
-
 #: --profile: megatui runs under cProfile, its statistics written here on exit.
 PROFILE: Path | None = None
 #: --escdelay: Textual's wait for a byte after a lone escape, in ms (None: its default).
@@ -318,126 +260,20 @@ def megatui_command() -> list[str]:
     return [sys.executable, "-m", "megatui"]
 
 
-class Terminal:
-    """`megatui --config CONFIG` exec'd on a pty of `size`; output read with timestamps."""
-
-    def __init__(self, config: Path, size: tuple[int, int], env: dict[str, str]) -> None:
-        self.size = size
-        child_env = _python_env()
-        for name in ("NO_COLOR", "TEXTUAL_THEME", "TEXTUAL_ANIMATIONS", "COLUMNS", "LINES"):
-            child_env.pop(name, None)
-        child_env.update(env)
-        child_env["TERM"] = "xterm-256color"
-        child_env.pop("ESCDELAY", None)
-        if ESCDELAY is not None:
-            child_env["ESCDELAY"] = str(ESCDELAY)
-        child_env.setdefault("LANG", "C.UTF-8")
-        argv = [*megatui_command(), "--config", str(config)]
-        self.output = bytearray()
-        self.screen = Screen(size)
-        self.chunks: list[tuple[float, int]] = []  # (time, end offset in output)
-        self.started = time.monotonic()
-        pid, fd = pty.fork()
-        if pid == 0:  # the child: size the terminal, then become megatui
-            try:
-                cols, rows = size
-                fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-                os.execvpe(argv[0], argv, child_env)
-            finally:
-                os._exit(127)
-        self.pid, self.fd = pid, fd
-        self.exit_status: int | None = None
-
-    # reading
-
-    def pump(self, timeout: float) -> bool:
-        """Read what is there within `timeout` s; False if nothing came."""
-        ready, _, _ = select.select([self.fd], [], [], max(0.0, timeout))
-        if not ready:
-            return False
-        try:
-            data = os.read(self.fd, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            data = b""
-        if not data:
-            raise EOFError("megatui closed the terminal")
-        now = time.monotonic()
-        self.output += data
-        self.screen.feed(data)
-        self.chunks.append((now, len(self.output)))
-        return True
-
-    def last_output(self) -> float:
-        return self.chunks[-1][0] if self.chunks else self.started
-
-    def settle(self, quiet: float, limit: float = 10.0) -> float:
-        """Read until no output for `quiet` s; the time of the last output byte."""
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            came = self.pump(self.last_output() + quiet - time.monotonic())
-            if not came and time.monotonic() - self.last_output() >= quiet:
-                return self.last_output()
-        raise TimeoutError(f"the output did not settle within {limit:g} s")
-
-    def wait_text(self, pattern: str, since: int, timeout: float) -> float:
-        """The time of the chunk with which `pattern` first shows in output[since:]."""
-        deadline = time.monotonic() + timeout
-        regex = re.compile(pattern)
-        # Searched at most every 20 ms (this process shares the CPUs with megatui);
-        # the exact chunk is found afterwards from the timestamps.
-        while not regex.search(visible_text(bytes(self.output[since:]))):
-            until = min(deadline, time.monotonic() + 0.02)
-            while (left := until - time.monotonic()) > 0:
-                self.pump(left)
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"{pattern!r} did not show within {timeout:g} s")
-        for at, end in self.chunks:
-            if end > since and regex.search(visible_text(bytes(self.output[since:end]))):
-                return at
-        raise AssertionError("unreachable: the text is in the output")
-
-    # writing
-
-    def write(self, data: bytes) -> float:
-        at = time.monotonic()
-        os.write(self.fd, data)
-        return at
-
-    # ending
-
-    def close(self) -> None:
-        """Quit as a user does (q), then SIGTERM, then SIGKILL: never left running."""
-        if self.exit_status is None:
-            with contextlib.suppress(OSError):
-                self.write(b"q")
-            for sig in (None, signal.SIGTERM, signal.SIGKILL):
-                if sig is not None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(self.pid, sig)
-                if self._reap(10.0):
-                    break
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
-
-    def _reap(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.exit_status = status
-                return True
-            with contextlib.suppress(EOFError):
-                self.pump(0.05)  # keep the pty drained so the child can write and exit
-        return False
-
-
-@contextlib.contextmanager
-def terminal(config: Path, size: tuple[int, int], env: dict[str, str]) -> Iterator[Terminal]:
-    term = Terminal(config, size, env)
-    try:
-        yield term
-    finally:
-        term.close()
+def megatui_terminal(
+    config: Path, size: tuple[int, int], env: dict[str, str]
+) -> contextlib.AbstractContextManager[Terminal]:
+    """`megatui --config CONFIG` on a pty of `size`, as a user's terminal starts it."""
+    child_env = _python_env()
+    for name in ("NO_COLOR", "TEXTUAL_THEME", "TEXTUAL_ANIMATIONS", "COLUMNS", "LINES"):
+        child_env.pop(name, None)
+    child_env.update(env)
+    child_env["TERM"] = "xterm-256color"
+    child_env.pop("ESCDELAY", None)
+    if ESCDELAY is not None:
+        child_env["ESCDELAY"] = str(ESCDELAY)
+    child_env.setdefault("LANG", "C.UTF-8")
+    return terminal([*megatui_command(), "--config", str(config)], size, child_env)
 
 
 # --- timing keys ----------------------------------------------------------------------
@@ -571,7 +407,7 @@ def run_keys(
 ) -> Samples:
     """Every key class `n` times (cursor 3n) at `size`, on a fresh megatui."""
     samples = Samples()
-    with terminal(lab.config, size, lab.env) as term:
+    with megatui_terminal(lab.config, size, lab.env) as term:
         # At 80x24 the panels stack and scroll: only the VM table shows at first.
         term.wait_text(POPULATED_MARKERS["VM row"], 0, 60.0)
         end = time.monotonic() + 4.0  # the 2,000 pods listed, the lab's VMs settled
@@ -632,7 +468,7 @@ class ColdStart:
 
 
 def cold_start(lab: Lab, size: tuple[int, int]) -> ColdStart:
-    with terminal(lab.config, size, lab.env) as term:
+    with megatui_terminal(lab.config, size, lab.env) as term:
         first = max(term.wait_text(p, 0, 30.0) for p in FIRST_PAINT_MARKERS.values())
         tables = {name: term.wait_text(p, 0, 60.0) for name, p in POPULATED_MARKERS.items()}
         return ColdStart(
@@ -822,7 +658,7 @@ def main() -> int:
         if args.cold_runs:
             runs = []
             for _ in range(args.cold_runs):
-                runs.append(cold_start(lab, sizes[0]))
+                runs.append(cold_start(lab, COLD_SIZE))
                 print(
                     f"cold start: first paint {runs[-1].first_paint:.3f} s, populated "
                     f"{runs[-1].populated:.3f} s ("
@@ -830,7 +666,7 @@ def main() -> int:
                     + ")",
                     flush=True,
                 )
-            cold_rows(result, runs, sizes[0])
+            cold_rows(result, runs, COLD_SIZE)
         for size in sizes:
             load = os.getloadavg()[0]
             samples = run_keys(lab, size, args.samples, quiet, blocks)

@@ -88,11 +88,24 @@ class DemoLab:
     """Tart VMs, a Kind-like cluster with ArgoCD, and a Docker daemon, all simulated."""
 
     def __init__(
-        self, root: Path, vms: tuple[LabVMSpec, ...] = DEMO_VMS, *, fleet: bool = False
+        self,
+        root: Path,
+        vms: tuple[LabVMSpec, ...] = DEMO_VMS,
+        *,
+        fleet: bool = False,
+        extra_pods: int = 0,
+        animate: bool = True,
+        bookmark_interval: float | None = 5.0,
     ) -> None:
+        """`extra_pods`: that many more pods in the Argo CD namespace; `animate=False`:
+        the cluster starts settled; `bookmark_interval`: seconds between watch bookmarks
+        (a real apiserver sends about one a minute). For benchmarks; see start_lab_cluster."""
         self.root = root
         self.specs = vms
         self.fleet = fleet
+        self.extra_pods = extra_pods
+        self.animate = animate
+        self.bookmark_interval = bookmark_interval
         self.orchard: Any = None
         self.tart: TartLab | None = None
         self._loop: _LoopThread | None = None
@@ -109,6 +122,16 @@ class DemoLab:
         ssh) logs in without asking for the password."""
         return self.root / "ssh" / "id_ed25519"
 
+    @property
+    def cluster(self) -> Any:
+        """The running LabCluster (its store changes what the fake apiserver serves)."""
+        return self._cluster
+
+    def call(self, coro: Any, timeout: float = 30.0) -> Any:
+        """Run `coro` on the lab's loop (where its servers live) and return its result."""
+        assert self._loop is not None, "the lab is not running"
+        return self._loop.call(coro, timeout)
+
     def start(self) -> None:
         from megatui.lab.cluster import start_lab_cluster
         from megatui.lab.docker_api import start_fake_docker
@@ -119,7 +142,15 @@ class DemoLab:
         self.tart = create_tart_lab(self.root / "tart", self.specs)
         self._loop = _LoopThread()
         self._cluster = self._loop.call(
-            start_lab_cluster(host="127.0.0.1", port=0, tls=True, workdir=self.root / "kube")
+            start_lab_cluster(
+                host="127.0.0.1",
+                port=0,
+                tls=True,
+                workdir=self.root / "kube",
+                animate=self.animate,
+                extra_pods=self.extra_pods,
+                bookmark_interval=self.bookmark_interval,
+            )
         )
         self._docker = self._loop.call(start_fake_docker(self.root / "docker.sock"))
         if self.fleet:

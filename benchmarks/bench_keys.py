@@ -520,10 +520,10 @@ def key_rows(result: Result, size: tuple[int, int], samples: Samples, quiet: flo
                 f"{samples.with_tick.get(cls, 0)}"
             )
         if "escape" in cls:
-            wait = f"ESCDELAY={ESCDELAY}, " if ESCDELAY is not None else ""
+            wait = f"ESCDELAY={ESCDELAY} ms" if ESCDELAY is not None else "megatui's 25 ms"
             note += (
-                f"; includes Textual's wait for a byte after the escape ({wait}~100 ms: its "
-                "input thread checks the ESCDELAY deadline when its select(0.1) times out)"
+                f"; includes the parser's wait for a byte after a lone escape ({wait}; "
+                "megatui/ui/driver.py wakes at that deadline)"
             )
         measure = f"{cls} at {size[0]}x{size[1]}"
         if not values:
@@ -618,7 +618,7 @@ def main() -> int:
         "--only", default=",".join(BLOCKS), help=f"key blocks to run, of {','.join(BLOCKS)}"
     )
     parser.add_argument(
-        "--escdelay", type=int, help="ESCDELAY (ms) for megatui; default: Textual's 100 ms"
+        "--escdelay", type=int, help="ESCDELAY (ms) for megatui; default: megatui's own (25 ms)"
     )
     parser.add_argument(
         "--profile",

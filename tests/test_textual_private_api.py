@@ -7,7 +7,9 @@ silently bringing back the full repaints they avoid (docs/performance.md).
 - `KeyedTable._on_focus` / `_on_blur` (Widget's handlers repaint the whole table),
 - `KeyedTable._size_updated` (ScrollView redoes its scrollbars on every layout),
 - `StableFooter` reads `Footer._bindings_ready` and overrides `bindings_changed`,
-- `MainScreen.focused` redeclares `Screen.focused` without its repaint.
+- `MainScreen.focused` redeclares `Screen.focused` without its repaint,
+- `PromptEscapeDriver` (ui/driver.py) replaces `LinuxDriver.run_input_thread` and reads
+  the input parser's `_timeout_time`.
 """
 
 from __future__ import annotations
@@ -182,3 +184,23 @@ async def test_the_footer_and_focus_overrides_are_called(
         await pilot.pause()
         assert watched.calls > before[1], "MainScreen.watch_focused is not called on Tab"
         assert changed.calls > before[0], "StableFooter.bindings_changed is not called on Tab"
+
+
+def test_the_driver_still_replaces_textuals_input_thread_and_reads_its_parser() -> None:
+    from textual._parser import Parser
+    from textual.drivers.linux_driver import LinuxDriver
+
+    from megatui.ui.driver import PromptEscapeDriver
+
+    theirs = vars(LinuxDriver).get("run_input_thread")
+    assert inspect.isfunction(theirs), (
+        "Textual's LinuxDriver.run_input_thread is gone: PromptEscapeDriver "
+        "(megatui/ui/driver.py) overrides nothing now"
+    )
+    assert list(inspect.signature(theirs).parameters) == ["self"]
+    assert "run_input_thread" in vars(PromptEscapeDriver)
+    source = inspect.getsource(Parser.__init__) + inspect.getsource(Parser.tick)
+    assert "_timeout_time" in source, (
+        "Textual's Parser no longer keeps _timeout_time: select_timeout "
+        "(megatui/ui/driver.py) reads it to wake at the escape deadline"
+    )

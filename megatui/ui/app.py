@@ -28,6 +28,7 @@ from textual.actions import SkipAction
 from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.driver import Driver
 from textual.message import Message
 from textual.reactive import Reactive
 from textual.screen import Screen
@@ -44,6 +45,7 @@ from megatui.config import DEFAULT_KEYS, Settings, state_dir
 from megatui.model import BOOT_PHASES, SOURCE_HOST, Phase, Snapshot, TartState
 from megatui.ui import drill_keys
 from megatui.ui.commands import MegatuiCommands, PaletteCommand
+from megatui.ui.driver import terminal_driver
 from megatui.ui.panels import (
     ArgoPanel,
     ClusterPanel,
@@ -213,6 +215,9 @@ class MegatuiApp(App[None]):
         Binding("3", "focus_panel(3)", "ArgoCD", show=False),
         Binding("4", "focus_panel(4)", "Events", show=False),
     ]
+
+    def get_driver_class(self) -> type[Driver]:
+        return terminal_driver(super().get_driver_class())
 
     def __init__(
         self,

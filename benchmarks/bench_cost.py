@@ -69,6 +69,11 @@ def proc_times(pid: int, children: bool = True) -> float:
     return ticks / TICK
 
 
+def parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        return int(fh.read().rsplit(")", 1)[1].split()[1])
+
+
 def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status", encoding="ascii") as fh:
         for line in fh:
@@ -141,6 +146,8 @@ class Lab:
     lab: SettledLab
     rng: random.Random
     changes: list[str] = field(default_factory=list)
+    runners: dict[int, tuple[float, bool]] = field(default_factory=dict)
+    gone: float = 0.0
 
     def running(self) -> list[str]:
         assert self.lab.tart is not None
@@ -174,15 +181,23 @@ class Lab:
             self.changes.append(f"stop {name}")
 
     def cpu(self) -> float:
-        """This process (lab servers, scheduler) and its children but the TUI's."""
+        """This process (lab servers, scheduler) and its children but the TUI's.
+
+        A VM runner that is not this process's child takes its CPU time with it when it
+        ends, which made a minute's lab CPU negative: its last reading is kept."""
         assert self.lab.tart is not None
         total = proc_times(os.getpid())
+        live: dict[int, tuple[float, bool]] = {}
         for spec in VMS:
             pid = self.lab.tart.run_pid(spec.name)
             if pid:
                 with contextlib.suppress(OSError):
-                    total += proc_times(pid)
-        return total
+                    live[pid] = (proc_times(pid), parent_of(pid) == os.getpid())
+        for pid, (seconds, ours) in self.runners.items():
+            if pid not in live and not ours:  # a child's time is in our cutime now
+                self.gone += seconds
+        self.runners = live
+        return total + self.gone + sum(seconds for seconds, _ours in live.values())
 
 
 def run(minutes: int, seed: int, root: Path) -> tuple[list[Minute], Lab, int]:

@@ -16,7 +16,7 @@ from megatui.model import VM
 
 #: Actions that change the platform; refused in read-only mode. The one list: the
 #: TUI's key actions are these verbs with a `_vm` suffix (`is_mutating`).
-MUTATING = frozenset({"start", "stop", "create", "delete"})
+MUTATING = frozenset({"start", "stop", "suspend", "create", "delete"})
 
 
 def is_mutating(action: str) -> bool:

@@ -62,6 +62,11 @@ class MonitorAPI(Protocol):
         """`tart stop NAME`. Raises ActionError."""
         ...
 
+    async def suspend_vm(self, name: str) -> None:
+        """Orchard: powerState suspended. Tart refuses it (a VM not run
+        --suspendable would be powered off). Raises ActionError with the refusal."""
+        ...
+
     async def create_vm(self, spec: NewVMSpec) -> str | None:
         """Create a VM (a controller backend). Returns a note for the user, or None.
         Raises ActionError with the backend's refusal in one line."""

@@ -144,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = add("stop", "stop a VM")
     p.add_argument("vm", metavar="VM")
+    p = add("suspend", "suspend a running VM (macOS guests; start resumes it)")
+    p.add_argument("vm", metavar="VM")
     p = add("create", "create a VM from an image")
     p.add_argument("vm", metavar="NAME")
     p.add_argument("--image", required=True, metavar="IMAGE", help="e.g. an OCI image of tart")
@@ -324,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     headless.wait(settings, args.vms, args.timeout, args.json, start=args.start)
                 )
             )
-        if command in ("start", "stop", "create", "delete"):
+        if command in ("start", "stop", "suspend", "create", "delete"):
             from megatui import vm_commands
 
             raise SystemExit(asyncio.run(vm_commands.run(command, settings, args)))

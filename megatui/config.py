@@ -139,6 +139,7 @@ def _str_list(v: Any) -> tuple[str, ...]:
 DEFAULT_KEYS: dict[str, str] = {
     "start": "s",
     "stop": "x",
+    "suspend": "z",
     "ssh": "enter",
     "copy": "c",
     "detail": "d",

@@ -342,6 +342,12 @@ class Monitor:
         self._record_intent(name, "stop")  # recovery must not fight it
         await self.vms.stop(name)
 
+    async def suspend_vm(self, name: str) -> None:
+        self._check_allowed("suspend")
+        # For recovery a suspend is a stop the user asked for: never restart it.
+        self._record_intent(name, "stop")
+        await self.vms.suspend(name)
+
     async def create_vm(self, spec: NewVMSpec) -> None:
         self._check_allowed("create")
         await self.vms.create(spec)

@@ -83,6 +83,9 @@ async def _act(monitor: Monitor, command: str, args: argparse.Namespace) -> str:
                 return f"VM '{name}' is not running"
             await monitor.stop_vm(name)
             return f"VM '{name}' stopping"
+        if command == "suspend":
+            await monitor.suspend_vm(name)
+            return f"VM '{name}' suspending"
         if command == "create":
             spec = NewVMSpec(
                 name,

@@ -600,6 +600,17 @@ class VMTracker:
         finally:
             self.wake.set()
 
+    async def suspend(self, name: str) -> None:
+        vm = self._known(name)
+        if vm.state is not TartState.RUNNING:
+            raise ActionError(f"VM '{name}' is not running")
+        try:
+            await self.backend.suspend(name)
+        except BackendError as exc:
+            raise self._refused(exc) from None
+        finally:
+            self.wake.set()
+
     async def create(self, spec: NewVMSpec) -> None:
         try:
             await self.backend.create(spec)

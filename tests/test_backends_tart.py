@@ -132,6 +132,12 @@ async def test_suspend_and_delete_on_the_lab(tart_lab: TartLabFactory) -> None:
     with pytest.raises(BackendError) as caught:
         await backend.create(NewVMSpec("c", "ghcr.io/cirruslabs/macos-tahoe-base:latest"))
     assert "\n" not in str(caught.value) and caught.value.kind is not None
+    # `tart suspend` would power "a" off (it was not run --suspendable): refused, kept.
+    with pytest.raises(BackendError) as caught:
+        await backend.suspend("a")
+    assert caught.value.kind is BackendErrorKind.UNSUPPORTED
+    assert "stop it instead" in str(caught.value)
+    assert (await backend.list_vms())[0].state is TartState.RUNNING
     await backend.stop("a")
     async with asyncio.timeout(10):
         while True:  # tart itself is polled: nothing to wait on but its answer

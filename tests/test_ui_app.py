@@ -121,6 +121,22 @@ async def test_s_starts_selected_vm(
         assert "start requested for builder-stopped" in notes.messages()
 
 
+async def test_z_suspends_the_selected_vm_and_not_a_stopped_one(
+    app: MegatuiApp, monitor: FakeMonitor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with app.run_test() as pilot:
+        notes = record_notifications(app, monkeypatch)
+        vm_table(app).select_key("db-ssh")
+        await pilot.press("z")
+        await app.workers.wait_for_complete()
+        assert ("suspend_vm", "db-ssh") in monitor.calls
+        vm_table(app).select_key("builder-stopped")
+        await pilot.press("z")
+        await app.workers.wait_for_complete()
+        assert ("suspend_vm", "builder-stopped") not in monitor.calls
+        assert "builder-stopped is already stopped" in notes.messages("warning")
+
+
 async def test_start_error_is_notified_and_app_keeps_running(
     app: MegatuiApp, monitor: FakeMonitor, monkeypatch: pytest.MonkeyPatch
 ) -> None:

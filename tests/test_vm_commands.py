@@ -169,3 +169,21 @@ async def test_orchard_refusals_and_status(controller: FakeOrchard, tmp_path: Pa
     assert (vm["name"], vm["backend"], vm["restart_policy"]) == ("alpha", "orchard", "Never")
     assert "worker" in vm and "restart_count" in vm
     assert data["readonly"] is True and "compute:write" in data["readonly_reason"]
+
+
+async def test_orchard_suspend_a_suspendable_vm_and_refuse_the_others(
+    controller: FakeOrchard, tmp_path: Path
+) -> None:
+    client = OrchardClient(OrchardConfig(controller.url, ADMIN[0], ADMIN[1]))
+    try:
+        await client.create_vm(NewVM("sleepy", IMAGE, suspendable=True))
+    finally:
+        await client.close()
+    code, out, err = await orchard(controller, tmp_path, "suspend", "sleepy")
+    assert (code, out.strip()) == (0, "VM 'sleepy' suspending"), err
+    assert controller.store.get_vm("sleepy").fields["powerState"] == "suspended"
+    # Not created suspendable: the controller's 412, verbatim, in one line.
+    code, out, err = await orchard(controller, tmp_path, "suspend", "alpha")
+    assert code == 1
+    assert err.count("\n") == 1 and "only suspendable VMs can be suspended" in err, err
+    assert controller.store.get_vm("alpha").fields["powerState"] == "running"

@@ -132,6 +132,10 @@ class FakeMonitor:
         self.calls.append(("stop_vm", name))
         self._maybe_fail("stop_vm")
 
+    async def suspend_vm(self, name: str) -> None:
+        self.calls.append(("suspend_vm", name))
+        self._maybe_fail("suspend_vm")
+
     def ssh_argv(self, name: str) -> list[str]:
         self._maybe_fail("ssh_argv")
         vm = self._snapshot.vm(name)

@@ -20,7 +20,7 @@ from megatui.backends.base import (
 )
 from megatui.clock import Clock, SystemClock
 from megatui.config import Settings, state_dir
-from megatui.model import BackendVM, Worker
+from megatui.model import BackendVM, TartState, Worker
 from megatui.sources.tart import (
     TartCLI,
     TartError,
@@ -192,6 +192,19 @@ class TartBackend:
             raise backend_error(exc) from None
 
     async def suspend(self, name: str) -> None:
+        # `tart suspend` powers off a VM that was not started with --suspendable
+        # (docs/facts/tart.md §7.2), megatui's `tart run` does not pass it, and
+        # nothing tells how another program started one: a running VM is refused
+        # here rather than lost. A VM that is not running gets tart's own refusal.
+        listed = {vm.name: vm for vm in await self.list_vms()}
+        vm = listed.get(name)
+        if vm is not None and vm.state is TartState.RUNNING:
+            raise BackendError(
+                BackendErrorKind.UNSUPPORTED,
+                f"not suspending VM '{name}': tart powers off a VM not started with "
+                "--suspendable; stop it instead",
+                vm=name,
+            )
         await self._tart("suspend", name, vm=name)
 
     async def create(self, spec: NewVMSpec) -> None:

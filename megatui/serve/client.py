@@ -238,6 +238,9 @@ class RemoteMonitor:
     async def stop_vm(self, name: str) -> None:
         await self._action(name, "stop")
 
+    async def suspend_vm(self, name: str) -> None:
+        await self._action(name, "suspend")
+
     async def create_vm(self, spec: NewVMSpec) -> None:
         raise ActionError("creating a VM is not available in an attached viewer yet")
 

@@ -192,15 +192,20 @@ class ControlServer:
     async def vm_action(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         action = request.match_info["action"]
-        if action not in ("start", "stop"):
-            return error(404, f"unknown action '{action}' (start or stop)")
+        calls = {
+            "start": self.monitor.start_vm,
+            "stop": self.monitor.stop_vm,
+            "suspend": self.monitor.suspend_vm,
+        }
+        call = calls.get(action)
+        if call is None:
+            return error(404, f"unknown action '{action}' (start, stop or suspend)")
         if self.options.readonly:
             return error(403, f"read-only: refusing to {action} VMs (the server runs --readonly)")
         if not self.options.allow_actions:
             return error(403, f"refusing to {action} VMs: the server runs without --allow-actions")
         if not self._known(name):
             return error(404, f"unknown VM '{name}'")
-        call = self.monitor.start_vm if action == "start" else self.monitor.stop_vm
         try:
             note = await call(name)
         except ActionError as exc:

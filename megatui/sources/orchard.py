@@ -120,6 +120,7 @@ class NewVM:
     password: str | None = field(default=None, repr=False)
     labels: Mapping[str, str] | None = None
     resources: Mapping[str, int] | None = None
+    suspendable: bool = False  # only such a VM can be suspended, and never un-made so
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"name": self.name, "image": self.image}
@@ -136,6 +137,8 @@ class NewVM:
                 body[key] = value
         if self.headless:
             body["headless"] = True
+        if self.suspendable:
+            body["suspendable"] = True
         if self.labels:
             body["labels"] = dict(self.labels)
         if self.resources:

@@ -73,6 +73,7 @@ from megatui.ui.vm_dialogs import ConfirmDeleteScreen, CreateVMScreen
 ACTION_HELP: dict[str, str] = {
     "start_vm": "start the selected VM (tart run --no-graphics)",
     "stop_vm": "stop the selected VM, after a confirmation",
+    "suspend_vm": "suspend the selected VM (Orchard, created suspendable); start resumes it",
     "create_vm": "create a VM: name, image, CPU, memory, restart policy",
     "delete_vm": "delete the selected VM for good, after a confirmation",
     "ssh": "interactive ssh to the selected VM; offers to wait while it boots",
@@ -195,6 +196,7 @@ class MegatuiApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(DEFAULT_KEYS["start"], "start_vm", "start", id="start"),
         Binding(DEFAULT_KEYS["stop"], "stop_vm", "stop", id="stop"),
+        Binding(DEFAULT_KEYS["suspend"], "suspend_vm", "suspend", id="suspend", show=False),
         Binding(DEFAULT_KEYS["create"], "create_vm", "create", id="create", show=False),
         Binding(DEFAULT_KEYS["delete"], "delete_vm", "delete", id="delete", show=False),
         Binding(DEFAULT_KEYS["ssh"], "ssh", "ssh", id="ssh"),
@@ -469,7 +471,7 @@ class MegatuiApp(App[None]):
         if verb == "start" and not idle and vm.phase is not Phase.ERROR:
             self.notify(f"{name} is already {vm.phase}", severity="warning", markup=False)
             return True
-        if verb == "stop" and (idle or vm.phase is Phase.STOPPING):
+        if verb in ("stop", "suspend") and (idle or vm.phase is Phase.STOPPING):
             self.notify(f"{name} is already {vm.phase}", severity="warning", markup=False)
             return True
         return False
@@ -494,6 +496,13 @@ class MegatuiApp(App[None]):
                 self._vm_action("stop", vm)
 
         self.push_screen(ConfirmStopScreen(vm), confirmed)
+
+    def action_suspend_vm(self, name: str | None = None) -> None:
+        if self._refuse_if_readonly("suspend"):
+            return
+        vm = self._vm_or_warn(name)
+        if vm is not None and not self._pointless(vm, "suspend"):
+            self._vm_action("suspend", vm)
 
     def action_create_vm(self) -> None:
         if self._refuse_if_readonly("create"):
@@ -560,6 +569,8 @@ class MegatuiApp(App[None]):
             return await self.monitor.start_vm(name)
         if verb == "stop":
             await self.monitor.stop_vm(name)
+        elif verb == "suspend":
+            await self.monitor.suspend_vm(name)
         else:
             await self.monitor.delete_vm(name)
         return None

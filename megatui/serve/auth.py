@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import os
 import secrets
@@ -27,6 +26,8 @@ from pathlib import Path
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+
+from megatui.loopback import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +41,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 class TokenError(Exception):
     """The token file cannot be made or read; one line."""
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def load_or_create_token(path: Path) -> tuple[str, bool]:

@@ -21,6 +21,7 @@ from aiohttp import web
 from megatui import doctor
 from megatui.config import Settings, state_dir
 from megatui.doctor import CheckResult
+from megatui.loopback import is_loopback
 from megatui.monitor import Monitor
 from megatui.serve import auth
 from megatui.serve.recovery_runner import RecoveryRunner
@@ -65,7 +66,7 @@ def tls_context(args: ServeArgs) -> ssl.SSLContext | None:
 
 def policy_for(args: ServeArgs, tls: bool) -> tuple[auth.Policy, str | None]:
     """The access policy, and the token to show (only when it was just made)."""
-    loopback = auth.is_loopback(args.bind)
+    loopback = is_loopback(args.bind)
     if loopback:
         return auth.Policy(token=None, tls=tls, loopback=True), None
     try:

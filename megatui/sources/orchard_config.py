@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import os
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from megatui.loopback import is_loopback
 
 ENV_URL = "ORCHARD_URL"
 ENV_NAME = "ORCHARD_SERVICE_ACCOUNT_NAME"
@@ -157,15 +158,6 @@ def check_url(url: str) -> str:
             "only a loopback controller may use http://; use https://"
         )
     return url
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def resolve(

@@ -285,6 +285,26 @@ async def test_a_burst_of_changes_is_coalesced(api: FakeKubeAPI, tmp_path: Path)
         assert len(rec.states) - before <= 4
 
 
+async def test_events_read_together_are_published_together(
+    api: FakeKubeAPI, tmp_path: Path
+) -> None:
+    """Five changes written at once reach the client in one read: the publish at the
+    loop's next turn carries all of them. Before, the first went out alone at once and
+    the other four a coalescing window later (through a terminal: two repaints)."""
+    rec = Recorder()
+    # No window at all: what is left to group them is only "the loop's next turn".
+    timing = KubeTiming(backoff_initial=0.05, backoff_max=0.2, coalesce=0.0)
+    async with running(make_source(kubeconfig_for(tmp_path, api.url), rec, timing)):
+        await rec.wait_for(loaded)
+        await watching(api)
+        before = len(rec.states)
+        for i in range(1, 6):  # the fake API server shares this loop: one step
+            api.store.set(PODS, crashing_repo_server(restarts=i))
+        await rec.wait_for(lambda s: any(p.restarts.startswith("5 (") for p in s.pods), timeout=5)
+        seen = {p.restarts.split(" ")[0] for s in rec.states[before:] for p in s.pods}
+        assert not seen & {"1", "2", "3", "4"}, "a publish carried only part of the read"
+
+
 # --------------------------------------------------------------------------- 410 and relist
 
 

@@ -229,15 +229,22 @@ class KubeSource:
         return float(self.clock.now())
 
     def _changed(self, *, urgent: bool = False) -> None:
-        """Publish now if nothing went out in the last `coalesce` seconds (or urgent),
-        else once that window has passed."""
+        """Publish at the loop's next turn if nothing went out in the last `coalesce`
+        seconds (at once if urgent), else once that window has passed.
+
+        "Next turn", not "now": the events a watch delivered in one read are all
+        applied before the loop turns, so a change of 5 pods written at once is one
+        publish instead of one for the first pod and one for the rest `coalesce`
+        later (through a terminal: 60 ms -> one repaint)."""
         self._dirty = True
-        loop = asyncio.get_running_loop()
-        wait = self._last_emit + self.timing.coalesce - loop.time()
-        if urgent or wait <= 0:
+        if urgent:
             self._flush()
-        elif self._flush_handle is None:
-            self._flush_handle = loop.call_later(wait, self._flush)
+            return
+        if self._flush_handle is not None:
+            return  # a publish is already on its way and will carry this change
+        loop = asyncio.get_running_loop()
+        wait = max(0.0, self._last_emit + self.timing.coalesce - loop.time())
+        self._flush_handle = loop.call_later(wait, self._flush)
 
     def _flush(self) -> None:
         if self._flush_handle is not None:

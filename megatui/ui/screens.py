@@ -39,34 +39,26 @@ class LiveScreen:
         """The clock moved; nothing else did."""
 
 
-class ConfirmStopScreen(ModalScreen[bool]):
-    """Stop a VM? Cancel has the focus, so a stray enter changes nothing."""
+class ConfirmScreen(ModalScreen[bool]):
+    """A yes/no question about a VM. Cancel has the focus, so a stray enter changes
+    nothing; escape and Cancel answer False, the confirm button True."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, vm_name: str) -> None:
+    def __init__(self, dialog_id: str, title: Text, body: str, confirm: str) -> None:
         super().__init__(classes="dialog-screen")
-        self.vm_name = vm_name
+        self.dialog_id = dialog_id
+        self.title_text = title
+        self.body = body
+        self.confirm_label = confirm
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog", id="confirm-stop"):
-            yield Static(
-                Text.assemble("Stop VM ", (self.vm_name, "bold"), "?", end=""),
-                classes="dialog-title",
-            )
-            yield Static(
-                Text(
-                    # "30 s" near the start: Rich wraps at any space, a no-break one
-                    # too, and "30" and "s" must not end up on two lines.
-                    "tart stop gives the guest 30 s to shut down, then forces it off. "
-                    "Unsaved work inside the VM is lost.",
-                    end="",
-                ),
-                classes="dialog-body",
-            )
+        with Vertical(classes="dialog", id=self.dialog_id):
+            yield Static(self.title_text, classes="dialog-title")
+            yield Static(Text(self.body, end=""), classes="dialog-body")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel", variant="primary")
-                yield Button("Stop VM", id="confirm", variant="error")
+                yield Button(self.confirm_label, id="confirm", variant="error")
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()
@@ -81,6 +73,22 @@ class ConfirmStopScreen(ModalScreen[bool]):
 
     def action_cancel(self) -> None:
         self.dismiss(False)
+
+
+class ConfirmStopScreen(ConfirmScreen):
+    """Stop a VM?"""
+
+    def __init__(self, vm_name: str) -> None:
+        super().__init__(
+            "confirm-stop",
+            Text.assemble("Stop VM ", (vm_name, "bold"), "?", end=""),
+            # "30 s" near the start: Rich wraps at any space, a no-break one too, and
+            # "30" and "s" must not end up on two lines.
+            "tart stop gives the guest 30 s to shut down, then forces it off. "
+            "Unsaved work inside the VM is lost.",
+            "Stop VM",
+        )
+        self.vm_name = vm_name
 
 
 class SSHCommandScreen(ModalScreen[None]):

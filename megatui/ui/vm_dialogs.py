@@ -23,6 +23,7 @@ from megatui.sources.orchard_model import name_problem
 from megatui.ui import render
 from megatui.ui.panels import TextLine
 from megatui.ui.render import literal
+from megatui.ui.screens import ConfirmScreen
 
 RESTART_POLICIES: tuple[Literal["Never", "OnFailure"], ...] = ("Never", "OnFailure")
 
@@ -136,44 +137,19 @@ class CreateVMScreen(ModalScreen[NewVMSpec | None]):
         self.dismiss(None)
 
 
-class ConfirmDeleteScreen(ModalScreen[bool]):
-    """Delete a VM? Cancel has the focus, so a stray enter deletes nothing."""
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+class ConfirmDeleteScreen(ConfirmScreen):
+    """Delete a VM? Nothing is deleted without the confirm button."""
 
     def __init__(self, vm_name: str, worker: str | None = None, backend: str = "tart") -> None:
-        super().__init__(classes="dialog-screen")
+        where = f" on {worker}" if worker else ""
+        who = "tart delete" if backend == "tart" else "The controller"
+        super().__init__(
+            "confirm-delete",
+            Text.assemble("Delete VM ", (vm_name, "bold"), f"{where}?", end=""),
+            f"{who} stops it and removes it for good: its disk and everything on it "
+            "are lost. This cannot be undone.",
+            "Delete VM",
+        )
         self.vm_name = vm_name
         self.worker = worker
         self.backend = backend
-
-    def compose(self) -> ComposeResult:
-        where = f" on {self.worker}" if self.worker else ""
-        with Vertical(classes="dialog", id="confirm-delete"):
-            yield Static(
-                Text.assemble("Delete VM ", (self.vm_name, "bold"), f"{where}?", end=""),
-                classes="dialog-title",
-            )
-            who = "tart delete" if self.backend == "tart" else "The controller"
-            yield Static(
-                Text(
-                    f"{who} stops it and removes it for good: its disk and "
-                    "everything on it are lost. This cannot be undone.",
-                    end="",
-                ),
-                classes="dialog-body",
-            )
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Cancel", id="cancel", variant="primary")
-                yield Button("Delete VM", id="confirm", variant="error")
-
-    def on_mount(self) -> None:
-        self.query_one("#cancel", Button).focus()
-
-    @on(Button.Pressed, "#confirm")
-    def _confirm(self) -> None:
-        self.dismiss(True)
-
-    @on(Button.Pressed, "#cancel")
-    def action_cancel(self) -> None:
-        self.dismiss(False)

@@ -40,6 +40,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks._proc import rss_mb
 from benchmarks.lab import SettledLab, megatui_argv
 from benchmarks.results import Result, Row, add_json_argument, command_line, write_if_asked
 from megatui.lab.tartlab import LabVMSpec
@@ -74,12 +75,6 @@ def parent_of(pid: int) -> int:
         return int(fh.read().rsplit(")", 1)[1].split()[1])
 
 
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class Terminal:

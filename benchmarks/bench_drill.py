@@ -41,6 +41,7 @@ from textual._compositor import CompositorUpdate
 from textual.app import App
 from textual.screen import Screen
 
+from benchmarks._proc import rss_mb
 from benchmarks.results import Result, Row, add_json_argument, percentile
 from megatui.config import load_settings
 from megatui.lab.cluster import start_lab_cluster
@@ -296,12 +297,6 @@ async def bench_search(runs: int) -> tuple[list[float], list[float]]:
     return bare, screen_times
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def bench_follow(

@@ -14,12 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import resource
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +23,7 @@ from typing import Any
 
 import aiohttp
 
+from benchmarks._proc import peak_rss_mb, rss_mb, start_cluster, stop_cluster
 from benchmarks.results import Result, Row, add_json_argument, command_line, write_if_asked
 from megatui.clock import SystemClock
 from megatui.config import Settings
@@ -35,34 +32,10 @@ from megatui.sources.kube import KubeSource, KubeState
 NAMESPACE = "argocd"
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-async def start_server(
-    pods: int, workdir: Path
-) -> tuple[asyncio.subprocess.Process, dict[str, Any]]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "megatui.lab.cluster", "--http", "--settled",
-        "--pods", str(pods), "--workdir", str(workdir),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        start_new_session=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), 120)
-    if not line:
-        proc.kill()
-        raise SystemExit("the lab server did not start")
-    return proc, json.loads(line)
 
 
 class Waiter:
@@ -93,7 +66,7 @@ def pct(values: list[float], p: float) -> float:
 
 async def main(pods: int, changes: int, json_path: str | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="megatui-bench-kube-"))
-    proc, info = await start_server(pods, workdir)
+    proc, info = await start_cluster(workdir, "--pods", str(pods), timeout=120)
     total_pods = pods + 7
     try:
         # Import the client before the baseline so the table shows what the data costs.
@@ -143,13 +116,7 @@ async def main(pods: int, changes: int, json_path: str | None = None) -> int:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     finally:
-        if proc.stdin:
-            proc.stdin.close()  # the lab server ends when its stdin closes
-        try:
-            await asyncio.wait_for(proc.wait(), 10)
-        except TimeoutError:
-            os.killpg(proc.pid, 9)
-            await proc.wait()
+        await stop_cluster(proc)
 
     rows = [
         ("pods", f"{total_pods}", ""),

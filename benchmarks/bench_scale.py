@@ -34,7 +34,6 @@ import functools
 import io
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -46,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import results
+from benchmarks._proc import peak_rss_mb, rss_mb, start_cluster, stop_cluster
 from benchmarks.bench_ui import (
     SIZE,
     FakeMonitor,
@@ -72,16 +72,8 @@ HEADLESS = (
 )
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def ms(samples: Sequence[float]) -> list[float]:
@@ -136,30 +128,8 @@ async def pods5(root: Path, updates: int) -> list[results.Row]:
 # --- the lab's API server and the real KubeSource ----------------------------------------
 
 
-async def start_server(workdir: Path, *args: str) -> tuple[asyncio.subprocess.Process, Any]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "megatui.lab.cluster", "--http", "--settled",
-        "--workdir", str(workdir), *args,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        start_new_session=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), 300)
-    if not line:
-        proc.kill()
-        raise SystemExit("the lab server did not start")
-    return proc, json.loads(line)
 
 
-async def stop_server(proc: asyncio.subprocess.Process) -> None:
-    if proc.stdin:
-        proc.stdin.close()  # the lab server ends when its stdin closes
-    try:
-        await asyncio.wait_for(proc.wait(), 10)
-    except TimeoutError:
-        os.killpg(proc.pid, 9)
-        await proc.wait()
 
 
 class Feed:
@@ -248,7 +218,7 @@ async def apps(root: Path, count: int, changes: int, scrolls: int) -> list[resul
     import aiohttp
     import kubernetes.aio.config  # noqa: F401  (the client's import is not the data's cost)
 
-    proc, info = await start_server(root / "kube", "--apps", str(count))
+    proc, info = await start_cluster(root / "kube", "--apps", str(count))
     total = count + 3  # the settled lab's own three
     section = f"{count:,} Argo CD Applications"
     try:
@@ -308,7 +278,7 @@ async def apps(root: Path, count: int, changes: int, scrolls: int) -> list[resul
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
     finally:
-        await stop_server(proc)
+        await stop_cluster(proc)
     scroll = Latencies.all(keys.complete)
     return [
         results.Row(
@@ -371,7 +341,7 @@ async def apps(root: Path, count: int, changes: int, scrolls: int) -> list[resul
 async def pods20k(root: Path, count: int, churn: float, window: float) -> list[results.Row]:
     import kubernetes.aio.config  # noqa: F401
 
-    proc, info = await start_server(root / "kube", "--pods", str(count), "--churn", str(churn))
+    proc, info = await start_cluster(root / "kube", "--pods", str(count), "--churn", str(churn))
     section = f"{count:,} pods in the argocd namespace, {churn:g} pod changes a second"
     try:
         app, _monitor, feed, source = await kube_app(root, info["kubeconfig"])
@@ -397,7 +367,7 @@ async def pods20k(root: Path, count: int, churn: float, window: float) -> list[r
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
     finally:
-        await stop_server(proc)
+        await stop_cluster(proc)
     # Each published snapshot is drawn by the first apply of it or of a newer one: at
     # the frame after that apply, or at the apply itself when what changed is off
     # screen (no frame is due: the screen already shows what it should).

@@ -31,7 +31,8 @@ from textual.widgets import Button, Footer
 from ui_fixtures import app_fixture, clock_fixture, monitor_fixture, utc_fixture  # noqa: F401
 
 import megatui.ui
-from megatui.ui.app import MainScreen, MegatuiApp, StableFooter
+from megatui.ui.app import MegatuiApp
+from megatui.ui.main_screen import MainScreen, StableFooter
 from megatui.ui.table import Column, KeyedTable
 
 #: Our overrides of Textual's private methods: (our class, name, Textual's class,
@@ -109,7 +110,7 @@ def test_footer_still_has_the_private_state_and_hook_stable_footer_uses() -> Non
     ready = vars(Footer).get("_bindings_ready")
     assert isinstance(ready, Reactive), (
         "Textual's Footer._bindings_ready is gone or no longer a reactive: "
-        "StableFooter.bindings_changed (megatui/ui/app.py) reads it"
+        "StableFooter.bindings_changed (megatui/ui/main_screen.py) reads it"
     )
     theirs = inspect.signature(Footer.bindings_changed).parameters
     assert list(theirs) == ["self", "screen"], (
@@ -121,7 +122,7 @@ def test_screen_focused_is_still_the_reactive_main_screen_redeclares() -> None:
     theirs = vars(Screen).get("focused")
     assert isinstance(theirs, Reactive), (
         "Textual's Screen.focused is no longer a reactive: MainScreen.focused "
-        "(megatui/ui/app.py) redeclares it without the repaint, and must follow"
+        "(megatui/ui/main_screen.py) redeclares it without the repaint, and must follow"
     )
     ours = vars(MainScreen)["focused"]
     assert isinstance(ours, Reactive) and ours._repaint is False

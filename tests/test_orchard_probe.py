@@ -74,6 +74,25 @@ async def test_requests_are_staggered_and_the_first_to_connect_wins() -> None:
     assert len(controller.requests) == backend.PROBE_REQUESTS
 
 
+async def test_of_two_connecting_in_one_turn_the_earlier_request_wins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """asyncio.wait hands back a set: which of two finished tasks comes first in it
+    follows their addresses. Repeated, so that set order cannot pass by luck (it
+    did, most of the time, before the choice was made by request order)."""
+    monkeypatch.setattr(backend, "PROBE_STAGGER", 0.001)
+    for _ in range(40):
+        controller = _Controller()
+        probe = asyncio.create_task(staggered_port_forward(controller, "vm", 22))  # type: ignore[arg-type]
+        await controller.wait_requests(backend.PROBE_REQUESTS)
+        first, second = _Writer(), _Writer()
+        controller.requests[2][1].set_result(("reader", second))
+        controller.requests[1][1].set_result(("reader", first))
+        _reader, writer = await asyncio.wait_for(probe, 5.0)
+        assert writer is first and not first.closed
+        assert second.closed
+
+
 async def test_every_request_giving_up_is_one_not_yet() -> None:
     controller = _Controller()
     probe = asyncio.create_task(staggered_port_forward(controller, "vm", 22))  # type: ignore[arg-type]

@@ -332,6 +332,7 @@ async def staggered_port_forward(client: OrchardClient, vm: str, port: int) -> S
     connected meanwhile, closed."""
     loop = asyncio.get_running_loop()
     pending: set[asyncio.Task[Streams]] = set()
+    order: list[asyncio.Task[Streams]] = []
     started = 0
     next_at = loop.time()
     last: BaseException | None = None
@@ -339,7 +340,9 @@ async def staggered_port_forward(client: OrchardClient, vm: str, port: int) -> S
         while True:
             if started < PROBE_REQUESTS and (started == 0 or pending) and loop.time() >= next_at:
                 opening = client.open_port_forward(vm, port, wait=PROBE_WAIT)
-                pending.add(asyncio.create_task(opening))
+                task = asyncio.create_task(opening)
+                pending.add(task)
+                order.append(task)
                 started += 1
                 next_at = loop.time() + PROBE_STAGGER
             if not pending:
@@ -351,7 +354,9 @@ async def staggered_port_forward(client: OrchardClient, vm: str, port: int) -> S
                 timeout=max(next_at - loop.time(), 0.0) if more else None,
                 return_when=asyncio.FIRST_COMPLETED,
             )
-            for task in done:
+            # Two may finish in one turn of the loop: the earlier request wins, so
+            # that which stream is kept does not depend on set order.
+            for task in sorted(done, key=order.index):
                 pending.discard(task)
                 exc = task.exception()
                 if exc is None:

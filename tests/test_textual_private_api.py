@@ -32,7 +32,8 @@ from ui_fixtures import app_fixture, clock_fixture, monitor_fixture, utc_fixture
 
 import megatui.ui
 from megatui.ui.app import MegatuiApp
-from megatui.ui.main_screen import MainScreen, StableFooter
+from megatui.ui.footer import StableFooter
+from megatui.ui.main_screen import MainScreen
 from megatui.ui.table import Column, KeyedTable
 
 #: Our overrides of Textual's private methods: (our class, name, Textual's class,
@@ -110,7 +111,7 @@ def test_footer_still_has_the_private_state_and_hook_stable_footer_uses() -> Non
     ready = vars(Footer).get("_bindings_ready")
     assert isinstance(ready, Reactive), (
         "Textual's Footer._bindings_ready is gone or no longer a reactive: "
-        "StableFooter.bindings_changed (megatui/ui/main_screen.py) reads it"
+        "StableFooter.bindings_changed (megatui/ui/footer.py) reads it"
     )
     theirs = inspect.signature(Footer.bindings_changed).parameters
     assert list(theirs) == ["self", "screen"], (

@@ -44,7 +44,8 @@ from megatui.model import BOOT_PHASES, SOURCE_HOST, Phase, Snapshot, TartState
 from megatui.ui import drill_keys
 from megatui.ui.commands import MegatuiCommands, PaletteCommand
 from megatui.ui.driver import terminal_driver
-from megatui.ui.main_screen import MainScreen, StableFooter
+from megatui.ui.footer import StableFooter
+from megatui.ui.main_screen import MainScreen
 from megatui.ui.panels import (
     ArgoPanel,
     ClusterPanel,

@@ -33,22 +33,25 @@ def open_detail(app: MegatuiApp) -> bool:
         return False
     table, key = found
     freeze_long_lived()
+    from megatui.ui.object_screen import ObjectScreen, open_detail
+
     snap = app.snapshot
-    now = app.clock.now()
+    screen: ObjectScreen
     if table == "pod-table":
         from megatui.ui.pod_detail import PodDetailScreen
 
         namespace, name = key.split("/", 1)
-        app.push_screen(PodDetailScreen(app.monitor, namespace, name, snap, now))
+        screen = PodDetailScreen(app.monitor, namespace, name, snap, app.clock.now())
     elif table == "app-table":
         from megatui.ui.kube_detail import AppDetailScreen
 
         namespace, name = key.split("/", 1)
-        app.push_screen(AppDetailScreen(app.monitor, namespace, name, snap))
+        screen = AppDetailScreen(app.monitor, namespace, name, snap)
     else:
         from megatui.ui.kube_detail import NodeDetailScreen
 
-        app.push_screen(NodeDetailScreen(app.monitor, "", key, snap))
+        screen = NodeDetailScreen(app.monitor, "", key, snap)
+    open_detail(app, screen)
     return True
 
 

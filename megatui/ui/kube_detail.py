@@ -12,21 +12,19 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
-from megatui.api import ActionError, MonitorAPI
+from megatui.api import MonitorAPI
 from megatui.model import Snapshot
 from megatui.sources.pod_why import one_line
 from megatui.ui import describe, render
-from megatui.ui.heap import forget_closed_widgets
+from megatui.ui.footer import StableFooter
+from megatui.ui.object_screen import ObjectScreen, open_detail
 from megatui.ui.panels import TextLine
 from megatui.ui.render import literal
-from megatui.ui.screens import LiveScreen
 from megatui.ui.table import Column, KeyedTable, Row
 
 JSON = dict[str, Any]
@@ -45,41 +43,14 @@ _CSS = """
 """
 
 
-class _ObjectScreen(LiveScreen, ModalScreen[None]):
-    KIND = ""
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "close", "close"),
-        Binding("q", "close", "close", show=False),
-        Binding("r", "reload", "reload"),
-    ]
+class _SnapshotScreen(ObjectScreen):
+    """An Application's or a node's detail: the object, with the snapshot's view of it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "reload", "reload")]
 
     def __init__(self, monitor: MonitorAPI, namespace: str, name: str, snapshot: Snapshot) -> None:
-        super().__init__()
-        self.monitor = monitor
-        self.namespace = namespace
-        self.obj_name = name
+        super().__init__(monitor, namespace, name)
         self.snapshot = snapshot
-        self.obj: JSON | None = None
-        self.error: str | None = None
-        self.loaded = False
-
-    def on_mount(self) -> None:
-        self.load()
-
-    def on_unmount(self) -> None:
-        forget_closed_widgets()
-
-    @work(group="kube-detail-load", exclusive=True, exit_on_error=False)
-    async def load(self) -> None:
-        try:
-            self.obj = await self.monitor.kube_object(self.KIND, self.namespace, self.obj_name)
-            self.error = None
-        except ActionError as exc:
-            self.error = str(exc)
-        except Exception as exc:  # a core bug or I/O failure: one line, keep the screen
-            self.error = f"cannot read the {self.KIND}: {exc}"
-        self.loaded = True
-        self.draw()
 
     def show_snapshot(self, snapshot: Snapshot, now: float) -> None:
         self.snapshot = snapshot
@@ -89,21 +60,11 @@ class _ObjectScreen(LiveScreen, ModalScreen[None]):
             return literal(self.error, render.BAD)
         return literal("loading…" if self.obj is None else "", render.MUTED)
 
-    def draw(self) -> None:
-        raise NotImplementedError
 
-    def action_reload(self) -> None:
-        self.load()
-
-    def action_close(self) -> None:
-        self.dismiss(None)
-
-
-class AppDetailScreen(_ObjectScreen):
+class AppDetailScreen(_SnapshotScreen):
     KIND = "application"
     DEFAULT_CSS = _CSS % "AppDetailScreen"
     BINDINGS: ClassVar[list[BindingType]] = [
-        *_ObjectScreen.BINDINGS,
         Binding("enter", "open", "open pod"),
     ]
     COLUMNS = (
@@ -126,10 +87,10 @@ class AppDetailScreen(_ObjectScreen):
                 yield Static(id="app-operation")
                 yield Static("Resources (unhealthy and out of sync first)", classes="section")
             yield KeyedTable(self.COLUMNS, id="app-resources")
-        yield Footer()
+        yield StableFooter()
 
     def draw(self) -> None:
-        if not self.is_mounted:
+        if not self.drawable:
             return
         self.query_one("#app-head", TextLine).show(self.head())
         app = self.obj
@@ -172,14 +133,13 @@ class AppDetailScreen(_ObjectScreen):
             return
         from megatui.ui.pod_detail import PodDetailScreen
 
-        self.app.push_screen(
-            PodDetailScreen(
-                self.monitor, namespace, name, self.snapshot, self.snapshot.generated_at
-            )
+        screen = PodDetailScreen(
+            self.monitor, namespace, name, self.snapshot, self.snapshot.generated_at
         )
+        open_detail(self.app, screen)
 
 
-class NodeDetailScreen(_ObjectScreen):
+class NodeDetailScreen(_SnapshotScreen):
     KIND = "node"
     DEFAULT_CSS = _CSS % "NodeDetailScreen"
 
@@ -189,14 +149,14 @@ class NodeDetailScreen(_ObjectScreen):
             yield TextLine(id="node-head")
             with VerticalScroll(id="node-scroll"):
                 yield Static(id="node-body")
-        yield Footer()
+        yield StableFooter()
 
     def show_snapshot(self, snapshot: Snapshot, now: float) -> None:
         super().show_snapshot(snapshot, now)
         self.draw()
 
     def draw(self) -> None:
-        if not self.is_mounted:
+        if not self.drawable:
             return
         self.query_one("#node-head", TextLine).show(self.head())
         if self.obj is None:

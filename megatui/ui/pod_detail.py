@@ -11,25 +11,22 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
-from megatui.api import ActionError, MonitorAPI
+from megatui.api import MonitorAPI
 from megatui.model import Pod, Snapshot
 from megatui.ui import describe, render
-from megatui.ui.heap import forget_closed_widgets
+from megatui.ui.footer import StableFooter
+from megatui.ui.object_screen import ObjectScreen
 from megatui.ui.panels import TextLine
 from megatui.ui.render import literal
-from megatui.ui.screens import LiveScreen
-
-JSON = dict[str, Any]
 
 
-class PodDetailScreen(LiveScreen, ModalScreen[None]):
+class PodDetailScreen(ObjectScreen):
+    KIND = "pod"
     DEFAULT_CSS = """
     /* opaque: it covers the whole screen, so the one below is neither drawn nor dimmed */
     PodDetailScreen { align: center middle; background: $background; }
@@ -40,8 +37,6 @@ class PodDetailScreen(LiveScreen, ModalScreen[None]):
     #pod-detail-head { height: auto; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "close", "close"),
-        Binding("q", "close", "close", show=False),
         Binding("l", "logs", "logs"),
         Binding("r", "reload", "reload"),
     ]
@@ -49,16 +44,11 @@ class PodDetailScreen(LiveScreen, ModalScreen[None]):
     def __init__(
         self, monitor: MonitorAPI, namespace: str, name: str, snapshot: Snapshot, now: float
     ) -> None:
-        super().__init__()
-        self.monitor = monitor
-        self.namespace = namespace
+        super().__init__(monitor, namespace, name)
         self.pod_name = name
         self._now = now
         self._row = self._find(snapshot)
-        self.obj: JSON | None = None
-        self.error: str | None = None
         self.gone = False
-        self.loaded = False
 
     def _find(self, snapshot: Snapshot) -> Pod | None:
         return next(
@@ -80,26 +70,7 @@ class PodDetailScreen(LiveScreen, ModalScreen[None]):
                 yield Static(id="pod-volumes")
                 yield Static("Events (newest first)", classes="section")
                 yield Static(id="pod-events")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self._draw()
-        self.load()
-
-    def on_unmount(self) -> None:
-        forget_closed_widgets()
-
-    @work(group="pod-detail-load", exclusive=True, exit_on_error=False)
-    async def load(self) -> None:
-        try:
-            self.obj = await self.monitor.kube_object("pod", self.namespace, self.pod_name)
-            self.error = None
-        except ActionError as exc:
-            self.error = str(exc)
-        except Exception as exc:  # a bug or I/O failure of the core: show it, keep the screen
-            self.error = f"cannot read the pod: {exc}"
-        self.loaded = True
-        self._draw()
+        yield StableFooter()
 
     def show_snapshot(self, snapshot: Snapshot, now: float) -> None:
         self._now = now
@@ -109,8 +80,7 @@ class PodDetailScreen(LiveScreen, ModalScreen[None]):
         elif row is not None and row != self._row and self.loaded:
             self.load()  # its status moved: fetch the object again
         self._row = row
-        if self.is_mounted:
-            self._draw()
+        self.draw()
 
     def _head(self) -> Text:
         if self.gone:
@@ -131,8 +101,8 @@ class PodDetailScreen(LiveScreen, ModalScreen[None]):
             parts += [("  why ", render.MUTED), (row.why, render.WARN)]
         return Text.assemble(*parts, no_wrap=True, end="")
 
-    def _draw(self) -> None:
-        if not self.is_mounted:
+    def draw(self) -> None:
+        if not self.drawable:
             return
         self.query_one("#pod-detail-head", TextLine).show(self._head())
         obj = self.obj
@@ -149,14 +119,8 @@ class PodDetailScreen(LiveScreen, ModalScreen[None]):
             shown = literal(f"events unavailable: {problem}", render.BAD)
         self.query_one("#pod-events", Static).update(shown)
 
-    def action_reload(self) -> None:
-        self.load()
-
     def action_logs(self) -> None:
         from megatui.ui.logs import LogsScreen
 
         names = describe.container_names(self.obj) if self.obj else []
         self.app.push_screen(LogsScreen(self.monitor, self.namespace, self.pod_name, names))
-
-    def action_close(self) -> None:
-        self.dismiss(None)

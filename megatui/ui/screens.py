@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, RichLog, Static
+from textual.widgets import Button, RichLog, Static
 
 from megatui import readiness
 from megatui.api import ActionError, MonitorAPI
@@ -25,6 +25,7 @@ from megatui.model import BOOT_PHASES, VM, Phase, Snapshot
 from megatui.readiness import Verdict
 from megatui.report import duration
 from megatui.ui import recovery_line, render, workers_panel
+from megatui.ui.footer import StableFooter
 from megatui.ui.panels import TextLine
 from megatui.ui.render import literal
 
@@ -433,7 +434,7 @@ class DetailScreen(LiveScreen, ModalScreen[None]):
             # Wrapped, not cut: a tart error line is often longer than 80 columns.
             yield RichLog(id="detail-log", highlight=False, markup=False, wrap=True, max_lines=1000)
         # Its own footer: the main screen's keys do not apply here.
-        yield Footer()
+        yield StableFooter()
 
     def _log_title(self) -> str:
         try:

@@ -883,44 +883,34 @@ async def _crash_loop(
         c for c in argocd_components(cluster.cluster_name) if c.name == "argocd-repo-server"
     )
     restarts = 0
-    while True:
-        await asyncio.sleep(1.0 / speed)
-        now = clock()
-        crashed = cluster.set_object(
-            PODS,
-            pod_object(
-                comp, Stage.ERROR, created=start, now=now, restarts=restarts, last_restart=now
-            ),
-        )
-        drill_scenario.repo_server_run(cluster.api, crashed, now, crashed=True)
-        restarts += 1
-        last = now
-        backoff = crash_backoff(restarts)
-        await asyncio.sleep(0.3 / speed)
-        cluster.set_object(
+    last = start
+
+    def put(stage: Stage, now: float, backoff: float = 40.0) -> JSON:
+        return cluster.set_object(
             PODS,
             pod_object(
                 comp,
-                Stage.CRASH_LOOP,
+                stage,
                 created=start,
-                now=clock(),
+                now=now,
                 restarts=restarts,
                 last_restart=last,
                 backoff=backoff,
             ),
         )
+
+    while True:
+        await asyncio.sleep(1.0 / speed)
+        now = clock()
+        last = now
+        crashed = put(Stage.ERROR, now)
+        drill_scenario.repo_server_run(cluster.api, crashed, now, crashed=True)
+        restarts += 1
+        backoff = crash_backoff(restarts)
+        await asyncio.sleep(0.3 / speed)
+        put(Stage.CRASH_LOOP, clock(), backoff)
         await asyncio.sleep(backoff / speed)
-        cluster.set_object(
-            PODS,
-            pod_object(
-                comp,
-                Stage.STARTING,
-                created=start,
-                now=clock(),
-                restarts=restarts,
-                last_restart=last,
-            ),
-        )
+        put(Stage.STARTING, clock())
 
 
 def populate_settled(

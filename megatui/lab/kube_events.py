@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -88,6 +89,29 @@ class EventRecorder:
         self._seq += 1
         return event_name(involved, now + self._seq * 1e-6)
 
+    def _record(
+        self,
+        key: tuple[str, ...],
+        namespace: str,
+        involved: str,
+        now: float,
+        again: Callable[[JSON], None],
+        first: JSON,
+    ) -> JSON:
+        """The recorders' one dedup rule: the same key again updates a copy of the stored
+        event in place (`again`); a new key stores `first` under a fresh name."""
+        name = self._by_key.get(key)
+        old = self._store.get(EVENTS, name, namespace) if name else None
+        if old is not None:
+            event: JSON = json.loads(json.dumps(old))
+            again(event)
+            return self._store.set(EVENTS, event)
+        name = self._name(involved, now)
+        self._by_key[key] = name
+        return self._store.set(
+            EVENTS, {"metadata": {"name": name, "namespace": namespace}, **first}
+        )
+
     def kubelet(
         self,
         pod: JSON,
@@ -106,30 +130,32 @@ class EventRecorder:
         field_path = f"spec.containers{{{container}}}" if container else ""
         ref = object_ref(pod, "Pod", field_path=field_path)
         key = (namespace, ref["uid"], field_path, type_, reason, message, component)
-        name = self._by_key.get(key)
-        old = self._store.get(EVENTS, name, namespace) if name else None
-        if old is not None:
-            event: JSON = json.loads(json.dumps(old))
+        source = {"component": component, "host": host} if host else {"component": component}
+
+        def again(event: JSON) -> None:
             event["count"] = int(event.get("count") or 1) + 1
             event["lastTimestamp"] = rfc3339(now)
-            return self._store.set(EVENTS, event)
-        name = self._name(meta.get("name", "x"), now)
-        self._by_key[key] = name
-        event = {
-            "metadata": {"name": name, "namespace": namespace},
-            "involvedObject": ref,
-            "reason": reason,
-            "message": message,
-            "source": {"component": component, "host": host} if host else {"component": component},
-            "firstTimestamp": rfc3339(now),
-            "lastTimestamp": rfc3339(now),
-            "count": 1,
-            "type": type_,
-            "eventTime": None,
-            "reportingComponent": component,
-            "reportingInstance": host,
-        }
-        return self._store.set(EVENTS, event)
+
+        return self._record(
+            key,
+            namespace,
+            meta.get("name", "x"),
+            now,
+            again,
+            {
+                "involvedObject": ref,
+                "reason": reason,
+                "message": message,
+                "source": source,
+                "firstTimestamp": rfc3339(now),
+                "lastTimestamp": rfc3339(now),
+                "count": 1,
+                "type": type_,
+                "eventTime": None,
+                "reportingComponent": component,
+                "reportingInstance": host,
+            },
+        )
 
     def scheduler(
         self, pod: JSON, reason: str, note: str, *, now: float, action: str, type_: str
@@ -139,30 +165,31 @@ class EventRecorder:
         namespace = meta.get("namespace", "default")
         ref = object_ref(pod, "Pod")
         key = (namespace, ref["uid"], type_, reason, action, "default-scheduler")
-        name = self._by_key.get(key)
-        old = self._store.get(EVENTS, name, namespace) if name else None
-        if old is not None:
-            event: JSON = json.loads(json.dumps(old))
+
+        def again(event: JSON) -> None:
             count = int((event.get("series") or {}).get("count") or 1) + 1
             event["series"] = {"count": count, "lastObservedTime": micro_time(now)}
-            return self._store.set(EVENTS, event)
-        name = self._name(meta.get("name", "x"), now)
-        self._by_key[key] = name
-        event = {
-            "metadata": {"name": name, "namespace": namespace},
-            "involvedObject": ref,
-            "reason": reason,
-            "message": note,
-            "source": {},
-            "firstTimestamp": None,
-            "lastTimestamp": None,
-            "type": type_,
-            "eventTime": micro_time(now),
-            "action": action,
-            "reportingComponent": "default-scheduler",
-            "reportingInstance": "default-scheduler-kind-control-plane",
-        }
-        return self._store.set(EVENTS, event)
+
+        return self._record(
+            key,
+            namespace,
+            meta.get("name", "x"),
+            now,
+            again,
+            {
+                "involvedObject": ref,
+                "reason": reason,
+                "message": note,
+                "source": {},
+                "firstTimestamp": None,
+                "lastTimestamp": None,
+                "type": type_,
+                "eventTime": micro_time(now),
+                "action": action,
+                "reportingComponent": "default-scheduler",
+                "reportingInstance": "default-scheduler-kind-control-plane",
+            },
+        )
 
 
 # --------------------------------------------------------------------------- events.k8s.io/v1

@@ -37,6 +37,7 @@ from megatui.lab.kube_api import (
     human_duration,
     parse_bool,
     parse_time,
+    read_verb,
     rfc3339,
 )
 
@@ -300,14 +301,13 @@ async def serve_events_v1(
     if request.method != "GET":
         return api._status(405, "MethodNotAllowed", "the lab serves events.k8s.io read-only")
     if {"events", "*"} & api.forbidden:
-        verb = "get" if name else ("watch" if parse_bool(request.query.get("watch")) else "list")
-        scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
-        user = api._user(request) or "system:anonymous"
-        return api._status(
-            403,
-            "Forbidden",
-            f'events.events.k8s.io is forbidden: User "{user}" cannot {verb} resource "events" '
-            f'in API group "events.k8s.io" {scope}',
+        return api.forbidden_status(
+            request,
+            "events.events.k8s.io",
+            read_verb(request, name),
+            "events",
+            EVENTS_GROUP,
+            namespace,
             {"group": EVENTS_GROUP, "kind": "events"},
         )
     if name is not None:

@@ -980,6 +980,7 @@ def populate_settled(
         store.set(APPLICATIONS, app)
 
 
+# (Its keyword knobs look like lab/orchard FakeOrchard's: shape only.)
 async def start_lab_cluster(
     host: str = "127.0.0.1",
     port: int = 0,

@@ -693,6 +693,8 @@ def _col(name: str, description: str, priority: int = 0, fmt: str = "") -> JSON:
 
 _NAME_COL = _col("Name", "Name must be unique within a namespace.", fmt="name")
 _AGE_COL = _col("Age", "CreationTimestamp is a timestamp representing the server time.")
+# kubectl's server-side columns per resource, as data copied from the API server:
+# the lists are alike in shape only (the duplicates scan pairs them).
 TABLE_COLUMNS: dict[str, list[JSON]] = {
     "pods": [
         _NAME_COL,

@@ -48,6 +48,9 @@ from megatui.lab.kube_certs import (
 
 JSON = dict[str, Any]
 
+#: The namespaces a fresh Kind cluster has (the Argo CD one is added to them).
+KIND_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system", "local-path-storage")
+
 KUBE_VERSION = "v1.33.1"
 ARGOCD_IMAGE = "quay.io/argoproj/argocd:v3.1.5"
 NAMESPACE = "argocd"
@@ -919,14 +922,7 @@ def populate_settled(
     """The cluster as it looks after a while: everything Running except the
     repo-server, which is crash-looping; two Applications healthy, one degraded."""
     created = now - 2 * 3600
-    for ns in (
-        "default",
-        "kube-node-lease",
-        "kube-public",
-        "kube-system",
-        "local-path-storage",
-        namespace,
-    ):
+    for ns in (*KIND_NAMESPACES, namespace):
         store.set(NAMESPACES, namespace_object(ns, created))
     for node in kind_nodes(created, cluster):
         store.set(NODES, node)
@@ -1013,14 +1009,7 @@ async def start_lab_cluster(
     now = clock()
     if animate:
         created = now
-        for ns in (
-            "default",
-            "kube-node-lease",
-            "kube-public",
-            "kube-system",
-            "local-path-storage",
-            NAMESPACE,
-        ):
+        for ns in (*KIND_NAMESPACES, NAMESPACE):
             store.set(NAMESPACES, namespace_object(ns, now - 60))
         for node in kind_nodes(now - 40, name, workers_ready=False):
             store.set(NODES, node)

@@ -132,31 +132,25 @@ class EventRecorder:
         ref = object_ref(pod, "Pod", field_path=field_path)
         key = (namespace, ref["uid"], field_path, type_, reason, message, component)
         source = {"component": component, "host": host} if host else {"component": component}
+        first: JSON = {
+            "involvedObject": ref,
+            "reason": reason,
+            "message": message,
+            "source": source,
+            "firstTimestamp": rfc3339(now),
+            "lastTimestamp": rfc3339(now),
+            "count": 1,
+            "type": type_,
+            "eventTime": None,
+            "reportingComponent": component,
+            "reportingInstance": host,
+        }
 
         def again(event: JSON) -> None:
             event["count"] = int(event.get("count") or 1) + 1
             event["lastTimestamp"] = rfc3339(now)
 
-        return self._record(
-            key,
-            namespace,
-            meta.get("name", "x"),
-            now,
-            again,
-            {
-                "involvedObject": ref,
-                "reason": reason,
-                "message": message,
-                "source": source,
-                "firstTimestamp": rfc3339(now),
-                "lastTimestamp": rfc3339(now),
-                "count": 1,
-                "type": type_,
-                "eventTime": None,
-                "reportingComponent": component,
-                "reportingInstance": host,
-            },
-        )
+        return self._record(key, namespace, meta.get("name", "x"), now, again, first)
 
     def scheduler(
         self, pod: JSON, reason: str, note: str, *, now: float, action: str, type_: str
@@ -167,30 +161,25 @@ class EventRecorder:
         ref = object_ref(pod, "Pod")
         key = (namespace, ref["uid"], type_, reason, action, "default-scheduler")
 
+        first: JSON = {
+            "involvedObject": ref,
+            "reason": reason,
+            "message": note,
+            "source": {},
+            "firstTimestamp": None,
+            "lastTimestamp": None,
+            "type": type_,
+            "eventTime": micro_time(now),
+            "action": action,
+            "reportingComponent": "default-scheduler",
+            "reportingInstance": "default-scheduler-kind-control-plane",
+        }
+
         def again(event: JSON) -> None:
             count = int((event.get("series") or {}).get("count") or 1) + 1
             event["series"] = {"count": count, "lastObservedTime": micro_time(now)}
 
-        return self._record(
-            key,
-            namespace,
-            meta.get("name", "x"),
-            now,
-            again,
-            {
-                "involvedObject": ref,
-                "reason": reason,
-                "message": note,
-                "source": {},
-                "firstTimestamp": None,
-                "lastTimestamp": None,
-                "type": type_,
-                "eventTime": micro_time(now),
-                "action": action,
-                "reportingComponent": "default-scheduler",
-                "reportingInstance": "default-scheduler-kind-control-plane",
-            },
-        )
+        return self._record(key, namespace, meta.get("name", "x"), now, again, first)
 
 
 # --------------------------------------------------------------------------- events.k8s.io/v1

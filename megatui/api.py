@@ -25,6 +25,11 @@ class ActionError(Exception):
         self.status = status
 
 
+# Each method's signature stands again in Monitor (monitor.py) and RemoteMonitor
+# (serve/client.py), and follow_pod_logs's also in the functions they hand it on to
+# (drill.Drill.follow_logs, sources/kube_logs.follow, serve/remote_logs.follow): a
+# Protocol's implementations must spell it out, so the duplicates scan lists them on
+# purpose. The docstrings here are the reference; the implementations do not restate them.
 class MonitorAPI(Protocol):
     @property
     def snapshot(self) -> Snapshot:

@@ -96,6 +96,8 @@ class _RefusePassword(argparse.Action):
         )
 
 
+# orchard_proxy.add_arguments registers its subcommand's flags beside the code that
+# reads them; its argparse calls are alike in shape only with the ones here.
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="megatui",

@@ -17,6 +17,7 @@ from typing import Any
 
 from megatui.clock import Clock
 from megatui.model import (
+    # (ui/panels.py imports the same SOURCE_* names: a list of names, not a rule.)
     SOURCE_APPLICATIONS,
     SOURCE_DOCKER,
     SOURCE_HOST,
@@ -61,6 +62,7 @@ class HostOutage:
         recovered: Callable[[], None],
         behind: dict[str, tuple[str, ...]] | None = None,
     ) -> None:
+        # Keeps what it is handed, as lab/demo.DemoLab and ui/screens do: shape only.
         self.transport = transport
         self.clock = clock
         self.enabled = enabled

@@ -83,6 +83,7 @@ DEFAULT_PHASE_SECONDS: dict[Phase, float] = {
 }
 
 
+# (readiness.Verdict and Decision look like this enum and dataclass: shape only.)
 class TartState(StrEnum):
     """The only states Tart itself knows (docs/facts/tart.md §3.2)."""
 
@@ -230,6 +231,7 @@ class Application:
     revision: str = ""
 
 
+# (recovery.Notice and Record are frozen records like these two: shape only.)
 @dataclass(frozen=True, slots=True)
 class KindNodeContainer:
     name: str

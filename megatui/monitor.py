@@ -331,8 +331,7 @@ class Monitor:
         actions.check_allowed(action, self.settings.readonly)
 
     async def start_vm(self, name: str) -> str | None:
-        """Start a VM; returns the backend's note when starting is more than that
-        (Orchard recreates a stopped VM from its spec). Raises ActionError."""
+        """As MonitorAPI.start_vm (api.py)."""
         self._check_allowed("start")
         self._record_intent(name, "start")
         return await self.vms.start(name)

@@ -172,7 +172,10 @@ def run(args: ProxyArgs, stdin: BinaryIO | None = None, stdout: BinaryIO | None 
 
 
 def add_arguments(parser: Any) -> None:
-    """The subcommand's arguments (registered by megatui.cli)."""
+    """The subcommand's arguments (registered by megatui.cli).
+
+    Kept here beside the code that reads them, not in cli.py; the two sets of argparse
+    calls are alike in shape only."""
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--orchard", metavar="URL", help="the controller's URL")
     where.add_argument(

@@ -14,6 +14,7 @@ from enum import StrEnum
 from megatui.model import VM, Phase, SourceStatus, TartState
 
 
+# (Alike in shape only with model.TartState and TartVM: another enum, another record.)
 class Verdict(StrEnum):
     READY = "ready"
     WAITING = "waiting"

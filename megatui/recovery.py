@@ -66,6 +66,7 @@ class Action:
     attempt: int  # 1 for the first attempt since the VM was last ready
 
 
+# (Alike in shape only with model.Application and KindNodeContainer: plain records.)
 @dataclass(frozen=True, slots=True)
 class Notice:
     vm: str

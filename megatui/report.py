@@ -22,6 +22,10 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Each *_json here spells its keys out rather than using dataclasses.asdict: the keys
+# are the contract with users' scripts, so renaming a model field must not rename a
+# key. They (and snapshot_json._argo_json, serve/recovery_runner._policy_json)
+# are alike in shape only.
 def vm_json(vm: VM) -> dict[str, Any]:
     return {
         "name": vm.name,

@@ -82,6 +82,7 @@ def encode(snap: Snapshot, retry_in: Callable[[str], float | None] | None = None
     return doc
 
 
+# Keys spelt out as in report.py's *_json (a wire contract, not asdict): alike in shape.
 def _argo_json(argo: ArgoSummary | None) -> dict[str, Any] | None:
     if argo is None:
         return None

@@ -45,7 +45,11 @@ class CommandNotFound(TransportError):
 
 
 class Transport(Protocol):
-    """The operations sources need from wherever the platform lives."""
+    """The operations sources need from wherever the platform lives.
+
+    LocalTransport below and RemoteTransport (remote/connection.py) spell out each
+    signature again, as a Protocol's implementations must (the duplicates scan lists
+    `run` on purpose); the docstrings here are the reference."""
 
     @property
     def label(self) -> str:

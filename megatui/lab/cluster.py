@@ -48,6 +48,9 @@ from megatui.lab.kube_certs import (
 
 JSON = dict[str, Any]
 
+#: The namespaces a fresh Kind cluster has (the Argo CD one is added to them).
+KIND_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system", "local-path-storage")
+
 KUBE_VERSION = "v1.33.1"
 ARGOCD_IMAGE = "quay.io/argoproj/argocd:v3.1.5"
 NAMESPACE = "argocd"
@@ -883,44 +886,34 @@ async def _crash_loop(
         c for c in argocd_components(cluster.cluster_name) if c.name == "argocd-repo-server"
     )
     restarts = 0
-    while True:
-        await asyncio.sleep(1.0 / speed)
-        now = clock()
-        crashed = cluster.set_object(
-            PODS,
-            pod_object(
-                comp, Stage.ERROR, created=start, now=now, restarts=restarts, last_restart=now
-            ),
-        )
-        drill_scenario.repo_server_run(cluster.api, crashed, now, crashed=True)
-        restarts += 1
-        last = now
-        backoff = crash_backoff(restarts)
-        await asyncio.sleep(0.3 / speed)
-        cluster.set_object(
+    last = start
+
+    def put(stage: Stage, now: float, backoff: float = 40.0) -> JSON:
+        return cluster.set_object(
             PODS,
             pod_object(
                 comp,
-                Stage.CRASH_LOOP,
+                stage,
                 created=start,
-                now=clock(),
+                now=now,
                 restarts=restarts,
                 last_restart=last,
                 backoff=backoff,
             ),
         )
+
+    while True:
+        await asyncio.sleep(1.0 / speed)
+        now = clock()
+        last = now
+        crashed = put(Stage.ERROR, now)
+        drill_scenario.repo_server_run(cluster.api, crashed, now, crashed=True)
+        restarts += 1
+        backoff = crash_backoff(restarts)
+        await asyncio.sleep(0.3 / speed)
+        put(Stage.CRASH_LOOP, clock(), backoff)
         await asyncio.sleep(backoff / speed)
-        cluster.set_object(
-            PODS,
-            pod_object(
-                comp,
-                Stage.STARTING,
-                created=start,
-                now=clock(),
-                restarts=restarts,
-                last_restart=last,
-            ),
-        )
+        put(Stage.STARTING, clock())
 
 
 def populate_settled(
@@ -929,14 +922,7 @@ def populate_settled(
     """The cluster as it looks after a while: everything Running except the
     repo-server, which is crash-looping; two Applications healthy, one degraded."""
     created = now - 2 * 3600
-    for ns in (
-        "default",
-        "kube-node-lease",
-        "kube-public",
-        "kube-system",
-        "local-path-storage",
-        namespace,
-    ):
+    for ns in (*KIND_NAMESPACES, namespace):
         store.set(NAMESPACES, namespace_object(ns, created))
     for node in kind_nodes(created, cluster):
         store.set(NODES, node)
@@ -990,6 +976,7 @@ def populate_settled(
         store.set(APPLICATIONS, app)
 
 
+# (Its keyword knobs look like lab/orchard FakeOrchard's: shape only.)
 async def start_lab_cluster(
     host: str = "127.0.0.1",
     port: int = 0,
@@ -1022,14 +1009,7 @@ async def start_lab_cluster(
     now = clock()
     if animate:
         created = now
-        for ns in (
-            "default",
-            "kube-node-lease",
-            "kube-public",
-            "kube-system",
-            "local-path-storage",
-            NAMESPACE,
-        ):
+        for ns in (*KIND_NAMESPACES, NAMESPACE):
             store.set(NAMESPACES, namespace_object(ns, now - 60))
         for node in kind_nodes(now - 40, name, workers_ready=False):
             store.set(NODES, node)

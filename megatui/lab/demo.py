@@ -100,6 +100,7 @@ class DemoLab:
         """`extra_pods`: that many more pods in the Argo CD namespace; `animate=False`:
         the cluster starts settled; `bookmark_interval`: seconds between watch bookmarks
         (a real apiserver sends about one a minute). For benchmarks; see start_lab_cluster."""
+        # Keeps what it is handed, as host_outage.HostOutage does: shape only.
         self.root = root
         self.specs = vms
         self.fleet = fleet

@@ -457,7 +457,10 @@ def _find_local(paths: LabPaths, name: str) -> Path | None:
 
 
 def _open_local(ctx: _Ctx, name: str) -> Path | None:
-    """The VM's directory, or None after printing tart's "does not exist" (exit 2)."""
+    """The VM's directory, or None after printing tart's "does not exist" (exit 2).
+
+    The one rule for it; the commands' three-line calls of it (`_cmd_stop`, `_cmd_get`,
+    `_cmd_suspend`...) are alike in shape, each then doing its own command."""
     vm_dir = _find_local(ctx.paths, name)
     if vm_dir is None:
         _err(_does_not_exist(name))

@@ -264,6 +264,13 @@ def field_selector(expr: str | None) -> Predicate:
     return lambda obj: all(r.holds(_field(obj, r.key)) for r in reqs)
 
 
+def read_verb(request: web.Request, name: str | None) -> str:
+    """The RBAC verb of a GET: get one object, or list or watch many."""
+    if name:
+        return "get"
+    return "watch" if parse_bool(request.query.get("watch")) else "list"
+
+
 def parse_bool(value: str | None) -> bool:
     """The apiserver accepts true/True/TRUE/1 (docs/facts/kubernetes.md trap 2)."""
     return value is not None and value.strip().lower() in ("true", "1", "t", "yes")
@@ -686,6 +693,8 @@ def _col(name: str, description: str, priority: int = 0, fmt: str = "") -> JSON:
 
 _NAME_COL = _col("Name", "Name must be unique within a namespace.", fmt="name")
 _AGE_COL = _col("Age", "CreationTimestamp is a timestamp representing the server time.")
+# kubectl's server-side columns per resource, as data copied from the API server:
+# the lists are alike in shape only (the duplicates scan pairs them).
 TABLE_COLUMNS: dict[str, list[JSON]] = {
     "pods": [
         _NAME_COL,
@@ -1221,26 +1230,36 @@ class FakeKubeAPI:
         if "*" not in self.forbidden and plural not in self.forbidden:
             return None
         if request.method == "GET":
-            verb = (
-                "get"
-                if route.name
-                else ("watch" if parse_bool(request.query.get("watch")) else "list")
-            )
+            verb = read_verb(request, route.name)
         else:
             verb = {"PUT": "update", "POST": "create", "DELETE": "delete"}.get(
                 request.method, "patch"
             )
-        user = self._user(request) or "system:anonymous"
-        scope = (
-            f'in the namespace "{route.namespace}"' if route.namespace else "at the cluster scope"
-        )
-        message = (
-            f'{plural} is forbidden: User "{user}" cannot {verb} resource "{plural}" '
-            f'in API group "{route.resource.group}" {scope}'
-        )
         details: JSON = {"kind": plural}
         if route.resource.group:
             details["group"] = route.resource.group
+        return self.forbidden_status(
+            request, plural, verb, plural, route.resource.group, route.namespace, details
+        )
+
+    def forbidden_status(
+        self,
+        request: web.Request,
+        subject: str,
+        verb: str,
+        resource: str,
+        group: str,
+        namespace: str | None,
+        details: JSON,
+    ) -> web.Response:
+        """The API server's RBAC refusal, worded once for every route of the lab (the
+        events.k8s.io and pods/log routes too)."""
+        user = self._user(request) or "system:anonymous"
+        scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+        message = (
+            f'{subject} is forbidden: User "{user}" cannot {verb} resource "{resource}" '
+            f'in API group "{group}" {scope}'
+        )
         return self._status(403, "Forbidden", message, details)
 
     @staticmethod

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -36,6 +37,7 @@ from megatui.lab.kube_api import (
     human_duration,
     parse_bool,
     parse_time,
+    read_verb,
     rfc3339,
 )
 
@@ -88,6 +90,29 @@ class EventRecorder:
         self._seq += 1
         return event_name(involved, now + self._seq * 1e-6)
 
+    def _record(
+        self,
+        key: tuple[str, ...],
+        namespace: str,
+        involved: str,
+        now: float,
+        again: Callable[[JSON], None],
+        first: JSON,
+    ) -> JSON:
+        """The recorders' one dedup rule: the same key again updates a copy of the stored
+        event in place (`again`); a new key stores `first` under a fresh name."""
+        name = self._by_key.get(key)
+        old = self._store.get(EVENTS, name, namespace) if name else None
+        if old is not None:
+            event: JSON = json.loads(json.dumps(old))
+            again(event)
+            return self._store.set(EVENTS, event)
+        name = self._name(involved, now)
+        self._by_key[key] = name
+        return self._store.set(
+            EVENTS, {"metadata": {"name": name, "namespace": namespace}, **first}
+        )
+
     def kubelet(
         self,
         pod: JSON,
@@ -106,21 +131,12 @@ class EventRecorder:
         field_path = f"spec.containers{{{container}}}" if container else ""
         ref = object_ref(pod, "Pod", field_path=field_path)
         key = (namespace, ref["uid"], field_path, type_, reason, message, component)
-        name = self._by_key.get(key)
-        old = self._store.get(EVENTS, name, namespace) if name else None
-        if old is not None:
-            event: JSON = json.loads(json.dumps(old))
-            event["count"] = int(event.get("count") or 1) + 1
-            event["lastTimestamp"] = rfc3339(now)
-            return self._store.set(EVENTS, event)
-        name = self._name(meta.get("name", "x"), now)
-        self._by_key[key] = name
-        event = {
-            "metadata": {"name": name, "namespace": namespace},
+        source = {"component": component, "host": host} if host else {"component": component}
+        first: JSON = {
             "involvedObject": ref,
             "reason": reason,
             "message": message,
-            "source": {"component": component, "host": host} if host else {"component": component},
+            "source": source,
             "firstTimestamp": rfc3339(now),
             "lastTimestamp": rfc3339(now),
             "count": 1,
@@ -129,7 +145,12 @@ class EventRecorder:
             "reportingComponent": component,
             "reportingInstance": host,
         }
-        return self._store.set(EVENTS, event)
+
+        def again(event: JSON) -> None:
+            event["count"] = int(event.get("count") or 1) + 1
+            event["lastTimestamp"] = rfc3339(now)
+
+        return self._record(key, namespace, meta.get("name", "x"), now, again, first)
 
     def scheduler(
         self, pod: JSON, reason: str, note: str, *, now: float, action: str, type_: str
@@ -139,17 +160,8 @@ class EventRecorder:
         namespace = meta.get("namespace", "default")
         ref = object_ref(pod, "Pod")
         key = (namespace, ref["uid"], type_, reason, action, "default-scheduler")
-        name = self._by_key.get(key)
-        old = self._store.get(EVENTS, name, namespace) if name else None
-        if old is not None:
-            event: JSON = json.loads(json.dumps(old))
-            count = int((event.get("series") or {}).get("count") or 1) + 1
-            event["series"] = {"count": count, "lastObservedTime": micro_time(now)}
-            return self._store.set(EVENTS, event)
-        name = self._name(meta.get("name", "x"), now)
-        self._by_key[key] = name
-        event = {
-            "metadata": {"name": name, "namespace": namespace},
+
+        first: JSON = {
             "involvedObject": ref,
             "reason": reason,
             "message": note,
@@ -162,7 +174,12 @@ class EventRecorder:
             "reportingComponent": "default-scheduler",
             "reportingInstance": "default-scheduler-kind-control-plane",
         }
-        return self._store.set(EVENTS, event)
+
+        def again(event: JSON) -> None:
+            count = int((event.get("series") or {}).get("count") or 1) + 1
+            event["series"] = {"count": count, "lastObservedTime": micro_time(now)}
+
+        return self._record(key, namespace, meta.get("name", "x"), now, again, first)
 
 
 # --------------------------------------------------------------------------- events.k8s.io/v1
@@ -273,14 +290,13 @@ async def serve_events_v1(
     if request.method != "GET":
         return api._status(405, "MethodNotAllowed", "the lab serves events.k8s.io read-only")
     if {"events", "*"} & api.forbidden:
-        verb = "get" if name else ("watch" if parse_bool(request.query.get("watch")) else "list")
-        scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
-        user = api._user(request) or "system:anonymous"
-        return api._status(
-            403,
-            "Forbidden",
-            f'events.events.k8s.io is forbidden: User "{user}" cannot {verb} resource "events" '
-            f'in API group "events.k8s.io" {scope}',
+        return api.forbidden_status(
+            request,
+            "events.events.k8s.io",
+            read_verb(request, name),
+            "events",
+            EVENTS_GROUP,
+            namespace,
             {"group": EVENTS_GROUP, "kind": "events"},
         )
     if name is not None:

@@ -166,12 +166,13 @@ async def serve_pod_log(
         return None
     namespace, name = found.group(1), found.group(2)
     if {"pods/log", "*"} & api.forbidden:
-        user = api._user(request) or "system:anonymous"
-        return api._status(
-            403,
-            "Forbidden",
-            f'pods "{name}" is forbidden: User "{user}" cannot get resource "pods/log" '
-            f'in API group "" in the namespace "{namespace}"',
+        return api.forbidden_status(
+            request,
+            f'pods "{name}"',
+            "get",
+            "pods/log",
+            "",
+            namespace,
             {"name": name, "kind": "pods"},
         )
     pod = api.store.get(PODS, name, namespace)

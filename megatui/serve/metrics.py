@@ -218,6 +218,8 @@ def _pod_metrics(snap: Snapshot) -> Iterable[Metric]:
     return (pods, restarts_gauge)
 
 
+# Each family is declared where it is filled, its name and help being the scrapers'
+# contract; the declarations here and in _recovery_metrics are alike in shape only.
 def _app_metrics(snap: Snapshot) -> Iterable[Metric]:
     sync = GaugeMetricFamily(
         "megatui_application_sync_status",
@@ -283,6 +285,7 @@ class _RecoveryCollector(Collector):
         yield from _recovery_metrics(stats() if stats is not None else None)
 
 
+# (Family declarations alike in shape with _app_metrics': see there.)
 def _recovery_metrics(stats: RecoveryStats | None) -> Iterable[Metric]:
     actions = CounterMetricFamily(
         "megatui_recovery_actions",

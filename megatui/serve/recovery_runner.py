@@ -237,6 +237,7 @@ def _stopped(snap: Snapshot, name: str) -> bool:
     return vm is None or (vm.state is not TartState.RUNNING and vm.phase is not Phase.STOPPING)
 
 
+# Keys spelt out as in report.py's *_json (a wire contract, not asdict): alike in shape.
 def _policy_json(policy: RecoveryPolicy | None) -> dict[str, object] | None:
     if policy is None:
         return None

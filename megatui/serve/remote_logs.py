@@ -77,6 +77,8 @@ async def _json_lines(content: aiohttp.StreamReader) -> AsyncIterator[list[bytes
             raise ActionError("the server sent a log line that is too long")
 
 
+# megatui's own server's error body ({"error", "status"}); sources/orchard.py reads
+# Orchard's ({"message"}) alike in shape: two protocols, kept apart.
 async def _error_of(reply: aiohttp.ClientResponse) -> ActionError:
     text = (await reply.text(errors="replace")).strip()
     message, status = "", reply.status

@@ -259,6 +259,8 @@ class OrchardClient:
                 f"{action}: answered an HTML page ({status} {reason}), not the Orchard API; "
                 "is the URL that of the controller (a proxy or login page in between?)",
             )
+        # Orchard's error body ({"message"}); serve/remote_logs._error_of reads megatui's
+        # own server's ({"error", "status"}) alike in shape: two protocols, kept apart.
         message: str | None = None
         if body.strip():
             try:

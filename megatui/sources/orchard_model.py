@@ -68,6 +68,15 @@ class _Shape:
         got = _kind(self.obj[key])
         return OrchardBadResponse(f"{self.what}: field '{key}' is {got}, expected {expected}")
 
+    def named(self, label: str) -> str:
+        """The object's `name`, which every Orchard object must have; from here on the
+        complaints name the object (`label 'name'`)."""
+        name = self.text("name")
+        if not name:
+            raise OrchardBadResponse(f"{self.what}: field 'name' is missing")
+        self.what = f"{label} '{name}'"
+        return name
+
     def text(self, key: str) -> str:
         value = self.obj.get(key, "")
         if not isinstance(value, str):
@@ -239,10 +248,7 @@ class WatchEvent:
 
 def parse_vm(obj: object, what: str = "VM object") -> OrchardVM:
     s = _Shape(what, obj)
-    name = s.text("name")
-    if not name:
-        raise OrchardBadResponse(f"{what}: field 'name' is missing")
-    s.what = f"VM '{name}'"
+    name = s.named("VM")
     conditions = []
     for item in s.items("conditions"):
         c = _Shape(f"VM '{name}' condition", item)
@@ -283,10 +289,8 @@ def parse_vm(obj: object, what: str = "VM object") -> OrchardVM:
 
 def parse_worker(obj: object) -> OrchardWorker:
     s = _Shape("worker object", obj)
-    name = s.text("name")
-    if not name:
-        raise OrchardBadResponse("worker object: field 'name' is missing")
-    s.what = f"worker '{name}'"
+    name = s.named("worker")
+    # (Read field by field like parse_vm's VM: alike in shape, other fields.)
     return OrchardWorker(
         name=name,
         last_seen=s.time("last_seen"),

@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Sequence
 from enum import StrEnum
+from typing import Any, Literal
 
 from megatui.keychain import KEYCHAIN_HINT, keychain_marker
 from megatui.model import TartState, TartVM
@@ -85,18 +86,24 @@ def _int_or_none(value: object) -> int | None:
 _STATES = {s.value: s for s in TartState}
 
 
+def _load_json(text: str, what: str, expected: Literal["array", "object"]) -> Any:
+    """`text` as a JSON array or object, else the TartError that names `what`."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise _parse_error(what, "not JSON", text) from None
+    if not isinstance(data, list if expected == "array" else dict):
+        raise _parse_error(what, f"expected a JSON {expected}", text)
+    return data
+
+
 def parse_list_json(text: str) -> list[TartVM]:
     """Local VMs from `tart list --format json`, in tart's order.
 
     OCI cache entries (Source "oci" before 2.11.0, "OCI" after) are left out: they are
     images, not VMs, and each appears twice. Every field but Name is optional, across
     the column history of docs/facts/tart.md §3.5."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise _parse_error("tart list output", "not JSON", text) from None
-    if not isinstance(data, list):
-        raise _parse_error("tart list output", "expected a JSON array", text)
+    data: list[Any] = _load_json(text, "tart list output", "array")
     vms: list[TartVM] = []
     for entry in data:
         if not isinstance(entry, dict):
@@ -146,12 +153,7 @@ def parse_ip(stdout: str) -> str | None:
 
 def parse_get_json(text: str) -> dict[str, object]:
     """`tart get --format json` as a dict. Note `Size` is a string there (tart #1241)."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise _parse_error("tart get output", "not JSON", text) from None
-    if not isinstance(data, dict):
-        raise _parse_error("tart get output", "expected a JSON object", text)
+    data: dict[Any, Any] = _load_json(text, "tart get output", "object")
     return {str(k): v for k, v in data.items()}
 
 

@@ -22,6 +22,7 @@ from textual.dom import DOMNode
 from textual.widgets import Static
 
 from megatui.model import (
+    # (host_outage.py imports the same SOURCE_* names: a list of names, not a rule.)
     SOURCE_APPLICATIONS,
     SOURCE_DOCKER,
     SOURCE_HOST,

@@ -145,6 +145,7 @@ class WaitScreen(LiveScreen, ModalScreen[bool]):
         self, vm_name: str, snapshot: Snapshot, now: float, *, connect: bool, waiting: bool
     ) -> None:
         super().__init__(classes="dialog-screen")
+        # Keeps what it is handed, as host_outage.HostOutage does: shape only.
         self.vm_name = vm_name
         self.connect = connect
         self.waiting = waiting

@@ -47,6 +47,7 @@ class Faults:
 
 
 class FakeOrchard:
+    # (Its keyword knobs look like lab/cluster.start_lab_cluster's: shape only.)
     def __init__(
         self,
         root: Path,

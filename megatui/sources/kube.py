@@ -172,14 +172,12 @@ class KubeSource:
         settings: Settings,
         clock: Clock,
         on_change: Callable[[KubeState], None],
-        *,
-        rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.on_change = on_change
         self.timing = settings.kube_timing()
-        self._rng = rng or random.Random()
+        self._rng = random.Random()
         ns = urllib.parse.quote(settings.namespace, safe="")
         self.nodes = Resource("nodes", "/api/v1/nodes", _node_entry)
         self.pods = Resource("pods", f"/api/v1/namespaces/{ns}/pods", _pod_entry)

@@ -16,7 +16,6 @@ eventTime).
 
 from __future__ import annotations
 
-import random
 import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -133,10 +132,9 @@ class EventsSource(KubeSource):
         clock: Clock,
         on_events: Callable[[EventsState], None],
         *,
-        rng: random.Random | None = None,
         api: str = "v1",
     ) -> None:
-        super().__init__(settings, clock, self._report, rng=rng)
+        super().__init__(settings, clock, self._report)
         self.on_events = on_events
         ns = urllib.parse.quote(settings.namespace, safe="")
         path = (

@@ -89,27 +89,25 @@ def _bool(v: Any) -> bool:
     raise ValueError("expected true or false")
 
 
-def _number(v: Any) -> float:
-    """A number; NaN and infinity (and true/false) come back as NaN for the caller to refuse."""
+def _number(v: Any, *, zero_ok: bool) -> float:
+    """A finite number above 0 (or 0 itself if `zero_ok`); true and false are not numbers."""
     try:
         f = float(v) if not isinstance(v, bool) else float("nan")
     except (TypeError, ValueError):
         raise ValueError("expected a number") from None
-    return f if f != float("inf") else float("nan")
+    if not (f >= 0 if zero_ok else f > 0) or f == float("inf"):
+        raise ValueError(
+            "expected a number of 0 or more" if zero_ok else "expected a positive number"
+        )
+    return f
 
 
 def _positive(v: Any) -> float:
-    f = _number(v)
-    if not f > 0:
-        raise ValueError("expected a positive number")
-    return f
+    return _number(v, zero_ok=False)
 
 
 def _not_negative(v: Any) -> float:
-    f = _number(v)
-    if not f >= 0:
-        raise ValueError("expected a number of 0 or more")
-    return f
+    return _number(v, zero_ok=True)
 
 
 def _fraction(v: Any) -> float:
@@ -120,27 +118,28 @@ def _fraction(v: Any) -> float:
     return f
 
 
-def _port(v: Any) -> int:
+def _integer(v: Any, expected: str) -> int:
+    """A whole number (2.0 is one, 2.5 and true are not); `expected` names it in errors."""
     if isinstance(v, bool):
-        raise ValueError("expected a port number")
+        raise ValueError(f"expected {expected}")
     try:
         n = int(v)
     except (TypeError, ValueError):
-        raise ValueError("expected a port number") from None
+        raise ValueError(f"expected {expected}") from None
     if isinstance(v, float) and v != n:
-        raise ValueError("expected a port number")
+        raise ValueError(f"expected {expected}")
+    return n
+
+
+def _port(v: Any) -> int:
+    n = _integer(v, "a port number")
     if not 1 <= n <= 65535:
         raise ValueError("expected a port number between 1 and 65535")
     return n
 
 
 def _count(v: Any) -> int:
-    if isinstance(v, bool):
-        raise ValueError("expected a whole number")
-    try:
-        n = int(v)
-    except (TypeError, ValueError):
-        raise ValueError("expected a whole number") from None
+    n = _integer(v, "a whole number")
     if n < 0:
         raise ValueError("expected a whole number of 0 or more")
     return n

@@ -62,6 +62,8 @@ def test_env_var_names_config_file(tmp_path: Path) -> None:
         ("[tart]\npoll_interval = -1\n", "'tart.poll_interval': expected a positive number"),
         ('[ssh]\nport = "many"\n', "'ssh.port': expected a port number"),
         ("[ssh]\nport = 70000\n", "between 1 and 65535"),
+        ("[ssh]\nport = 22.5\n", "'ssh.port': expected a port number (got 22.5)"),
+        ("[doctor]\nexpected_nodes = 2.5\n", "'doctor.expected_nodes': expected a whole number"),
         ('[vms.a]\ncolour = "red"\n', "unknown key 'vms.a.colour'"),
         ("[general]\nreadonly = 3\n", "'general.readonly': expected true or false"),
         # Values in TOML spelling, as the user wrote them, not Python's.

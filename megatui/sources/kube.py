@@ -86,6 +86,9 @@ KUBERNETES = "kubernetes"
 APPLICATIONS = "applications"
 CRD_MISSING = "ArgoCD Applications CRD not installed"
 
+#: Kinds under which a resource is fine: the missing CRD is a note, not an error.
+_CALM_KINDS = (StatusKind.OK, StatusKind.MISSING_CRD)
+
 # Size caps on what the API server may make us hold. A list is parsed whole, and
 # json.loads needs several times the body in memory: 5,000 pods with full status list
 # as about 30 MB, so 64 MiB leaves twice that room and still bounds a runaway body.
@@ -300,27 +303,19 @@ class KubeSource:
             next_retry_at=min(retries) if retries and not ok else None,
         )
 
-    def _mark(
-        self,
-        res: Resource,
-        kind: StatusKind,
-        *,
-        error: str | None = None,
-        note: str | None = None,
-        retry_in: float | None = None,
-        fresh: bool,
-    ) -> None:
+    def _mark(self, res: Resource, kind: StatusKind, text: str, retry_in: float | None) -> None:
         """Set every field of the resource's health at once, so no state keeps a stale
-        error, note or retry time. `fresh`: its data is current (a failure keeps
-        the time of the last good data, so the source shows stale)."""
+        error, note or retry time. `text` is the error, or the note of a calm kind.
+        Only an ERROR keeps the time of the last good data (the source shows stale)."""
         h = res.health
+        calm = kind in _CALM_KINDS
         h.known = True
-        h.ok = error is None
-        h.error = error
-        h.note = note
+        h.ok = calm
+        h.error = None if calm else text
+        h.note = (text or None) if calm else None
         h.kind = kind
         h.next_retry_at = self._now() + retry_in if retry_in is not None else None
-        if fresh:
+        if kind is not StatusKind.ERROR:
             h.updated_at = self._now()
 
     def _ok(self, res: Resource, *, urgent: bool = False) -> None:
@@ -330,18 +325,18 @@ class KubeSource:
             self._crd_missing = False
         if res is self.pods and self._namespace_missing:
             missing = f"namespace '{self.settings.namespace}' not found"
-            self._mark(res, StatusKind.MISSING_NAMESPACE, error=missing, fresh=True)
+            self._mark(res, StatusKind.MISSING_NAMESPACE, missing, None)
         else:
-            self._mark(res, StatusKind.OK, fresh=True)
+            self._mark(res, StatusKind.OK, "", None)
         self._changed(urgent=urgent or was_bad)
 
     def _fail(self, res: Resource, message: str, retry_in: float | None) -> None:
-        self._mark(res, StatusKind.ERROR, error=message, retry_in=retry_in, fresh=False)
+        self._mark(res, StatusKind.ERROR, message, retry_in)
         self._changed(urgent=True)
 
     def _calm(self, res: Resource, message: str, retry_in: float) -> None:
         """Not an error: nothing to show and nothing broken (the missing CRD)."""
-        self._mark(res, StatusKind.MISSING_CRD, note=message, retry_in=retry_in, fresh=True)
+        self._mark(res, StatusKind.MISSING_CRD, message, retry_in)
         self._changed(urgent=True)
 
     # ----------------------------------------------------------------- running

@@ -469,7 +469,8 @@ class Settings:
     ssh_probe_interval: float = 0.25
     ssh_connect_timeout: float = 5.0
     vms: Mapping[str, VMOverride] = field(default_factory=dict)
-    # [remote], flat like every other section; `remote()` gathers them.
+    # [remote], flat like every other section; `remote()` gathers them. Alike on purpose
+    # to the [kube] pacing below: one typed field a key, its default from the dataclass.
     remote_connect_timeout: float = _REMOTE.connect_timeout
     remote_keepalive_interval: float = _REMOTE.keepalive_interval
     remote_keepalive_count: int = _REMOTE.keepalive_count
@@ -486,7 +487,8 @@ class Settings:
     # watch silent for longer (plus a grace) is stalled. 20 s: a frozen API server is
     # seen within 30 s, at the cost of one cheap re-watch per resource every 20 s.
     kube_watch_timeout: float = 20.0
-    # The [kube] pacing, flat like [remote]; `kube_timing()` gathers them.
+    # The [kube] pacing, flat and alike on purpose to [remote] above (one typed field a
+    # key, its default from the dataclass); `kube_timing()` gathers them.
     kube_reconnect_delay: float = _KUBE.reconnect_delay
     kube_reconnect_max_delay: float = _KUBE.reconnect_max_delay
     kube_reconnect_jitter: float = _KUBE.reconnect_jitter

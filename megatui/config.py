@@ -6,15 +6,23 @@ one-line message naming the key, which the CLI turns into exit code 2.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import platformdirs
+
+from megatui.backoff import JITTER
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    _Section = TypeVar("_Section", bound=DataclassInstance)
 
 APP_NAME = "megatui"
 
@@ -81,37 +89,57 @@ def _bool(v: Any) -> bool:
     raise ValueError("expected true or false")
 
 
-def _positive(v: Any) -> float:
+def _number(v: Any, *, zero_ok: bool) -> float:
+    """A finite number above 0 (or 0 itself if `zero_ok`); true and false are not numbers."""
     try:
         f = float(v) if not isinstance(v, bool) else float("nan")
     except (TypeError, ValueError):
         raise ValueError("expected a number") from None
-    if not f > 0 or f != f or f == float("inf"):
-        raise ValueError("expected a positive number")
+    if not (f >= 0 if zero_ok else f > 0) or f == float("inf"):
+        raise ValueError(
+            "expected a number of 0 or more" if zero_ok else "expected a positive number"
+        )
     return f
 
 
-def _port(v: Any) -> int:
+def _positive(v: Any) -> float:
+    return _number(v, zero_ok=False)
+
+
+def _not_negative(v: Any) -> float:
+    return _number(v, zero_ok=True)
+
+
+def _fraction(v: Any) -> float:
+    """A jitter: a number in [0, 1), so a jittered delay stays positive."""
+    f = _not_negative(v)
+    if not f < 1:
+        raise ValueError("expected a number from 0 to below 1")
+    return f
+
+
+def _integer(v: Any, expected: str) -> int:
+    """A whole number (2.0 is one, 2.5 and true are not); `expected` names it in errors."""
     if isinstance(v, bool):
-        raise ValueError("expected a port number")
+        raise ValueError(f"expected {expected}")
     try:
         n = int(v)
     except (TypeError, ValueError):
-        raise ValueError("expected a port number") from None
+        raise ValueError(f"expected {expected}") from None
     if isinstance(v, float) and v != n:
-        raise ValueError("expected a port number")
+        raise ValueError(f"expected {expected}")
+    return n
+
+
+def _port(v: Any) -> int:
+    n = _integer(v, "a port number")
     if not 1 <= n <= 65535:
         raise ValueError("expected a port number between 1 and 65535")
     return n
 
 
 def _count(v: Any) -> int:
-    if isinstance(v, bool):
-        raise ValueError("expected a whole number")
-    try:
-        n = int(v)
-    except (TypeError, ValueError):
-        raise ValueError("expected a whole number") from None
+    n = _integer(v, "a whole number")
     if n < 0:
         raise ValueError("expected a whole number of 0 or more")
     return n
@@ -287,6 +315,14 @@ SCHEMA: dict[str, dict[str, Checker]] = {
         "namespace": _str,
         "request_timeout": _positive,
         "watch_timeout": _positive,
+        # The pacing of the watches (KubeTiming).
+        "reconnect_delay": _positive,
+        "reconnect_max_delay": _positive,
+        "reconnect_jitter": _fraction,
+        "crd_retry_interval": _positive,
+        "coalesce": _not_negative,
+        "restarts_refresh_interval": _positive,
+        "watch_grace": _positive,
     },
     "docker": {
         "host": _str,
@@ -387,6 +423,33 @@ _REMOTE = RemoteSettings()
 
 
 @dataclass(frozen=True, slots=True)
+class KubeTiming:
+    """How the Kubernetes watches pace their retries and change reports ([kube])."""
+
+    # A failing request retries after `reconnect_delay`, doubling up to
+    # `reconnect_max_delay`, each delay scaled by a random factor in [1-j, 1+j].
+    reconnect_delay: float = 0.5
+    reconnect_max_delay: float = 30.0
+    reconnect_jitter: float = JITTER
+    crd_retry_interval: float = 60.0  # a missing CRD is looked for again this rarely
+    coalesce: float = 0.05  # at most one on_change per this many seconds in a burst
+    restarts_refresh_interval: float = 10.0  # re-render "N (5m ago)" restarts this often
+    # A watch asks the server to end it after watch_timeout; one that receives nothing
+    # for watch_timeout + watch_grace (no event, no bookmark, no end) is stalled.
+    watch_grace: float = 5.0
+
+
+#: The defaults of the [kube] pacing, written once.
+_KUBE = KubeTiming()
+
+#: (section, smaller key, larger key): backoffs that must not start above their cap.
+_ORDERED: tuple[tuple[str, str, str], ...] = (
+    ("remote", "reconnect_delay", "reconnect_max_delay"),
+    ("kube", "reconnect_delay", "reconnect_max_delay"),
+)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     config_path: Path | None = None
     host: str | None = None
@@ -406,7 +469,8 @@ class Settings:
     ssh_probe_interval: float = 0.25
     ssh_connect_timeout: float = 5.0
     vms: Mapping[str, VMOverride] = field(default_factory=dict)
-    # [remote], flat like every other section; `remote()` gathers them.
+    # [remote], flat like every other section; `remote()` gathers them. Alike on purpose
+    # to the [kube] pacing below: one typed field a key, its default from the dataclass.
     remote_connect_timeout: float = _REMOTE.connect_timeout
     remote_keepalive_interval: float = _REMOTE.keepalive_interval
     remote_keepalive_count: int = _REMOTE.keepalive_count
@@ -423,6 +487,15 @@ class Settings:
     # watch silent for longer (plus a grace) is stalled. 20 s: a frozen API server is
     # seen within 30 s, at the cost of one cheap re-watch per resource every 20 s.
     kube_watch_timeout: float = 20.0
+    # The [kube] pacing, flat and alike on purpose to [remote] above (one typed field a
+    # key, its default from the dataclass); `kube_timing()` gathers them.
+    kube_reconnect_delay: float = _KUBE.reconnect_delay
+    kube_reconnect_max_delay: float = _KUBE.reconnect_max_delay
+    kube_reconnect_jitter: float = _KUBE.reconnect_jitter
+    kube_crd_retry_interval: float = _KUBE.crd_retry_interval
+    kube_coalesce: float = _KUBE.coalesce
+    kube_restarts_refresh_interval: float = _KUBE.restarts_refresh_interval
+    kube_watch_grace: float = _KUBE.watch_grace
     docker_host: str | None = None
     docker_poll_interval: float = 5.0
     docker_timeout: float = 5.0
@@ -452,16 +525,16 @@ class Settings:
 
     def remote(self) -> RemoteSettings:
         """The [remote] keys, as the host connection takes them."""
-        return RemoteSettings(
-            connect_timeout=self.remote_connect_timeout,
-            keepalive_interval=self.remote_keepalive_interval,
-            keepalive_count=self.remote_keepalive_count,
-            reconnect_delay=self.remote_reconnect_delay,
-            reconnect_max_delay=self.remote_reconnect_max_delay,
-            max_sessions=self.remote_max_sessions,
-            known_hosts=self.remote_known_hosts,
-            ssh_config=self.remote_ssh_config,
-        )
+        return self._gather(RemoteSettings, "remote_")
+
+    def kube_timing(self) -> KubeTiming:
+        """The [kube] pacing keys, as the Kubernetes sources take them."""
+        return self._gather(KubeTiming, "kube_")
+
+    def _gather(self, section: type[_Section], prefix: str) -> _Section:
+        """A section's dataclass from the flat `prefix + field` settings."""
+        fields = dataclasses.fields(section)
+        return section(**{f.name: getattr(self, prefix + f.name) for f in fields})
 
     def vm(self, name: str) -> VMSettings:
         """The effective login settings for a VM: its table over [ssh]."""
@@ -507,6 +580,13 @@ _ATTR: dict[tuple[str, str], str] = {
     ("kube", "namespace"): "namespace",
     ("kube", "request_timeout"): "kube_request_timeout",
     ("kube", "watch_timeout"): "kube_watch_timeout",
+    ("kube", "reconnect_delay"): "kube_reconnect_delay",
+    ("kube", "reconnect_max_delay"): "kube_reconnect_max_delay",
+    ("kube", "reconnect_jitter"): "kube_reconnect_jitter",
+    ("kube", "crd_retry_interval"): "kube_crd_retry_interval",
+    ("kube", "coalesce"): "kube_coalesce",
+    ("kube", "restarts_refresh_interval"): "kube_restarts_refresh_interval",
+    ("kube", "watch_grace"): "kube_watch_grace",
     ("docker", "host"): "docker_host",
     ("docker", "poll_interval"): "docker_poll_interval",
     ("docker", "timeout"): "docker_timeout",
@@ -597,7 +677,25 @@ def _from_table(data: Mapping[str, Any], origin: str) -> tuple[dict[str, Any], d
     if keys:
         _check_key_conflicts(keys, data.get("keys", {}), origin)
         flat["keys"] = keys
+    _check_ordered(flat, origin)
     return flat, vms
+
+
+def _check_ordered(flat: Mapping[str, Any], origin: str) -> None:
+    """A backoff that starts above its cap is a typo: one line naming both keys (an
+    unset one counts with its default)."""
+    defaults = Settings()
+    for section, low, high in _ORDERED:
+        low_attr, high_attr = _ATTR[(section, low)], _ATTR[(section, high)]
+        if low_attr not in flat and high_attr not in flat:
+            continue
+        lo = flat.get(low_attr, getattr(defaults, low_attr))
+        hi = flat.get(high_attr, getattr(defaults, high_attr))
+        if lo > hi:
+            raise ConfigError(
+                f"{origin}: '{section}.{low}' must not be above '{section}.{high}'"
+                f" (got {lo:g} and {hi:g})"
+            )
 
 
 def load_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from megatui.config import ConfigError, RemoteSettings, load_settings
+from megatui.clock import SystemClock
+from megatui.config import ConfigError, KubeTiming, RemoteSettings, Settings, load_settings
 from megatui.headless import build_transport
 from megatui.remote import RemoteTransport
+from megatui.sources.kube import KubeSource
+from megatui.sources.kube_events import EventsSource
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -59,6 +62,8 @@ def test_env_var_names_config_file(tmp_path: Path) -> None:
         ("[tart]\npoll_interval = -1\n", "'tart.poll_interval': expected a positive number"),
         ('[ssh]\nport = "many"\n', "'ssh.port': expected a port number"),
         ("[ssh]\nport = 70000\n", "between 1 and 65535"),
+        ("[ssh]\nport = 22.5\n", "'ssh.port': expected a port number (got 22.5)"),
+        ("[doctor]\nexpected_nodes = 2.5\n", "'doctor.expected_nodes': expected a whole number"),
         ('[vms.a]\ncolour = "red"\n', "unknown key 'vms.a.colour'"),
         ("[general]\nreadonly = 3\n", "'general.readonly': expected true or false"),
         # Values in TOML spelling, as the user wrote them, not Python's.
@@ -82,6 +87,30 @@ def test_env_var_names_config_file(tmp_path: Path) -> None:
         ("[remote]\nkeepalive_interval = 0\n", "'remote.keepalive_interval': expected a positive"),
         ("[remote]\nmax_sessions = 0\n", "'remote.max_sessions': expected a whole number of 1"),
         ("[remote]\nretry = 1\n", "unknown key 'remote.retry'"),
+        (
+            "[remote]\nreconnect_delay = 45\n",
+            "'remote.reconnect_delay' must not be above 'remote.reconnect_max_delay'"
+            " (got 45 and 30)",
+        ),
+        # [kube] pacing: positive numbers, a jitter below 1, a backoff below its cap
+        ("[kube]\nreconnect_delay = 0\n", "'kube.reconnect_delay': expected a positive number"),
+        ('[kube]\nwatch_grace = "soon"\n', "'kube.watch_grace': expected a number (got \"soon\")"),
+        ("[kube]\ncrd_retry_interval = -5\n", "'kube.crd_retry_interval': expected a positive"),
+        ("[kube]\nrestarts_refresh_interval = nan\n", "'kube.restarts_refresh_interval': expected"),
+        ("[kube]\ncoalesce = -0.1\n", "'kube.coalesce': expected a number of 0 or more"),
+        ("[kube]\nreconnect_jitter = 1\n", "'kube.reconnect_jitter': expected a number from 0"),
+        ("[kube]\nreconnect_jitter = -0.1\n", "'kube.reconnect_jitter': expected a number of 0"),
+        (
+            "[kube]\nreconnect_delay = 5\nreconnect_max_delay = 2\n",
+            "'kube.reconnect_delay' must not be above 'kube.reconnect_max_delay' (got 5 and 2)",
+        ),
+        (
+            "[kube]\nreconnect_max_delay = 0.25\n",
+            # An unset key counts with its default (0.5 s).
+            "'kube.reconnect_delay' must not be above 'kube.reconnect_max_delay'"
+            " (got 0.5 and 0.25)",
+        ),
+        ("[kube]\nbackoff_max = 1\n", "unknown key 'kube.backoff_max'"),
         ("[tart\n", "invalid TOML"),
         ('tart = "x"\n', "'tart' must be a table"),
     ],
@@ -117,6 +146,42 @@ def test_remote_section_reaches_the_host_connection(tmp_path: Path) -> None:
     assert load_settings(environ={}).remote() == RemoteSettings(
         keepalive_interval=4.0, keepalive_count=2, reconnect_delay=1.0, reconnect_max_delay=30.0
     )
+
+
+def test_kube_section_paces_the_kubernetes_sources(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "[kube]\nreconnect_delay = 2\nreconnect_max_delay = 2\nreconnect_jitter = 0\n"
+        "crd_retry_interval = 300\ncoalesce = 0\nrestarts_refresh_interval = 30\n"
+        "watch_grace = 10\n",
+    )
+    settings = load_settings(path, environ={})
+    expected = KubeTiming(
+        reconnect_delay=2.0,
+        reconnect_max_delay=2.0,
+        reconnect_jitter=0.0,
+        crd_retry_interval=300.0,
+        coalesce=0.0,
+        restarts_refresh_interval=30.0,
+        watch_grace=10.0,
+    )
+    assert settings.kube_timing() == expected
+    assert KubeSource(settings, SystemClock(), lambda _state: None).timing == expected
+    assert EventsSource(settings, SystemClock(), lambda _state: None).timing == expected
+
+
+def test_kube_pacing_defaults_are_the_shipped_ones() -> None:
+    # The values KubeSource used before they became [kube] keys.
+    assert load_settings(environ={}).kube_timing() == KubeTiming(
+        reconnect_delay=0.5,
+        reconnect_max_delay=30.0,
+        reconnect_jitter=0.2,
+        crd_retry_interval=60.0,
+        coalesce=0.05,
+        restarts_refresh_interval=10.0,
+        watch_grace=5.0,
+    )
+    assert Settings().kube_timing() == KubeTiming()
 
 
 def test_bad_env_value_names_the_variable() -> None:

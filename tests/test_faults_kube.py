@@ -23,20 +23,30 @@ from typing import Any
 import pytest
 from faults_helpers import Leaks, assert_running, private_tempdir, wait_status
 from k8s_objects import argocd_install, node
+from kube_timing import timed_settings
 
-from megatui.config import Settings
+from megatui.config import KubeTiming, Settings
 from megatui.lab.kube_api import NAMESPACES, NODES, PODS, FakeKubeAPI, KubeStore
 from megatui.lab.kube_certs import kubeconfig_dict, write_kubeconfig
 from megatui.model import SourceStatus
 from megatui.monitor import Monitor
 from megatui.sources import kube
-from megatui.sources.kube import DEFAULT_TIMING, KubeTiming
 
 #: Test pacing: backoff 0.2 s doubling to 2 s, heartbeat 2 s + 1 s grace.
-FAST = KubeTiming(backoff_initial=0.2, backoff_max=2.0, jitter=0.1, coalesce=0.01, watch_grace=1.0)
+FAST = KubeTiming(
+    reconnect_delay=0.2,
+    reconnect_max_delay=2.0,
+    reconnect_jitter=0.1,
+    coalesce=0.01,
+    watch_grace=1.0,
+)
 #: Backoff so slow that only `r` can explain a recovery within a second or two.
 SLOW = KubeTiming(
-    backoff_initial=20.0, backoff_max=30.0, jitter=0.1, coalesce=0.01, watch_grace=1.0
+    reconnect_delay=20.0,
+    reconnect_max_delay=30.0,
+    reconnect_jitter=0.1,
+    coalesce=0.01,
+    watch_grace=1.0,
 )
 WATCH_TIMEOUT = 2
 STALL = WATCH_TIMEOUT + FAST.watch_grace  # 3 s of silence make a stalled watch
@@ -45,7 +55,7 @@ KUBE = "kubernetes"
 # Upper bounds, with slack for a loaded 2-core machine.
 DETECT_REFUSED = 5.0  # open watches end at once; the reconnect is refused
 DETECT_STALL = STALL + 4.0
-RECOVER = FAST.backoff_max * 1.1 + 4.0  # one backoff, one list
+RECOVER = FAST.reconnect_max_delay * 1.1 + 4.0  # one backoff, one list
 RECOVER_WITH_R = 3.0  # SLOW's backoff would take >= 18 s
 
 
@@ -84,7 +94,6 @@ async def lab(
     monkeypatch: pytest.MonkeyPatch,
     timing: KubeTiming = FAST,
 ) -> AsyncIterator[Lab]:
-    monkeypatch.setattr(kube, "DEFAULT_TIMING", timing)
     private_tempdir(tmp_path, monkeypatch)
     leaks = Leaks.take()
     store = KubeStore()
@@ -92,8 +101,8 @@ async def lab(
     api = FakeKubeAPI(store)
     await api.start()
     config = write_kubeconfig(tmp_path / "kubeconfig", kubeconfig_dict(api.url))
-    settings = Settings(
-        kubeconfig=str(config), kube_request_timeout=2.0, kube_watch_timeout=WATCH_TIMEOUT
+    settings = timed_settings(
+        timing, kubeconfig=str(config), kube_request_timeout=2.0, kube_watch_timeout=WATCH_TIMEOUT
     )
     monitor = Monitor(settings, sources={"kube"})
     await monitor.start()
@@ -210,7 +219,7 @@ async def test_production_heartbeat_sees_a_frozen_server_within_30_s(tmp_path: P
     """With the shipped settings a watch asks for bookmarks and a server-side timeout,
     and declares itself stalled within 30 s of the last byte."""
     settings = Settings()
-    assert settings.kube_watch_timeout + DEFAULT_TIMING.watch_grace <= 30
+    assert settings.kube_watch_timeout + settings.kube_watch_grace <= 30
     store = KubeStore()
     populate(store)
     async with FakeKubeAPI(store) as api:
@@ -367,7 +376,11 @@ async def test_r_resets_the_kube_backoff_and_retries_at_once(
 ) -> None:
     # No jitter: 0.5 s, 1 s, 2 s, 4 s ... exactly.
     ramp = KubeTiming(
-        backoff_initial=0.5, backoff_max=30.0, jitter=0.0, coalesce=0.01, watch_grace=1.0
+        reconnect_delay=0.5,
+        reconnect_max_delay=30.0,
+        reconnect_jitter=0.0,
+        coalesce=0.01,
+        watch_grace=1.0,
     )
     async with lab(tmp_path, capfd, monkeypatch, ramp) as the_lab:
         monitor, api = the_lab.monitor, the_lab.api

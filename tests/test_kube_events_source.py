@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from kube_timing import timed_settings
 from test_kube_watch import FAST, kubeconfig_for
 
 from megatui.clock import SystemClock
-from megatui.config import Settings
 from megatui.lab.cluster import populate_settled
 from megatui.lab.drill_scenario import seed
 from megatui.lab.kube_api import EVENTS, PODS, FakeKubeAPI
@@ -69,12 +69,13 @@ async def running(source: EventsSource) -> AsyncIterator[None]:
 
 
 def make(tmp_path: Path, server: FakeKubeAPI, rec: States, **kw: str) -> EventsSource:
-    settings = Settings(
+    settings = timed_settings(
+        FAST,
         kubeconfig=str(kubeconfig_for(tmp_path, server.url)),
         kube_request_timeout=2.0,
         kube_watch_timeout=30.0,
     )
-    return EventsSource(settings, SystemClock(), rec, timing=FAST, **kw)  # type: ignore[arg-type]
+    return EventsSource(settings, SystemClock(), rec, **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("which", ["v1", "events.k8s.io/v1"])

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml  # type: ignore[import-untyped]
+from kube_timing import timed_settings
 from test_kube_watch import FAST, Recorder, kubeconfig_for, loaded, make_source, populate, running
 
 from megatui.config import Settings
@@ -141,11 +142,11 @@ async def test_unknown_context_names_the_default_file_with_a_tilde(
     monkeypatch.delenv("KUBECONFIG", raising=False)
     kubeconfig_for(tmp_path / ".kube", "http://127.0.0.1:1").rename(tmp_path / ".kube" / "config")
     rec = Recorder()
-    settings = Settings(kube_context="x", kube_request_timeout=1.0)
+    settings = timed_settings(FAST, kube_context="x", kube_request_timeout=1.0)
     from megatui.clock import SystemClock
     from megatui.sources.kube import KubeSource
 
-    async with running(KubeSource(settings, SystemClock(), rec, timing=FAST)):
+    async with running(KubeSource(settings, SystemClock(), rec)):
         assert await first_error(rec) == "kube context 'x' not found in ~/.kube/config"
 
 
@@ -316,11 +317,11 @@ async def test_a_tunnelled_server_still_verifies_the_certificate_name(tmp_path: 
         assert config["clusters"][0]["cluster"]["tls-server-name"] == "kind-control-plane"
         path = write_kubeconfig(tmp_path / "kubeconfig", config)
         rec = Recorder()
-        settings = Settings(kubeconfig=str(path), kube_request_timeout=2.0)
+        settings = timed_settings(FAST, kubeconfig=str(path), kube_request_timeout=2.0)
         from megatui.clock import SystemClock
         from megatui.sources.kube import KubeSource
 
-        source = KubeSource(settings, SystemClock(), rec, timing=FAST)
+        source = KubeSource(settings, SystemClock(), rec)
         async with running(source):
             await rec.wait_for(loaded)
     finally:

@@ -25,9 +25,10 @@ from k8s_objects import (
     terminated,
     waiting,
 )
+from kube_timing import timed_settings
 
 from megatui.clock import SystemClock
-from megatui.config import Settings
+from megatui.config import KubeTiming
 from megatui.lab.kube_api import (
     APPLICATIONS,
     NAMESPACES,
@@ -38,10 +39,16 @@ from megatui.lab.kube_api import (
     RequestRecord,
 )
 from megatui.lab.kube_certs import kubeconfig_dict, write_kubeconfig
-from megatui.sources.kube import CRD_MISSING, KubeSource, KubeState, KubeTiming
+from megatui.sources.kube import CRD_MISSING, KubeSource, KubeState
 
 #: Quick retries so that recovery shows within a test's deadline.
-FAST = KubeTiming(backoff_initial=0.05, backoff_max=0.2, jitter=0.1, crd_retry=60.0, coalesce=0.01)
+FAST = KubeTiming(
+    reconnect_delay=0.05,
+    reconnect_max_delay=0.2,
+    reconnect_jitter=0.1,
+    crd_retry_interval=60.0,
+    coalesce=0.01,
+)
 REPO = "argocd-repo-server-6c46b7867b-00000"
 
 
@@ -103,7 +110,7 @@ def make_source(
     values: dict[str, Any] = {"kube_request_timeout": 2.0, "kube_watch_timeout": 30.0}
     values.update(settings)
     return KubeSource(
-        Settings(kubeconfig=str(kubeconfig), **values), SystemClock(), rec, timing=timing
+        timed_settings(timing, kubeconfig=str(kubeconfig), **values), SystemClock(), rec
     )
 
 
@@ -273,7 +280,7 @@ async def test_first_list_then_a_modified_event_updates_the_state_quickly(
 
 async def test_a_burst_of_changes_is_coalesced(api: FakeKubeAPI, tmp_path: Path) -> None:
     rec = Recorder()
-    timing = KubeTiming(backoff_initial=0.05, backoff_max=0.2, coalesce=0.5)
+    timing = KubeTiming(reconnect_delay=0.05, reconnect_max_delay=0.2, coalesce=0.5)
     async with running(make_source(kubeconfig_for(tmp_path, api.url), rec, timing)):
         await rec.wait_for(loaded)
         await watching(api)
@@ -293,7 +300,7 @@ async def test_events_read_together_are_published_together(
     the other four a coalescing window later (through a terminal: two repaints)."""
     rec = Recorder()
     # No window at all: what is left to group them is only "the loop's next turn".
-    timing = KubeTiming(backoff_initial=0.05, backoff_max=0.2, coalesce=0.0)
+    timing = KubeTiming(reconnect_delay=0.05, reconnect_max_delay=0.2, coalesce=0.0)
     async with running(make_source(kubeconfig_for(tmp_path, api.url), rec, timing)):
         await rec.wait_for(loaded)
         await watching(api)
@@ -469,7 +476,7 @@ async def test_an_installed_crd_is_picked_up_on_the_next_look(
 ) -> None:
     api.drop_crd()
     rec = Recorder()
-    timing = KubeTiming(backoff_initial=0.05, backoff_max=0.2, crd_retry=0.2)
+    timing = KubeTiming(reconnect_delay=0.05, reconnect_max_delay=0.2, crd_retry_interval=0.2)
     async with running(make_source(kubeconfig_for(tmp_path, api.url), rec, timing)):
         await rec.wait_for(lambda s: "applications" in s.statuses)
         api.install_crd()
@@ -538,9 +545,11 @@ async def test_restart_ages_are_rendered_again_as_time_passes(
     clock = FakeClock(start=time.time())
     api.store.set(PODS, crashing_repo_server())  # last restart 30 s before now
     rec = Recorder()
-    timing = KubeTiming(backoff_initial=0.05, backoff_max=0.2, restarts_refresh=0.05)
-    settings = Settings(kubeconfig=str(kubeconfig_for(tmp_path, api.url)))
-    async with running(KubeSource(settings, clock, rec, timing=timing)):
+    timing = KubeTiming(
+        reconnect_delay=0.05, reconnect_max_delay=0.2, restarts_refresh_interval=0.05
+    )
+    settings = timed_settings(timing, kubeconfig=str(kubeconfig_for(tmp_path, api.url)))
+    async with running(KubeSource(settings, clock, rec)):
         state = await rec.wait_for(loaded)
         before = next(p.restarts for p in state.pods if p.name == REPO)
         assert before.startswith("3 (") and before.endswith("s ago)")

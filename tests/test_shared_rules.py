@@ -16,7 +16,7 @@ from megatui.clock import FakeClock
 from megatui.config import Settings
 from megatui.keychain import KEYCHAIN_HINT, KEYCHAIN_MARKERS, keychain_hint
 from megatui.remote.host_setup import _forward_server
-from megatui.sources.kube import DEFAULT_TIMING, KubeSource, KubeTiming
+from megatui.sources.kube import KubeSource
 from megatui.sources.kubeconfig import apply_override
 from megatui.sources.tart import TartErrorKind, classify_failure
 from megatui.text import one_line, tilde
@@ -60,14 +60,16 @@ def test_backoff_delay_without_jitter_is_exact_and_never_overflows() -> None:
 
 
 def test_the_kube_source_backs_off_by_the_same_rule() -> None:
-    timing = KubeTiming(backoff_initial=0.5, backoff_max=4.0, jitter=0.0)
-    source = KubeSource(Settings(), FakeClock(), lambda _state: None, timing=timing)
+    settings = Settings(
+        kube_reconnect_delay=0.5, kube_reconnect_max_delay=4.0, kube_reconnect_jitter=0.0
+    )
+    source = KubeSource(settings, FakeClock(), lambda _state: None)
     # KubeSource counts the first failure as 1; the shared rule counts from 0.
     assert [source._delay(n) for n in range(1, 7)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
     assert [source._delay(n) for n in range(1, 7)] == [
         backoff_delay(n, 0.5, 4.0, jitter=0.0) for n in range(6)
     ]
-    jittered = KubeSource(Settings(), FakeClock(), lambda _state: None, timing=DEFAULT_TIMING)
+    jittered = KubeSource(Settings(), FakeClock(), lambda _state: None)
     delays = [jittered._delay(3) for _ in range(50)]
     assert all(1.6 <= d <= 2.4 for d in delays) and len(set(delays)) > 1
 

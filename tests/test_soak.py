@@ -49,20 +49,20 @@ import pytest
 from docker_fixtures import RawServer, silent
 from faults_helpers import Leaks, assert_running, private_tempdir
 from k8s_objects import argocd_install, node
+from kube_timing import pacing
 from lab_fixtures import TartLabFactory, fast_vm, tart_lab_fixture  # noqa: F401
 from monitor_helpers import lab_settings, wait_snapshot
 from remote_fixtures import HostLab, host_lab_fixture  # noqa: F401
 from sshd_fixtures import real_sshd_fixture  # noqa: F401
 from test_faults_host import QUICK_BACKOFF, healthy, monitored
 
+from megatui.config import KubeTiming
 from megatui.lab.docker_api import FakeDocker, start_fake_docker
 from megatui.lab.kube_api import NAMESPACES, NODES, PODS, FakeKubeAPI, KubeStore
 from megatui.lab.kube_certs import kubeconfig_dict, write_kubeconfig
 from megatui.lab.tartlab import TartLab
 from megatui.model import SOURCE_HOST, Phase, Snapshot
 from megatui.monitor import Monitor
-from megatui.sources import kube
-from megatui.sources.kube import KubeTiming
 
 SEED = int(os.environ.get("MEGATUI_SOAK_SEED", "20261204"))
 SOAK_SECONDS = float(os.environ.get("MEGATUI_SOAK_SECONDS", "45"))
@@ -82,7 +82,11 @@ FAULTS: dict[str, tuple[str, ...]] = {
     **{f"ssh:{vm}": ("down", "listener-dead") for vm in VMS},
 }
 TIMING = KubeTiming(
-    backoff_initial=0.2, backoff_max=2.0, jitter=0.1, coalesce=0.01, watch_grace=1.0
+    reconnect_delay=0.2,
+    reconnect_max_delay=2.0,
+    reconnect_jitter=0.1,
+    coalesce=0.01,
+    watch_grace=1.0,
 )
 
 
@@ -236,7 +240,6 @@ async def test_an_hour_of_random_faults(
     began = time.monotonic()
     print(f"soak seed {SEED} (MEGATUI_SOAK_SEED), hour = {SOAK_SECONDS:g} s")
     steps = schedule(random.Random(SEED))
-    monkeypatch.setattr(kube, "DEFAULT_TIMING", TIMING)
     private_tempdir(tmp_path, monkeypatch)
     leaks = Leaks.take()
 
@@ -262,6 +265,7 @@ async def test_an_hour_of_random_faults(
             docker_host=f"unix://{platform.docker_path}",
             docker_poll_interval=0.2,
             docker_timeout=2.0,
+            **pacing(TIMING),
         )
         monitor = Monitor(settings, sources={"tart", "ssh", "kube", "docker"})
         await monitor.start()

@@ -86,6 +86,9 @@ KUBERNETES = "kubernetes"
 APPLICATIONS = "applications"
 CRD_MISSING = "ArgoCD Applications CRD not installed"
 
+#: Kinds under which a resource is fine: the missing CRD is a note, not an error.
+_CALM_KINDS = (StatusKind.OK, StatusKind.MISSING_CRD)
+
 # Size caps on what the API server may make us hold. A list is parsed whole, and
 # json.loads needs several times the body in memory: 5,000 pods with full status list
 # as about 30 MB, so 64 MiB leaves twice that room and still bounds a runaway body.
@@ -109,25 +112,6 @@ class KubeState:
     #: Every resource (nodes, pods, Applications) has answered at least once, with
     #: data or an error; until then the state is partial.
     answered: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class KubeTiming:
-    """Pacing of retries and of change reports; tests shrink it."""
-
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-    jitter: float = 0.2  # each delay is scaled by a random factor in [1-j, 1+j]
-    crd_retry: float = 60.0  # a missing CRD is looked for again this rarely
-    coalesce: float = 0.05  # at most one on_change per this many seconds in a burst
-    restarts_refresh: float = 10.0  # re-render "N (5m ago)" restarts this often
-    # A watch asks the server to end it after timeoutSeconds; one that receives nothing
-    # for timeoutSeconds + watch_grace (no event, no bookmark, no end) is stalled.
-    watch_grace: float = 5.0
-
-
-#: What a KubeSource built without `timing` uses (the Monitor's): fault tests shrink it.
-DEFAULT_TIMING = KubeTiming()
 
 
 class _Expired(Exception):
@@ -183,7 +167,7 @@ class KubeSource:
 
     `run()` loops until cancelled and never raises for failures outside; each
     change calls `on_change` with a new `KubeState` (bursts coalesced to one call
-    per `timing.coalesce`, first lists reported at once).
+    per `[kube] coalesce` seconds, first lists reported at once).
     """
 
     def __init__(
@@ -191,15 +175,12 @@ class KubeSource:
         settings: Settings,
         clock: Clock,
         on_change: Callable[[KubeState], None],
-        *,
-        timing: KubeTiming | None = None,
-        rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.on_change = on_change
-        self.timing = timing or DEFAULT_TIMING
-        self._rng = rng or random.Random()
+        self.timing = settings.kube_timing()
+        self._rng = random.Random()
         ns = urllib.parse.quote(settings.namespace, safe="")
         self.nodes = Resource("nodes", "/api/v1/nodes", _node_entry)
         self.pods = Resource("pods", f"/api/v1/namespaces/{ns}/pods", _pod_entry)
@@ -322,51 +303,49 @@ class KubeSource:
             next_retry_at=min(retries) if retries and not ok else None,
         )
 
+    def _mark(self, res: Resource, kind: StatusKind, text: str, retry_in: float | None) -> None:
+        """Set every field of the resource's health at once, so no state keeps a stale
+        error, note or retry time. `text` is the error, or the note of a calm kind.
+        Only an ERROR keeps the time of the last good data (the source shows stale)."""
+        h = res.health
+        calm = kind in _CALM_KINDS
+        h.known = True
+        h.ok = calm
+        h.error = None if calm else text
+        h.note = (text or None) if calm else None
+        h.kind = kind
+        h.next_retry_at = self._now() + retry_in if retry_in is not None else None
+        if kind is not StatusKind.ERROR:
+            h.updated_at = self._now()
+
     def _ok(self, res: Resource, *, urgent: bool = False) -> None:
         h = res.health
         was_bad = not h.ok or not h.known
-        h.known = True
-        h.ok = True
-        h.updated_at = self._now()
-        h.next_retry_at = None
-        h.error = None
-        h.note = None
-        h.kind = StatusKind.OK
         if res is self.apps and self._crd_missing:
             self._crd_missing = False
         if res is self.pods and self._namespace_missing:
-            h.ok = False
-            h.error = f"namespace '{self.settings.namespace}' not found"
-            h.kind = StatusKind.MISSING_NAMESPACE
+            missing = f"namespace '{self.settings.namespace}' not found"
+            self._mark(res, StatusKind.MISSING_NAMESPACE, missing, None)
+        else:
+            self._mark(res, StatusKind.OK, "", None)
         self._changed(urgent=urgent or was_bad)
 
     def _fail(self, res: Resource, message: str, retry_in: float | None) -> None:
-        h = res.health
-        h.known = True
-        h.ok = False
-        h.error = message
-        h.note = None
-        h.kind = StatusKind.ERROR
-        h.next_retry_at = self._now() + retry_in if retry_in is not None else None
+        self._mark(res, StatusKind.ERROR, message, retry_in)
         self._changed(urgent=True)
 
     def _calm(self, res: Resource, message: str, retry_in: float) -> None:
         """Not an error: nothing to show and nothing broken (the missing CRD)."""
-        h = res.health
-        h.known = True
-        h.ok = True
-        h.error = None
-        h.note = message
-        h.kind = StatusKind.MISSING_CRD
-        h.updated_at = self._now()
-        h.next_retry_at = self._now() + retry_in
+        self._mark(res, StatusKind.MISSING_CRD, message, retry_in)
         self._changed(urgent=True)
 
     # ----------------------------------------------------------------- running
 
     def _delay(self, failures: int) -> float:
         t = self.timing
-        return backoff_delay(failures - 1, t.backoff_initial, t.backoff_max, self._rng, t.jitter)
+        return backoff_delay(
+            failures - 1, t.reconnect_delay, t.reconnect_max_delay, self._rng, t.reconnect_jitter
+        )
 
     def refresh(self) -> None:
         """Retry every failing or waiting resource now and forget its backoff (the
@@ -457,7 +436,7 @@ class KubeSource:
         """RESTARTS reads "3 (5m ago)": re-render those few pods as time passes, since a
         crash-looping pod may not change for minutes."""
         while True:
-            await asyncio.sleep(self.timing.restarts_refresh)
+            await asyncio.sleep(self.timing.restarts_refresh_interval)
             now = self._now()
             changed = False
             for key, obj in list(self.pods.aging.items()):
@@ -503,7 +482,8 @@ class KubeSource:
                 self._crd_missing = True
                 if len(res.rows):
                     res.rows.replace_all([])
-                delay = self.timing.crd_retry * (1 + self.timing.jitter * self._rng.random())
+                t = self.timing
+                delay = t.crd_retry_interval * (1 + t.reconnect_jitter * self._rng.random())
                 self._calm(res, CRD_MISSING, delay)
             except _StreamCut as exc:
                 # A stream that delivered events before it broke was healthy: reconnect

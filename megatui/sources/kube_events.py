@@ -16,7 +16,6 @@ eventTime).
 
 from __future__ import annotations
 
-import random
 import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from typing import Any
 from megatui.clock import Clock
 from megatui.config import Settings
 from megatui.model import KubeEvent, Pod, SourceStatus
-from megatui.sources.kube import KubeSource, KubeState, KubeTiming
+from megatui.sources.kube import KubeSource, KubeState
 from megatui.sources.kube_rows import Resource
 from megatui.sources.kube_status import parse_time
 
@@ -133,17 +132,9 @@ class EventsSource(KubeSource):
         clock: Clock,
         on_events: Callable[[EventsState], None],
         *,
-        timing: KubeTiming | None = None,
-        rng: random.Random | None = None,
         api: str = "v1",
     ) -> None:
-        super().__init__(
-            settings,
-            clock,
-            self._report,
-            timing=timing,
-            rng=rng,
-        )
+        super().__init__(settings, clock, self._report)
         self.on_events = on_events
         ns = urllib.parse.quote(settings.namespace, safe="")
         path = (

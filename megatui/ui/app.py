@@ -451,17 +451,8 @@ class MegatuiApp(App[None]):
     async def _create_vm(self, spec: NewVMSpec) -> None:
         try:
             note = await self.monitor.create_vm(spec)
-        except ActionError as exc:
-            # The controller's refusal (409 name taken, 412 rules) verbatim.
-            title = f"create {spec.name} failed"
-            self.notify(str(exc), title=title, severity="error", markup=False)
-        except Exception as exc:  # a bug or I/O failure in the core: say so, keep running
-            self.notify(
-                f"{type(exc).__name__}: {exc}",
-                title=f"create {spec.name} failed",
-                severity="error",
-                markup=False,
-            )
+        except Exception as exc:  # the controller's refusal (409 name taken, 412 rules)
+            self._action_failed(f"create {spec.name} failed", exc)
         else:
             self.notify(note or f"create requested for {spec.name}", markup=False)
 
@@ -483,19 +474,18 @@ class MegatuiApp(App[None]):
     async def _vm_action(self, verb: str, name: str) -> None:
         try:
             note = await self._call_action(verb, name)
-        except ActionError as exc:
-            self.notify(str(exc), title=f"{verb} {name} failed", severity="error", markup=False)
-        except Exception as exc:  # a bug or I/O failure in the core: say so, keep running
-            self.notify(
-                f"{type(exc).__name__}: {exc}",
-                title=f"{verb} {name} failed",
-                severity="error",
-                markup=False,
-            )
+        except Exception as exc:
+            self._action_failed(f"{verb} {name} failed", exc)
         else:
             # Starting may have meant more than it says (Orchard re-creates a stopped
             # VM from its spec): the monitor's note says what was done.
             self.notify(note or f"{verb} requested for {name}", markup=False)
+
+    def _action_failed(self, title: str, exc: Exception) -> None:
+        """An action the core refused (ActionError: its line verbatim) or that hit a bug
+        or an I/O failure in the core (named by its type): said, and the app runs on."""
+        text = str(exc) if isinstance(exc, ActionError) else f"{type(exc).__name__}: {exc}"
+        self.notify(text, title=title, severity="error", markup=False)
 
     async def _call_action(self, verb: str, name: str) -> str | None:
         if verb == "start":

@@ -75,6 +75,7 @@ class AppDetailScreen(_SnapshotScreen):
         Column("message", "MESSAGE", 70),
     )
 
+    # Laid out like the pod screen (ui/pod_detail.py), with its own sections.
     def compose(self) -> ComposeResult:
         with Vertical(classes="kube-detail") as box:
             box.border_title = Text(f"Application {self.namespace}/{self.obj_name}")

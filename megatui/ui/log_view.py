@@ -40,6 +40,8 @@ class LogView(ScrollView, can_focus=True):
     DEFAULT_CSS = """
     LogView { background: $boost; scrollbar-size: 1 1; }
     """
+    # Alike in shape with KeyedTable's (ui/table.py): the same keys, bound to a
+    # scrolling view's actions here and to a cursor's there.
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up,k", "scroll_up", "up", show=False),
         Binding("down,j", "scroll_down", "down", show=False),

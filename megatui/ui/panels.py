@@ -515,6 +515,8 @@ class ClusterPanel(Panel):
     TITLE = "Cluster"
     SOURCES = (SOURCE_DOCKER, SOURCE_KUBERNETES)
     FILTER_HINT = "filter nodes by name"
+    # Each table declares its columns as data (here, ArgoPanel's, workers_panel's):
+    # alike in shape only, as are the panels' short draw methods that fill them.
     COLUMNS = (
         Column("name", "NAME", 28),
         Column("status", "STATUS", 28),

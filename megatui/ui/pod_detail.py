@@ -56,6 +56,8 @@ class PodDetailScreen(ObjectScreen):
             None,
         )
 
+    # Laid out like the Application and node screens (ui/kube_detail.py), each with
+    # its own sections: alike in shape only.
     def compose(self) -> ComposeResult:
         with Vertical(id="pod-detail") as box:
             box.border_title = Text(f"Pod {self.namespace}/{self.pod_name}")

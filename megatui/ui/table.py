@@ -112,6 +112,7 @@ class KeyedTable(ScrollView, can_focus=True):
     COMPONENT_CLASSES: ClassVar[set[str]] = {HEADER, CURSOR, CURSOR_BLURRED}
 
     # No `enter`: it is the app's "ssh" key and must reach the app from any table.
+    # LogView (ui/log_view.py) binds the same keys to scrolling: alike in shape only.
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up,k", "cursor_up", "Cursor up", show=False),
         Binding("down,j", "cursor_down", "Cursor down", show=False),

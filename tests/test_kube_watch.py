@@ -39,6 +39,7 @@ from megatui.lab.kube_api import (
     RequestRecord,
 )
 from megatui.lab.kube_certs import kubeconfig_dict, write_kubeconfig
+from megatui.sources import kube
 from megatui.sources.kube import CRD_MISSING, KubeSource, KubeState
 
 #: Quick retries so that recovery shows within a test's deadline.
@@ -310,6 +311,38 @@ async def test_events_read_together_are_published_together(
         await rec.wait_for(lambda s: any(p.restarts.startswith("5 (") for p in s.pods), timeout=5)
         seen = {p.restarts.split(" ")[0] for s in rec.states[before:] for p in s.pods}
         assert not seen & {"1", "2", "3", "4"}, "a publish carried only part of the read"
+
+
+async def test_a_burst_read_in_two_reads_is_one_publish(
+    api: FakeKubeAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst written at once on the server may reach us in two reads: the publish
+    waits for the watches to go quiet (BURST_GAP, widened here so that a loaded
+    machine cannot split it), not a whole coalescing window for the second read."""
+    monkeypatch.setattr(kube, "BURST_GAP", 0.2)
+    rec = Recorder()
+    timing = KubeTiming(reconnect_delay=0.05, reconnect_max_delay=0.2, coalesce=1.0)
+    async with running(make_source(kubeconfig_for(tmp_path, api.url), rec, timing)):
+        await rec.wait_for(loaded)
+        await watching(api)
+        # The scenario: a burst after a quiet spell longer than the window.
+        for _ in range(10):
+            published = len(rec.states)
+            await asyncio.sleep(1.1)
+            if len(rec.states) == published:
+                break
+        before = len(rec.states)
+        started = time.monotonic()
+        for i in range(1, 4):
+            api.store.set(PODS, crashing_repo_server(restarts=i))
+        await asyncio.sleep(0.05)  # the second part of the burst, in another read
+        for i in range(4, 6):
+            api.store.set(PODS, crashing_repo_server(restarts=i))
+        await rec.wait_for(lambda s: any(p.restarts.startswith("5 (") for p in s.pods), timeout=5)
+        elapsed = time.monotonic() - started
+        seen = {p.restarts.split(" ")[0] for s in rec.states[before:] for p in s.pods}
+        assert not seen & {"1", "2", "3", "4"}, "the first read went out alone"
+        assert elapsed < 0.8, f"waited {elapsed:.2f} s: the coalescing window, not the gap"
 
 
 # --------------------------------------------------------------------------- 410 and relist

@@ -40,7 +40,8 @@ from pathlib import Path
 
 import aiohttp
 
-from benchmarks.bench_kube import NAMESPACE, Waiter, start_server
+from benchmarks._proc import start_cluster, stop_cluster
+from benchmarks.bench_kube import NAMESPACE, Waiter
 from benchmarks.lab import VMS, SettledLab, megatui_argv
 from benchmarks.results import Result, Row, add_json_argument, command_line, write_if_asked
 from megatui.clock import SystemClock
@@ -268,7 +269,7 @@ def spawn_kubectl_watch(kubeconfig: str) -> subprocess.Popen[bytes]:
 
 
 async def kube(root: Path, pods: int, changes: int) -> tuple[list[float], list[float]]:
-    proc, info = await start_server(pods, root / "kube")
+    proc, info = await start_cluster(root / "kube", "--pods", str(pods), timeout=120)
     kubectl: subprocess.Popen[bytes] | None = None
     task: asyncio.Task[None] | None = None
     try:
@@ -323,13 +324,7 @@ async def kube(root: Path, pods: int, changes: int) -> tuple[list[float], list[f
         if kubectl is not None:
             os.killpg(kubectl.pid, signal.SIGKILL)
             kubectl.wait()
-        if proc.stdin:
-            proc.stdin.close()  # the lab server ends when its stdin closes
-        try:
-            await asyncio.wait_for(proc.wait(), 10)
-        except TimeoutError:
-            os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
+        await stop_cluster(proc)
 
 
 # --- 3. the shell status script vs status --json ---------------------------------------

@@ -244,7 +244,7 @@ def test_good_keys_are_stored_in_textuals_spelling(tmp_path: Path) -> None:
 def test_key_names_match_textuals(char: str) -> None:
     from textual.keys import _character_to_key
 
-    from megatui.config import normalize_key
+    from megatui.key_bindings import normalize_key
 
     assert normalize_key(char) == _character_to_key(char)
 
@@ -254,14 +254,14 @@ def test_key_names_match_textuals(char: str) -> None:
     [("+", "plus"), ("ctrl++", "ctrl+plus"), ("ctrl+g", "ctrl+g"), ("shift+tab", "shift+tab")],
 )
 def test_plus_and_modifiers(key: str, name: str) -> None:
-    from megatui.config import normalize_key
+    from megatui.key_bindings import normalize_key
 
     assert normalize_key(key) == name
 
 
 @pytest.mark.parametrize("key", ["ctrl+", "+g", "++", "ctrl+ctrl+g", "ctrl+enterr", " "])
 def test_not_keys(key: str) -> None:
-    from megatui.config import normalize_key
+    from megatui.key_bindings import normalize_key
 
     with pytest.raises(ValueError):
         normalize_key(key)

@@ -39,7 +39,8 @@ from megatui import actions
 from megatui.api import ActionError, MonitorAPI
 from megatui.backends.base import NewVMSpec
 from megatui.clock import Clock, SystemClock
-from megatui.config import DEFAULT_KEYS, Settings, state_dir
+from megatui.config import Settings, state_dir
+from megatui.key_bindings import DEFAULT_KEYS
 from megatui.model import BOOT_PHASES, SOURCE_HOST, Phase, Snapshot, TartState
 from megatui.ui import drill_keys
 from megatui.ui.commands import MegatuiCommands, PaletteCommand

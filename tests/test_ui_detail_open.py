@@ -14,6 +14,7 @@ from test_ui_drill import drill_app, focus_row
 from ui_fakes import screen_text, until
 
 from megatui.ui import object_screen
+from megatui.ui.app import MegatuiApp
 from megatui.ui.kube_detail import AppDetailScreen, NodeDetailScreen
 from megatui.ui.pod_detail import PodDetailScreen
 
@@ -62,7 +63,6 @@ class _SlowObjects:
     """kube_object answers only when the test says so; counts cancellations."""
 
     def __init__(self, monitor: Any) -> None:
-        self.monitor = monitor
         self.release = asyncio.Event()
         self.started = 0
         self.cancelled = 0
@@ -79,13 +79,20 @@ class _SlowObjects:
         return result
 
 
-async def test_a_slow_answer_opens_the_screen_loading_and_fills_it_in(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(object_screen, "FIRST_DRAW_WAIT", 0.05)
+def _slow_app(monkeypatch: pytest.MonkeyPatch, wait: float) -> tuple[MegatuiApp, _SlowObjects]:
+    """The drill app, opening detail screens after `wait` at the latest, its API
+    answering only when the test releases it."""
+    monkeypatch.setattr(object_screen, "FIRST_DRAW_WAIT", wait)
     app = drill_app()
     slow = _SlowObjects(app.monitor)
     app.monitor.kube_object = slow  # type: ignore[method-assign]
+    return app, slow
+
+
+async def test_a_slow_answer_opens_the_screen_loading_and_fills_it_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app, slow = _slow_app(monkeypatch, 0.05)
     async with app.run_test(size=(160, 48)) as pilot:
         await focus_row(pilot, "pod-table", f"argocd/{DEX}")
         await pilot.press("d")
@@ -108,10 +115,7 @@ async def test_a_slow_answer_opens_the_screen_loading_and_fills_it_in(
 async def test_a_second_key_cancels_an_open_still_waiting(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(object_screen, "FIRST_DRAW_WAIT", 5.0)
-    app = drill_app()
-    slow = _SlowObjects(app.monitor)
-    app.monitor.kube_object = slow  # type: ignore[method-assign]
+    app, slow = _slow_app(monkeypatch, 5.0)
     async with app.run_test(size=(160, 48)) as pilot:
         await focus_row(pilot, "pod-table", f"argocd/{DEX}")
         await pilot.press("d")
@@ -130,10 +134,7 @@ async def test_a_second_key_cancels_an_open_still_waiting(
 async def test_closing_while_the_fetch_goes_on_cancels_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(object_screen, "FIRST_DRAW_WAIT", 0.05)
-    app = drill_app()
-    slow = _SlowObjects(app.monitor)
-    app.monitor.kube_object = slow  # type: ignore[method-assign]
+    app, slow = _slow_app(monkeypatch, 0.05)
     async with app.run_test(size=(160, 48)) as pilot:
         await focus_row(pilot, "pod-table", f"argocd/{DEX}")
         await pilot.press("d")
